@@ -57,7 +57,7 @@ export class PacketBatch {
     return i * this.slotSize + this.offsets[i]!;
   }
 
-  /** A view of packet i (allocates a view object: not for the hot path). */
+  /** A view of packet i (allocates a view object: not for the hot path). Copy with `new Uint8Array(view)`: Buffer#slice does not copy. */
   packet(i: number): Buffer {
     const s = this.start(i);
     return this.data.subarray(s, s + this.lengths[i]!);

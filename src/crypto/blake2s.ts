@@ -1,0 +1,58 @@
+/**
+ * BLAKE2s (RFC 7693) and the constructions WireGuard builds on it
+ * (whitepaper §5.4 "Cryptographic primitives"):
+ *
+ *   HASH(input)        = BLAKE2s(input, 32)
+ *   MAC(key, input)    = Keyed-BLAKE2s(key, input, 16)
+ *   HMAC(key, input)   = HMAC-BLAKE2s(key, input, 32)         (RFC 2104, 64-byte block)
+ *   KDFn(key, input)   = HKDF-style expansion with HMAC-BLAKE2s (RFC 5869 without salt/info)
+ *
+ * Over @noble/hashes; node:crypto has no BLAKE2s (only BLAKE2s256 unkeyed, and
+ * no keyed mode), so there is no second backend for these.
+ */
+import { blake2s } from '@noble/hashes/blake2.js';
+import { hmac } from '@noble/hashes/hmac.js';
+
+export const HASH_LEN = 32;
+export const MAC_LEN = 16;
+
+/** HASH(a || b || ...) with BLAKE2s-256. */
+export function hash(...parts: Uint8Array[]): Uint8Array {
+  const h = blake2s.create();
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+/** MAC(key, input): keyed BLAKE2s with a 16-byte output (used for mac1, mac2 and cookies). */
+export function mac(key: Uint8Array, input: Uint8Array): Uint8Array {
+  return blake2s(input, { key, dkLen: MAC_LEN });
+}
+
+/** HMAC-BLAKE2s(key, input), 32 bytes. */
+export function hmacBlake2s(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  const h = hmac.create(blake2s, key);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+const ONE = Uint8Array.of(1);
+const TWO = Uint8Array.of(2);
+const THREE = Uint8Array.of(3);
+
+/**
+ * KDFn(key, input), n = 1..3 (whitepaper §5.4):
+ *   τ0 = HMAC(key, input); τ1 = HMAC(τ0, 0x1); τi = HMAC(τ0, τ(i-1) || i)
+ * The pseudorandom key τ0 is zeroed before returning.
+ */
+export function kdf(n: 1, key: Uint8Array, input: Uint8Array): [Uint8Array];
+export function kdf(n: 2, key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array];
+export function kdf(n: 3, key: Uint8Array, input: Uint8Array): [Uint8Array, Uint8Array, Uint8Array];
+export function kdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Uint8Array[] {
+  const prk = hmacBlake2s(key, input);
+  const t1 = hmacBlake2s(prk, ONE);
+  const out = [t1];
+  if (n >= 2) out.push(hmacBlake2s(prk, t1, TWO));
+  if (n >= 3) out.push(hmacBlake2s(prk, out[1]!, THREE));
+  prk.fill(0);
+  return out;
+}

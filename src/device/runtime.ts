@@ -1,0 +1,71 @@
+/**
+ * Puts a Device on real (or in-memory) I/O: TUN batches go to
+ * device.receiveFromTun, UDP batches to device.receiveFromNetwork, the
+ * device's sinks write to the TUN and send on the bind, and a timer calls
+ * device.tick() a few times per second. The only place in the device layer
+ * that schedules anything.
+ */
+import type { PacketBatch } from '../io/batch.js';
+import type { TunDevice, UdpBind } from '../io/types.js';
+import { TRANSPORT_HEADER_LEN } from '../protocol/constants.js';
+import { systemClock } from './clock.js';
+import { Device, type DeviceOptions } from './device.js';
+
+export interface RuntimeOptions extends Partial<Omit<DeviceOptions, 'sendToNetwork' | 'writeToTun'>> {
+  tun: TunDevice;
+  bind?: UdpBind | null;
+  /** How often timers are checked, ms; 0 disables the timer (tests call device.tick()). */
+  tickIntervalMs?: number;
+}
+
+export class DeviceRuntime {
+  readonly device: Device;
+  readonly tun: TunDevice;
+  private bind: UdpBind | null = null;
+  private ticker: NodeJS.Timeout | null = null;
+  /** Whether packets flow (wireguard-go's device up/down follows the interface). */
+  up = true;
+
+  constructor(opts: RuntimeOptions) {
+    this.tun = opts.tun;
+    this.device = new Device({
+      ...opts,
+      clock: opts.clock ?? systemClock,
+      mtu: opts.mtu ?? opts.tun.mtu(),
+      sendToNetwork: (b: PacketBatch) => this.bind?.send(b),
+      writeToTun: (b: PacketBatch) => this.tun.write(b),
+    });
+    this.tun.start((b) => {
+      if (this.up) this.device.receiveFromTun(b);
+    }, TRANSPORT_HEADER_LEN);
+    if (opts.bind) this.setBind(opts.bind);
+    const every = opts.tickIntervalMs ?? 100;
+    if (every > 0) {
+      this.ticker = setInterval(() => this.device.tick(), every);
+      this.ticker.unref();
+    }
+  }
+
+  /** Replaces the UDP bind (a new listen port); the old one is closed. */
+  setBind(bind: UdpBind | null): void {
+    this.bind?.close();
+    this.bind = bind;
+    bind?.start((b) => {
+      if (this.up) this.device.receiveFromNetwork(b);
+    }, 0);
+  }
+
+  currentBind(): UdpBind | null {
+    return this.bind;
+  }
+
+  close(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+    this.bind?.close();
+    this.bind = null;
+    this.device.removeAllPeers();
+    this.device.setPrivateKey(null);
+    this.tun.close();
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Per-source handshake rate limiter, as the kernel's ratelimiter.c and
+ * wireguard-go's ratelimiter: a token bucket per IPv4 address or per IPv6
+ * /64, refilled at 20 packets/s with a burst of 5. Applied to handshake
+ * messages only while the device is under load (whitepaper §5.3).
+ *
+ * Time is passed in (milliseconds); `gc(now)` drops idle entries and is
+ * called from the device's tick.
+ */
+import { HANDSHAKE_RATE_BURST, HANDSHAKE_RATE_PER_SECOND } from './constants.js';
+
+const PACKET_COST = 1000 / HANDSHAKE_RATE_PER_SECOND; // ms of tokens per packet
+const BUCKET_MAX = PACKET_COST * HANDSHAKE_RATE_BURST;
+const IDLE_AFTER = 1000;
+
+interface Bucket {
+  tokens: number;
+  last: number;
+}
+
+export class RateLimiter {
+  private readonly buckets = new Map<string, Bucket>();
+
+  /**
+   * Whether a handshake from the endpoint record at rec[at..] (see
+   * io/endpoint.ts) may be processed now. The key ignores the port and, for
+   * IPv6, everything after the /64.
+   */
+  allow(rec: Uint8Array, at: number, now: number): boolean {
+    const key = rateKey(rec, at);
+    let b = this.buckets.get(key);
+    if (!b) {
+      this.buckets.set(key, { tokens: BUCKET_MAX - PACKET_COST, last: now });
+      return true;
+    }
+    b.tokens = Math.min(BUCKET_MAX, b.tokens + (now - b.last));
+    b.last = now;
+    if (b.tokens >= PACKET_COST) {
+      b.tokens -= PACKET_COST;
+      return true;
+    }
+    return false;
+  }
+
+  gc(now: number): void {
+    for (const [k, b] of this.buckets) if (now - b.last > IDLE_AFTER) this.buckets.delete(k);
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+}
+
+function rateKey(rec: Uint8Array, at: number): string {
+  const fam = rec[at];
+  const n = fam === 6 ? 8 : 4; // IPv6 keyed by /64
+  let s = fam === 6 ? '6:' : '4:';
+  for (let i = 0; i < n; i++) s += rec[at + 4 + i]!.toString(16) + '.';
+  return s;
+}

@@ -76,6 +76,7 @@ export function parseEndpoint(s: string): Endpoint | null {
     if (colon < 0) return null;
     host = s.slice(0, colon);
     portStr = s.slice(colon + 1);
+    if (host.includes(':')) return null; // an IPv6 address needs brackets
   }
   if (!/^\d{1,5}$/.test(portStr)) return null;
   const port = Number(portStr);

@@ -1,0 +1,36 @@
+/**
+ * `npm run bench`: in-process figures, printed as a table and written to
+ * bench/results/latest.json. `--smoke` runs everything briefly (the test
+ * suite does, so the benchmark cannot rot); `--e2e` adds the end-to-end
+ * comparison with wireguard-go in network namespaces (root).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { benchAead, benchAllowedIps, benchDataPath, benchHandshakes, benchIdlePeerMemory, benchX25519, type Row } from './in-process.js';
+import { nobleBackend, nodeBackend } from '../src/crypto/backend.js';
+
+const smoke = process.argv.includes('--smoke');
+const scale = smoke ? 0.02 : 1;
+
+const rows: Row[] = [
+  ...benchX25519(scale),
+  ...benchAead(scale),
+  ...benchDataPath(scale, nodeBackend),
+  ...benchDataPath(scale, { ...nobleBackend, x25519: nodeBackend.x25519 }),
+  ...benchHandshakes(scale),
+  ...benchAllowedIps(scale),
+  ...benchIdlePeerMemory(scale),
+];
+
+const fmt = (v: number) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
+const width = Math.max(...rows.map((r) => r.name.length));
+console.log(`${'benchmark'.padEnd(width)}  value`);
+for (const r of rows) console.log(`${r.name.padEnd(width)}  ${fmt(r.value)} ${r.unit}${r.note ? `  (${r.note})` : ''}`);
+
+if (!smoke) {
+  const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const report = { date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus()[0]?.model, rows };
+  writeFileSync(dir + 'latest.json', JSON.stringify(report, null, 2) + '\n');
+  console.log(`\nwritten: bench/results/latest.json`);
+}

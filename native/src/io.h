@@ -1,0 +1,132 @@
+// The tunnelbyte_io addon: file descriptors for a TUN device and a UDP socket,
+// polled by the Node event loop, and batch read/write calls over the memory of
+// a PacketBatch (src/io/batch.ts). See ../README.md.
+//
+// Rules for every file here: no C++ exceptions (NAPI_DISABLE_CPP_EXCEPTIONS,
+// -fno-exceptions); every export checks its arguments with the helpers below
+// and throws a TypeError/RangeError for misuse; failing syscalls throw an
+// Error carrying `code` ("EBUSY"), `errno` and `syscall`. Options, defaults and
+// policy live in the TypeScript wrapper (src/io/linux/).
+#pragma once
+
+#include <napi.h>
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+
+namespace tb {
+
+struct EnvState;
+
+// One owned, non-blocking file descriptor (a TUN queue or a UDP socket) and
+// the uv_poll_t that watches it for readability. Created by tunOpen/udpOpen,
+// closed by close(), by the garbage collector, or at environment teardown.
+class Handle : public Napi::ObjectWrap<Handle> {
+ public:
+  enum Kind { kTun = 1, kUdp4 = 2, kUdp6 = 3 };
+
+  static Napi::Function DefineClass(Napi::Env env);
+  // Wraps `fd` (taking ownership) in a new JS Handle object.
+  static Napi::Object New(Napi::Env env, int fd, Kind kind);
+  // The class, for instanceof checks.
+  static napi_value Constructor(Napi::Env env);
+
+  explicit Handle(const Napi::CallbackInfo& info);
+  ~Handle() override;
+
+  int fd() const { return fd_; }
+  Kind kind() const { return kind_; }
+
+  // Closes the fd and the poll handle; safe to call twice. Called from JS,
+  // the destructor and the environment cleanup hook.
+  void CloseNow();
+
+  // recvmmsg/sendmmsg scratch, sized on demand and reused across calls.
+  std::vector<struct mmsghdr> msgs;
+  std::vector<struct iovec> iovs;
+  std::vector<struct sockaddr_in6> addrs;
+
+ private:
+  Napi::Value Poll(const Napi::CallbackInfo& info);
+  Napi::Value Pause(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Ref(const Napi::CallbackInfo& info);
+  Napi::Value Unref(const Napi::CallbackInfo& info);
+  Napi::Value GetFd(const Napi::CallbackInfo& info);
+
+  static void OnPoll(uv_poll_t* poll, int status, int events);
+  void StopPolling();
+
+  EnvState* state_ = nullptr;
+  napi_env env_ = nullptr;
+  int fd_ = -1;
+  Kind kind_ = kTun;
+  uv_poll_t* poll_ = nullptr;  // allocated on first Poll(); freed by its close callback
+  bool polling_ = false;
+  bool ref_ = true;
+  Napi::FunctionReference cb_;
+  napi_async_context async_ = nullptr;
+};
+
+// ---- argument checks (args.cc). Each throws and returns false on bad input.
+bool ArgCount(const Napi::CallbackInfo& info, size_t n);
+bool ArgInt(const Napi::CallbackInfo& info, size_t i, int64_t min, int64_t max, int64_t* out);
+bool ArgBool(const Napi::CallbackInfo& info, size_t i, bool* out);
+bool ArgString(const Napi::CallbackInfo& info, size_t i, std::string* out);
+// A Uint8Array (or Buffer) or, when allowNull, null (data = nullptr, len = 0).
+bool ArgBytes(const Napi::CallbackInfo& info, size_t i, bool allowNull, uint8_t** data, size_t* len);
+bool ArgInt32s(const Napi::CallbackInfo& info, size_t i, int32_t** data, size_t* len);
+// An open Handle: a UDP socket (kUdp4/kUdp6) when udp, else a TUN (kTun).
+Handle* ArgHandle(const Napi::CallbackInfo& info, size_t i, bool udp);
+
+// The batch arguments every read/write export takes, in this order:
+//   (handle, data, offsets, lengths, endpoints|null, slotSize, count, headroom, res)
+// `count` slots must lie inside `data`; `res` is an Int32Array(4) of results.
+struct BatchArgs {
+  Handle* handle;
+  uint8_t* data;
+  int32_t* offsets;
+  int32_t* lengths;
+  uint8_t* endpoints;  // ENDPOINT_SIZE bytes per slot, or nullptr
+  size_t slotSize;
+  size_t count;
+  size_t headroom;
+  int32_t* res;
+};
+constexpr size_t kEndpointSize = 20;
+constexpr size_t kResSize = 4;
+// res[] slots
+constexpr int kResDropped = 0;    // dropped: queue/buffer full (EAGAIN, ENOBUFS) or truncated on receive
+constexpr int kResFailed = 1;     // other per-packet errors
+constexpr int kResLastErrno = 2;  // errno of the last drop or failure
+bool ArgBatch(const Napi::CallbackInfo& info, bool udp, bool wantEndpoints, BatchArgs* out);
+// For writes: every packet i < count must satisfy 0 <= offsets[i], 0 <= lengths[i],
+// offsets[i] + lengths[i] <= slotSize. Throws RangeError otherwise.
+bool CheckPackets(Napi::Env env, const BatchArgs& b);
+
+// ---- errors
+Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall);
+
+// ---- network namespaces (netns.cc)
+// Runs fn(arg) on a short-lived thread that first joins the network namespace
+// `nsfd`, so the Node thread never changes namespace. Sockets and /dev/net/tun
+// files belong to the namespace they were opened in, so an fd returned by fn
+// keeps working from any thread. Returns fn's result, or -errno.
+int InNetns(int nsfd, int (*fn)(void*), void* arg);
+// Opens a namespace file (/run/netns/NAME, /proc/PID/ns/net); -errno on failure.
+int OpenNetns(const std::string& path);
+// True when nsfd names the calling thread's own network namespace.
+bool IsOwnNetns(int nsfd);
+
+// ---- module parts
+void InitTun(Napi::Env env, Napi::Object exports);
+void InitUdp(Napi::Env env, Napi::Object exports);
+
+}  // namespace tb

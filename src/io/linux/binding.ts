@@ -1,0 +1,143 @@
+/**
+ * The native addon (native/, built by `npm run build`) and its TypeScript
+ * shape. The addon is thin (native/README.md): it checks argument types and
+ * bounds and makes syscalls; options, defaults and policy are in tun.ts and
+ * udp.ts, which take a binding as a parameter so tests can give them another
+ * build (or a fake).
+ */
+import { createRequire } from 'node:module';
+
+/** An owned, non-blocking fd watched by the event loop. */
+export interface NativeHandle {
+  /**
+   * Calls `cb(status)` once per wakeup in which the fd is readable (status 0)
+   * or reports an error (status < 0, a libuv code; polling has then stopped,
+   * call poll again to resume). Replaces an earlier callback.
+   */
+  poll(cb: (status: number) => void): void;
+  pause(): void;
+  /** Stops polling and closes the fd; idempotent. */
+  close(): void;
+  ref(): void;
+  unref(): void;
+  /** The descriptor, -1 once closed. */
+  readonly fd: number;
+}
+
+export interface NativeConstants {
+  readonly IFF_TUN: number;
+  readonly IFF_NO_PI: number;
+  readonly IFF_TUN_EXCL: number;
+  readonly IFF_VNET_HDR: number;
+  readonly IFNAMSIZ: number;
+  readonly EAGAIN: number;
+  readonly EINTR: number;
+  readonly EINVAL: number;
+  readonly EIO: number;
+  readonly EBADFD: number;
+  readonly ENOBUFS: number;
+  readonly EAFNOSUPPORT: number;
+  readonly EADDRNOTAVAIL: number;
+  readonly ENODEV: number;
+}
+
+/**
+ * Batch calls all take (handle, data, offsets, lengths, endpoints|null,
+ * slotSize, count, headroom, res): the fields of a PacketBatch, the number of
+ * slots to fill or send, the offset to read packets at, and an Int32Array(4)
+ * the call fills with [dropped, failed, lastErrno, 0].
+ */
+export interface NativeBinding {
+  readonly constants: NativeConstants;
+
+  /** Creates (or attaches to) TUN interface `name` (a template like "tb%d" allowed); netns "" = ours. */
+  tunOpen(name: string, flags: number, netns: string): NativeHandle;
+  tunName(h: NativeHandle): string;
+  tunGetMtu(h: NativeHandle): number;
+  tunSetMtu(h: NativeHandle, mtu: number): void;
+  tunGetUp(h: NativeHandle): boolean;
+  tunSetUp(h: NativeHandle, up: boolean): void;
+  /** errno of a zero-length write(): EBADFD once the interface is gone. */
+  tunProbe(h: NativeHandle): number;
+  /** Packets read into slots 0..n-1 (0: none pending), or -errno. */
+  tunRead(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: null, slotSize: number, capacity: number, headroom: number, res: Int32Array): number;
+  /** Packets written; res[0] dropped (queue full), res[1] failed. */
+  tunWrite(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: null, slotSize: number, count: number, headroom: number, res: Int32Array): number;
+
+  /** A UDP socket: family 6 is dual-stack (IPV6_V6ONLY=0); address "" = wildcard; netns "" = ours. */
+  udpOpen(family: 4 | 6, address: string, port: number, bufferSize: number, netns: string): NativeHandle;
+  udpPort(h: NativeHandle): number;
+  /** [SO_RCVBUF, SO_SNDBUF] as the kernel reports them (double the usable size). */
+  udpBufferSizes(h: NativeHandle): [number, number];
+  udpSetMark(h: NativeHandle, mark: number): void;
+  /** Datagrams received into slots 0..n-1 with sources in `endpoints` (0: none pending), or -errno; res[0] truncated. */
+  udpRecv(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: Uint8Array, slotSize: number, capacity: number, headroom: number, res: Int32Array): number;
+  /** Datagrams sent; res[0] dropped (buffer full), res[1] failed. */
+  udpSend(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: Uint8Array, slotSize: number, count: number, headroom: number, res: Int32Array): number;
+}
+
+/** Batches read per event-loop wakeup before yielding to other work (TUN and UDP). */
+export const DEFAULT_MAX_BATCHES_PER_WAKEUP = 8;
+
+/** Result slots of the batch calls. */
+export const RES_DROPPED = 0;
+export const RES_FAILED = 1;
+export const RES_LAST_ERRNO = 2;
+
+/** Where `npm run build` puts the addon (from dist/src/io/linux/). */
+export const DEFAULT_BINDING_PATH = new URL('../../../../native/build/Release/tunnelbyte_io.node', import.meta.url).pathname;
+
+const EXPORTS = [
+  'tunOpen', 'tunName', 'tunGetMtu', 'tunSetMtu', 'tunGetUp', 'tunSetUp', 'tunProbe', 'tunRead', 'tunWrite',
+  'udpOpen', 'udpPort', 'udpBufferSizes', 'udpSetMark', 'udpRecv', 'udpSend',
+] as const;
+
+const require = createRequire(import.meta.url);
+let cached: NativeBinding | null = null;
+
+/** Loads the addon at `path` (default: this checkout's build). Throws when it is missing or incomplete. */
+export function loadBinding(path: string = DEFAULT_BINDING_PATH): NativeBinding {
+  let mod: unknown;
+  try {
+    mod = require(path);
+  } catch (e) {
+    throw new Error(`cannot load the native I/O addon at ${path} (run \`npm run build\`): ${(e as Error).message}`, { cause: e });
+  }
+  checkBinding(mod, path);
+  return mod;
+}
+
+/** The default build, loaded once. */
+export function defaultBinding(): NativeBinding {
+  cached ??= loadBinding();
+  return cached;
+}
+
+function checkBinding(mod: unknown, where: string): asserts mod is NativeBinding {
+  const m = mod as Record<string, unknown> | null;
+  if (typeof m !== 'object' || m === null) throw new TypeError(`${where}: not a native I/O binding`);
+  for (const name of EXPORTS) {
+    if (typeof m[name] !== 'function') throw new TypeError(`${where}: binding lacks ${name}()`);
+  }
+  if (typeof m.constants !== 'object' || m.constants === null) throw new TypeError(`${where}: binding lacks constants`);
+}
+
+/** A network namespace given by name (as `ip netns` knows it) or by path; "" for ours. */
+export function netnsPath(netns: string | undefined): string {
+  if (netns === undefined || netns === '') return '';
+  if (typeof netns !== 'string') throw new TypeError(`netns must be a string, got ${typeof netns}`);
+  if (netns.startsWith('/')) return netns;
+  if (!/^[A-Za-z0-9_.=+-]{1,255}$/.test(netns) || netns === '.' || netns === '..') {
+    throw new TypeError(`invalid network namespace name: ${JSON.stringify(netns)}`);
+  }
+  return `/run/netns/${netns}`;
+}
+
+/** Checks an optional integer option; returns it or the default. */
+export function intOption(name: string, value: number | undefined, min: number, max: number, dflt: number): number {
+  if (value === undefined) return dflt;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${name} must be an integer in ${min}..${max}, got ${value}`);
+  }
+  return value;
+}

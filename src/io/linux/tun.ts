@@ -1,0 +1,257 @@
+/**
+ * A Linux TUN interface as a TunDevice (io/types.ts), over the native addon.
+ *
+ * Reading: the event loop polls the non-blocking fd; on each wakeup we read
+ * packets into one PacketBatch until the kernel has no more or the batch is
+ * full, call onBatch once per filled batch, and repeat while batches come
+ * back full, up to `maxBatchesPerWakeup` — then yield to the loop (the poll is
+ * level-triggered, so what is left wakes us again). Writing: one native call
+ * per batch, one non-blocking write() per packet; a full queue drops.
+ *
+ * Deletion (`ip link del NAME`, or deleting the namespace the interface was
+ * moved to) shows on the fd: poll reports an error and read() fails with
+ * EBADFD. Then onClose callbacks get 'interface deleted'. Moving the interface
+ * to another namespace (`ip link set NAME netns NS`) does not disturb the fd;
+ * mtu()/setMtu()/setUp() follow it there (native/src/tun.cc, ControlSocket).
+ */
+import { PacketBatch, MAX_PACKET_SIZE } from '../batch.js';
+import type { TunDevice } from '../types.js';
+import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_LAST_ERRNO, type NativeBinding, type NativeHandle } from './binding.js';
+
+/** Slots hold a 64 KiB packet plus the transport header in front and the tag and padding behind (like io/memory.ts). */
+export const DEFAULT_TUN_SLOT_SIZE = 65536 + 128;
+/** wireguard-go's conn.IdealBatchSize. */
+export const DEFAULT_TUN_BATCH_SIZE = 128;
+
+export interface LinuxTunOptions {
+  /** Interface name (1-15 bytes), or a template with one "%d" ("tb%d") for the kernel to number. */
+  name: string;
+  /** Sets the MTU after creation (wireguard-go uses 1420); default: leave the kernel's. */
+  mtu?: number;
+  /** Brings the interface up after creation; default false (wg-quick/ip do it). */
+  up?: boolean;
+  /**
+   * Fail with EBUSY instead of attaching when an interface of that name
+   * exists (IFF_TUN_EXCL), so we only ever use a device we created. We never
+   * set TUNSETPERSIST either way: our interface goes away with our fd.
+   */
+  exclusive?: boolean;
+  /** Create the interface in this network namespace (a name under /run/netns, or a path); default: ours. */
+  netns?: string;
+  /** Slots per read batch (default 128). */
+  batchSize?: number;
+  /** Bytes per slot (default 65664). */
+  slotSize?: number;
+  /** Read batches per event-loop wakeup before yielding (default 8). */
+  maxBatchesPerWakeup?: number;
+  /** Another build of the addon (tests). */
+  binding?: NativeBinding;
+}
+
+export interface TunStats {
+  /** onBatch calls. */
+  readBatches: number;
+  readPackets: number;
+  /** Read errors other than "nothing pending" and deletion. */
+  readErrors: number;
+  lastReadErrno: number;
+  written: number;
+  /** Packets dropped because the kernel's queue was full (or the device closed). */
+  writeDropped: number;
+  /** Packets the kernel refused (malformed, interface down). */
+  writeFailed: number;
+  lastWriteErrno: number;
+}
+
+const NAME_RE = /^[^\s/:%]*(%d)?[^\s/:%]*$/;
+
+/** Creates (or attaches to) a TUN interface. Throws an Error with `code` (EPERM, EBUSY, ...) when the kernel refuses. */
+export function openLinuxTun(opts: LinuxTunOptions): LinuxTun {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError('openLinuxTun: options object required');
+  const { name } = opts;
+  if (typeof name !== 'string') throw new TypeError(`interface name must be a string, got ${typeof name}`);
+  if (name.length === 0 || Buffer.byteLength(name) > 15 || name === '.' || name === '..' || !NAME_RE.test(name)) {
+    throw new TypeError(`invalid interface name ${JSON.stringify(name)}: 1-15 bytes, no whitespace, '/' or ':', at most one "%d"`);
+  }
+  const mtu = opts.mtu === undefined ? undefined : intOption('mtu', opts.mtu, 68, 65535, 0);
+  if (opts.up !== undefined && typeof opts.up !== 'boolean') throw new TypeError('up must be a boolean');
+  if (opts.exclusive !== undefined && typeof opts.exclusive !== 'boolean') throw new TypeError('exclusive must be a boolean');
+  const batchSize = intOption('batchSize', opts.batchSize, 1, 4096, DEFAULT_TUN_BATCH_SIZE);
+  const slotSize = intOption('slotSize', opts.slotSize, 256, MAX_PACKET_SIZE + 1024, DEFAULT_TUN_SLOT_SIZE);
+  const maxBatches = intOption('maxBatchesPerWakeup', opts.maxBatchesPerWakeup, 1, 1024, DEFAULT_MAX_BATCHES_PER_WAKEUP);
+  const ns = netnsPath(opts.netns);
+  const binding = opts.binding ?? defaultBinding();
+
+  const c = binding.constants;
+  // IFF_VNET_HDR (offloads) would be added here; the read/write paths then
+  // carry a virtio_net_hdr in the headroom (native/src/tun.cc).
+  const flags = c.IFF_TUN | c.IFF_NO_PI | (opts.exclusive ? c.IFF_TUN_EXCL : 0);
+  const handle = binding.tunOpen(name, flags, ns);
+  try {
+    const tun = new LinuxTun(binding, handle, binding.tunName(handle), new PacketBatch(batchSize, slotSize), maxBatches);
+    if (mtu !== undefined) tun.setMtu(mtu);
+    if (opts.up) tun.setUp(true);
+    return tun;
+  } catch (e) {
+    handle.close();
+    throw e;
+  }
+}
+
+export class LinuxTun implements TunDevice {
+  /** The interface's name when it was opened (see currentName()). */
+  readonly name: string;
+  readonly stats: TunStats = {
+    readBatches: 0, readPackets: 0, readErrors: 0, lastReadErrno: 0,
+    written: 0, writeDropped: 0, writeFailed: 0, lastWriteErrno: 0,
+  };
+  private onBatch: ((batch: PacketBatch) => void) | null = null;
+  private headroom = 0;
+  private closeReason: string | null = null;
+  private readonly closeCbs: ((reason: string) => void)[] = [];
+  private lastMtu = 0;
+  private readonly res = new Int32Array(4);
+
+  /** @internal use openLinuxTun */
+  constructor(
+    private readonly binding: NativeBinding,
+    private readonly handle: NativeHandle,
+    name: string,
+    private readonly batch: PacketBatch,
+    private readonly maxBatches: number,
+  ) {
+    this.name = name;
+    this.lastMtu = binding.tunGetMtu(handle);
+  }
+
+  /** The interface's name now (it may have been renamed); the last known name once closed. */
+  currentName(): string {
+    if (this.closeReason !== null) return this.name;
+    return this.binding.tunName(this.handle);
+  }
+
+  /** The MTU; when it cannot be read (the interface is gone), the last value seen. */
+  mtu(): number {
+    if (this.closeReason !== null) return this.lastMtu;
+    try {
+      this.lastMtu = this.binding.tunGetMtu(this.handle);
+    } catch {
+      /* gone or unreachable: keep the last value */
+    }
+    return this.lastMtu;
+  }
+
+  setMtu(mtu: number): void {
+    intOption('mtu', mtu, 68, 65535, 0);
+    this.binding.tunSetMtu(this.checkOpen(), mtu);
+    this.lastMtu = mtu;
+  }
+
+  /** Whether the interface is administratively up (IFF_UP). */
+  isUp(): boolean {
+    return this.binding.tunGetUp(this.checkOpen());
+  }
+
+  setUp(up: boolean): void {
+    if (typeof up !== 'boolean') throw new TypeError('up must be a boolean');
+    this.binding.tunSetUp(this.checkOpen(), up);
+  }
+
+  /** True once the kernel has deleted the interface (checked now, not only on the next read). */
+  isDeleted(): boolean {
+    if (this.closeReason !== null) return this.closeReason === 'interface deleted';
+    return this.binding.tunProbe(this.handle) === this.binding.constants.EBADFD;
+  }
+
+  get closed(): boolean {
+    return this.closeReason !== null;
+  }
+
+  start(onBatch: (batch: PacketBatch) => void, headroom: number): void {
+    if (typeof onBatch !== 'function') throw new TypeError('onBatch must be a function');
+    this.headroom = intOption('headroom', headroom, 0, this.batch.slotSize - 64, 0);
+    this.onBatch = onBatch;
+    if (this.closeReason === null) this.handle.poll(this.onReadable);
+  }
+
+  /** Stops reading until start() is called again. */
+  pause(): void {
+    this.onBatch = null;
+    if (this.closeReason === null) this.handle.pause();
+  }
+
+  write(batch: PacketBatch): void {
+    const s = this.stats;
+    if (this.closeReason !== null) {
+      s.writeDropped += batch.count;
+      return;
+    }
+    const res = this.res;
+    const n = this.binding.tunWrite(this.handle, batch.data, batch.offsets, batch.lengths, null, batch.slotSize, batch.count, 0, res);
+    s.written += n;
+    if (n !== batch.count) {
+      s.writeDropped += res[RES_DROPPED]!;
+      s.writeFailed += res[RES_FAILED]!;
+      s.lastWriteErrno = res[RES_LAST_ERRNO]!;
+    }
+  }
+
+  onClose(cb: (reason: string) => void): void {
+    if (typeof cb !== 'function') throw new TypeError('onClose callback must be a function');
+    if (this.closeReason !== null) cb(this.closeReason);
+    else this.closeCbs.push(cb);
+  }
+
+  close(): void {
+    this.closeWith('closed');
+  }
+
+  /** Lets the process exit while reading (like socket.unref()). */
+  unref(): void {
+    if (this.closeReason === null) this.handle.unref();
+  }
+
+  ref(): void {
+    if (this.closeReason === null) this.handle.ref();
+  }
+
+  private readonly onReadable = (status: number): void => {
+    const b = this.batch;
+    const s = this.stats;
+    const { EBADFD } = this.binding.constants;
+    for (let k = 0; k < this.maxBatches && this.onBatch !== null && this.closeReason === null; k++) {
+      const n = this.binding.tunRead(this.handle, b.data, b.offsets, b.lengths, null, b.slotSize, b.capacity, this.headroom, this.res);
+      if (n < 0) {
+        if (-n === EBADFD) return this.closeWith('interface deleted');
+        s.readErrors++;
+        s.lastReadErrno = -n;
+        break;
+      }
+      if (n === 0) break;
+      b.count = n;
+      s.readBatches++;
+      s.readPackets += n;
+      this.onBatch(b);
+      if (n < b.capacity) break;
+    }
+    if (status < 0 && this.closeReason === null) {
+      // libuv stopped polling on POLLERR; find out whether the interface is gone.
+      if (this.binding.tunProbe(this.handle) === EBADFD) return this.closeWith('interface deleted');
+      if (this.onBatch !== null) this.handle.poll(this.onReadable);
+    }
+  };
+
+  private checkOpen(): NativeHandle {
+    if (this.closeReason !== null) throw new Error(`TUN ${this.name} is closed (${this.closeReason})`);
+    return this.handle;
+  }
+
+  private closeWith(reason: string): void {
+    if (this.closeReason !== null) return;
+    this.closeReason = reason;
+    this.onBatch = null;
+    this.handle.close();
+    const cbs = this.closeCbs.splice(0);
+    for (const cb of cbs) cb(reason);
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * A Linux UDP socket as a UdpBind (io/types.ts), over the native addon.
+ *
+ * One socket serves both families: AF_INET6 with IPV6_V6ONLY=0, bound to one
+ * port, so there is one fd to poll, one recvmmsg per batch and one sendmmsg
+ * per batch whatever the mix of IPv4 and IPv6 peers (wireguard-go uses two
+ * sockets because Go's net package will not make a dual-stack one with the
+ * options it needs; the kernel is happy with one). Where the kernel has no
+ * IPv6 (ipv6.disable=1) we fall back to an AF_INET socket.
+ *
+ * Receiving: the event loop polls the fd; each wakeup does recvmmsg into one
+ * PacketBatch (sources into batch.endpoints, IPv4-mapped addresses as family
+ * 4), calls onBatch once per batch, and repeats while batches come back full,
+ * up to `maxBatchesPerWakeup`. Sending: one sendmmsg per batch; a full socket
+ * buffer drops the rest of the batch and counts it.
+ *
+ * Socket buffers are 7 MiB like wireguard-go's (forced past
+ * net.core.[rw]mem_max when we have CAP_NET_ADMIN), and path-MTU discovery
+ * is off (IP_PMTUDISC_DONT), so a datagram bigger than the path is
+ * fragmented instead of refused: large inner MTUs work over 1500-byte links.
+ */
+import { isIP } from 'node:net';
+import { PacketBatch, MAX_PACKET_SIZE } from '../batch.js';
+import type { UdpBind } from '../types.js';
+import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_LAST_ERRNO, type NativeBinding, type NativeHandle } from './binding.js';
+
+/** wireguard-go's socketBufferSize (conn/bind_std.go). */
+export const DEFAULT_SOCKET_BUFFER_SIZE = 7 << 20;
+/** wireguard-go's conn.IdealBatchSize. */
+export const DEFAULT_UDP_BATCH_SIZE = 128;
+/** Room for the largest UDP payload (65507 over IPv4, 65527 over IPv6) behind any headroom up to 128 bytes. */
+export const DEFAULT_UDP_SLOT_SIZE = 65536 + 128;
+
+export interface LinuxUdpOptions {
+  /** Local port; 0 (default) lets the kernel choose — see port(). */
+  port?: number;
+  /**
+   * Local address. Default: every address, IPv4 and IPv6 (dual-stack). An
+   * IPv4 literal gives an IPv4-only socket, an IPv6 literal an IPv6 one.
+   */
+  host?: string;
+  /** Open the socket in this network namespace (a name under /run/netns, or a path); default: ours. */
+  netns?: string;
+  /** SO_RCVBUF/SO_SNDBUF in bytes (default 7 MiB); 0 keeps the kernel's defaults. */
+  bufferSize?: number;
+  /** Slots per receive batch (default 128). */
+  batchSize?: number;
+  /** Bytes per slot (default 65664); datagrams that do not fit behind the headroom are dropped and counted. */
+  slotSize?: number;
+  /** Receive batches per event-loop wakeup before yielding (default 8). */
+  maxBatchesPerWakeup?: number;
+  /** Another build of the addon (tests). */
+  binding?: NativeBinding;
+}
+
+export interface UdpStats {
+  /** onBatch calls. */
+  recvBatches: number;
+  received: number;
+  /** Datagrams larger than a slot's room, dropped. */
+  recvTruncated: number;
+  /** recvmmsg errors (e.g. a pending ICMP error), each ends a wakeup's reading. */
+  recvErrors: number;
+  lastRecvErrno: number;
+  sent: number;
+  /** Datagrams dropped because the socket buffer was full (EAGAIN/ENOBUFS) or the bind was closed. */
+  sendDropped: number;
+  /** Datagrams the kernel refused (EMSGSIZE, ENETUNREACH, no route, bad endpoint record ...). */
+  sendFailed: number;
+  lastSendErrno: number;
+}
+
+/** Binds a UDP port. Throws an Error with `code` (EADDRINUSE, EACCES ...) when the kernel refuses. */
+export function openLinuxUdpBind(opts: LinuxUdpOptions = {}): LinuxUdpBind {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError('openLinuxUdpBind: options must be an object');
+  const port = intOption('port', opts.port, 0, 65535, 0);
+  const bufferSize = intOption('bufferSize', opts.bufferSize, 0, 1 << 30, DEFAULT_SOCKET_BUFFER_SIZE);
+  const batchSize = intOption('batchSize', opts.batchSize, 1, 4096, DEFAULT_UDP_BATCH_SIZE);
+  const slotSize = intOption('slotSize', opts.slotSize, 256, MAX_PACKET_SIZE + 1024, DEFAULT_UDP_SLOT_SIZE);
+  const maxBatches = intOption('maxBatchesPerWakeup', opts.maxBatchesPerWakeup, 1, 1024, DEFAULT_MAX_BATCHES_PER_WAKEUP);
+  const ns = netnsPath(opts.netns);
+  let host = '';
+  let family: 4 | 6 | 0 = 0; // 0: dual-stack with IPv4 fallback
+  if (opts.host !== undefined && opts.host !== '') {
+    if (typeof opts.host !== 'string') throw new TypeError('host must be a string');
+    const f = isIP(opts.host);
+    if (f === 0) throw new TypeError(`host must be an IP address literal, got ${JSON.stringify(opts.host)}`);
+    host = opts.host;
+    family = f as 4 | 6;
+  }
+  const binding = opts.binding ?? defaultBinding();
+  const c = binding.constants;
+
+  let handle: NativeHandle;
+  let dual = false;
+  if (family !== 0) {
+    handle = binding.udpOpen(family, host, port, bufferSize, ns);
+  } else {
+    try {
+      handle = binding.udpOpen(6, '', port, bufferSize, ns);
+      dual = true;
+    } catch (e) {
+      const errno = (e as { errno?: number }).errno;
+      if (errno !== c.EAFNOSUPPORT && errno !== c.EADDRNOTAVAIL) throw e;
+      handle = binding.udpOpen(4, '', port, bufferSize, ns);
+    }
+  }
+  try {
+    return new LinuxUdpBind(binding, handle, dual ? 'dual' : family === 6 ? 6 : 4, new PacketBatch(batchSize, slotSize), maxBatches);
+  } catch (e) {
+    handle.close();
+    throw e;
+  }
+}
+
+export class LinuxUdpBind implements UdpBind {
+  readonly stats: UdpStats = {
+    recvBatches: 0, received: 0, recvTruncated: 0, recvErrors: 0, lastRecvErrno: 0,
+    sent: 0, sendDropped: 0, sendFailed: 0, lastSendErrno: 0,
+  };
+  private readonly boundPort: number;
+  private onBatch: ((batch: PacketBatch) => void) | null = null;
+  private headroom = 0;
+  private isClosed = false;
+  private readonly res = new Int32Array(4);
+
+  /** @internal use openLinuxUdpBind */
+  constructor(
+    private readonly binding: NativeBinding,
+    private readonly handle: NativeHandle,
+    /** Which peers the socket reaches: 'dual' (both families), 4 or 6. */
+    readonly family: 'dual' | 4 | 6,
+    private readonly batch: PacketBatch,
+    private readonly maxBatches: number,
+  ) {
+    this.boundPort = binding.udpPort(handle);
+  }
+
+  port(): number {
+    return this.boundPort;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** [SO_RCVBUF, SO_SNDBUF] as the kernel reports them (twice the usable bytes). */
+  bufferSizes(): [number, number] {
+    return this.binding.udpBufferSizes(this.checkOpen());
+  }
+
+  /** Marks outgoing packets (SO_MARK, wg's fwmark); 0 clears. Needs CAP_NET_ADMIN. */
+  setMark(mark: number): void {
+    intOption('mark', mark, 0, 0xffffffff, 0);
+    this.binding.udpSetMark(this.checkOpen(), mark);
+  }
+
+  start(onBatch: (batch: PacketBatch) => void, headroom: number): void {
+    if (typeof onBatch !== 'function') throw new TypeError('onBatch must be a function');
+    this.headroom = intOption('headroom', headroom, 0, this.batch.slotSize - 64, 0);
+    this.onBatch = onBatch;
+    if (!this.isClosed) this.handle.poll(this.onReadable);
+  }
+
+  /** Stops receiving until start() is called again. */
+  pause(): void {
+    this.onBatch = null;
+    if (!this.isClosed) this.handle.pause();
+  }
+
+  send(batch: PacketBatch): void {
+    const s = this.stats;
+    if (this.isClosed) {
+      s.sendDropped += batch.count;
+      return;
+    }
+    const res = this.res;
+    const n = this.binding.udpSend(this.handle, batch.data, batch.offsets, batch.lengths, batch.endpoints, batch.slotSize, batch.count, 0, res);
+    s.sent += n;
+    if (n !== batch.count) {
+      s.sendDropped += res[RES_DROPPED]!;
+      s.sendFailed += res[RES_FAILED]!;
+      s.lastSendErrno = res[RES_LAST_ERRNO]!;
+    }
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.onBatch = null;
+    this.handle.close();
+  }
+
+  /** Lets the process exit while receiving (like socket.unref()). */
+  unref(): void {
+    if (!this.isClosed) this.handle.unref();
+  }
+
+  ref(): void {
+    if (!this.isClosed) this.handle.ref();
+  }
+
+  private readonly onReadable = (status: number): void => {
+    const b = this.batch;
+    const s = this.stats;
+    const res = this.res;
+    for (let k = 0; k < this.maxBatches && this.onBatch !== null && !this.isClosed; k++) {
+      const n = this.binding.udpRecv(this.handle, b.data, b.offsets, b.lengths, b.endpoints, b.slotSize, b.capacity, this.headroom, res);
+      s.recvTruncated += res[RES_DROPPED]!;
+      if (n < 0) {
+        s.recvErrors++;
+        s.lastRecvErrno = -n;
+        break;
+      }
+      if (n === 0) {
+        if (res[RES_DROPPED]! > 0) continue; // everything in that round was truncated; there may be more
+        break;
+      }
+      b.count = n;
+      s.recvBatches++;
+      s.received += n;
+      this.onBatch(b);
+      if (n + res[RES_DROPPED]! < b.capacity) break;
+    }
+    // libuv stops polling on POLLERR (a socket error, which the recv above has consumed): resume.
+    if (status < 0 && !this.isClosed && this.onBatch !== null) this.handle.poll(this.onReadable);
+  };
+
+  private checkOpen(): NativeHandle {
+    if (this.isClosed) throw new Error('UDP bind is closed');
+    return this.handle;
+  }
+}

@@ -71,8 +71,8 @@ Napi::Function Handle::DefineClass(Napi::Env env) {
                                              InstanceMethod<&Handle::Poll>("poll"),
                                              InstanceMethod<&Handle::Pause>("pause"),
                                              InstanceMethod<&Handle::Close>("close"),
-                                             InstanceMethod<&Handle::Ref>("ref"),
-                                             InstanceMethod<&Handle::Unref>("unref"),
+                                             InstanceMethod<&Handle::LoopRef>("ref"),
+                                             InstanceMethod<&Handle::LoopUnref>("unref"),
                                              InstanceAccessor<&Handle::GetFd>("fd"),
                                          });
 }
@@ -128,6 +128,10 @@ void Handle::StopPolling() {
     polling_ = false;
   }
   if (!cb_.IsEmpty()) cb_.Reset();
+  if (pinned_) {
+    pinned_ = false;
+    ObjectWrap<Handle>::Unref();
+  }
 }
 
 // poll(cb): calls cb(status) on every wakeup in which the fd is readable
@@ -161,6 +165,11 @@ Napi::Value Handle::Poll(const Napi::CallbackInfo& info) {
     if (napi_async_init(env, Value(), name, &async_) != napi_ok) return env.Undefined();
   }
   cb_.Reset(info[0].As<Napi::Function>(), 1);
+  if (!pinned_) {
+    // A handle being polled must not be collected (and closed) under its callback.
+    pinned_ = true;
+    ObjectWrap<Handle>::Ref();
+  }
   poll_->data = this;
   int r = uv_poll_start(poll_, UV_READABLE, OnPoll);
   if (r != 0) return ThrowErrno(env, -r, "uv_poll_start");
@@ -201,13 +210,13 @@ Napi::Value Handle::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value Handle::Ref(const Napi::CallbackInfo& info) {
+Napi::Value Handle::LoopRef(const Napi::CallbackInfo& info) {
   ref_ = true;
   if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
   return info.Env().Undefined();
 }
 
-Napi::Value Handle::Unref(const Napi::CallbackInfo& info) {
+Napi::Value Handle::LoopUnref(const Napi::CallbackInfo& info) {
   ref_ = false;
   if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
   return info.Env().Undefined();

@@ -57,8 +57,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
   Napi::Value Poll(const Napi::CallbackInfo& info);
   Napi::Value Pause(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
-  Napi::Value Ref(const Napi::CallbackInfo& info);
-  Napi::Value Unref(const Napi::CallbackInfo& info);
+  Napi::Value LoopRef(const Napi::CallbackInfo& info);
+  Napi::Value LoopUnref(const Napi::CallbackInfo& info);
   Napi::Value GetFd(const Napi::CallbackInfo& info);
 
   static void OnPoll(uv_poll_t* poll, int status, int events);
@@ -70,6 +70,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   Kind kind_ = kTun;
   uv_poll_t* poll_ = nullptr;  // allocated on first Poll(); freed by its close callback
   bool polling_ = false;
+  bool pinned_ = false;  // a strong reference to our JS object while a callback is set
   bool ref_ = true;
   Napi::FunctionReference cb_;
   napi_async_context async_ = nullptr;

@@ -194,18 +194,24 @@ export function benchAllowedIps(scale: number): Row[] {
   return [{ name: 'allowed-IPs lookups, 10,000 peers', value: (ops / ms) * 1000, unit: 'lookups/s', note: hits > 0 ? undefined : 'no hits?' }];
 }
 
+/** Heap plus ArrayBuffer memory after full collections (needs --expose-gc to be meaningful). */
+function usedBytes(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 3; i++) gc?.();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
 export function benchIdlePeerMemory(scale: number): Row[] {
   const n = Math.max(100, Math.round(10_000 * scale));
   const crypto = defaultBackend();
   const dev = new Device({ clock: new ManualClock(), crypto, privateKey: crypto.x25519.generatePrivateKey(), sendToNetwork: () => {}, writeToTun: () => {} });
   const keys = Array.from({ length: n }, () => crypto.x25519.publicKey(crypto.x25519.generatePrivateKey()));
-  (globalThis as { gc?: () => void }).gc?.();
-  const before = process.memoryUsage().heapUsed;
+  const before = usedBytes();
   for (let i = 0; i < n; i++) {
     const p = dev.addPeer(keys[i]!);
     dev.allowedIps.insert(4, Uint8Array.of(10, 64 + (i >> 16), (i >> 8) & 0xff, i & 0xff), 32, p);
   }
-  (globalThis as { gc?: () => void }).gc?.();
-  const after = process.memoryUsage().heapUsed;
+  const after = usedBytes();
   return [{ name: `memory per idle peer (${n} peers)`, value: (after - before) / n, unit: 'bytes', note: (globalThis as { gc?: unknown }).gc ? undefined : 'run with --expose-gc for a steadier figure' }];
 }

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { REPO_ROOT } from '../support/repo.js';
 
 test('bench --smoke runs every in-process benchmark', () => {
-  const r = spawnSync(process.execPath, [REPO_ROOT + 'dist/bench/run.js', '--smoke'], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--expose-gc', REPO_ROOT + 'dist/bench/run.js', '--smoke'], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
   for (const name of ['x25519 DH', 'AEAD seal', 'encrypt+decrypt 1420 B', 'responder handshakes', 'allowed-IPs lookups', 'memory per idle peer']) {
     assert.ok(r.stdout.includes(name), `missing ${name} in:\n${r.stdout}`);

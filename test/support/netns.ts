@@ -28,6 +28,7 @@ export function privilegedSkipReason(tools: string[] = ['ip']): string | null {
 export class Netns {
   readonly name: string;
   private readonly children = new Set<ChildProcess>();
+  private readonly cleanups: (() => void)[] = [];
   private destroyed = false;
 
   private constructor(name: string) {
@@ -50,16 +51,18 @@ export class Netns {
       env: opts.env ?? process.env,
       encoding: 'utf8',
       timeout: opts.timeoutMs ?? 60_000,
+      maxBuffer: 256 * 1024 * 1024,
     });
     if (r.status !== 0) {
-      throw new Error(`[${this.name}] ${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}`);
+      const why = (r.stderr || r.stdout || String(r.error ?? '')).slice(0, 2000);
+      throw new Error(`[${this.name}] ${cmd} ${args.join(' ').slice(0, 200)} failed (${r.status ?? r.signal}): ${why}`);
     }
     return r.stdout;
   }
 
   /** Like run, but returns the status instead of throwing. */
   try(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): { status: number | null; stdout: string; stderr: string } {
-    const r = spawnSync('ip', ['netns', 'exec', this.name, cmd, ...args], { env: opts.env ?? process.env, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000 });
+    const r = spawnSync('ip', ['netns', 'exec', this.name, cmd, ...args], { env: opts.env ?? process.env, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, maxBuffer: 256 * 1024 * 1024 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   }
 
@@ -77,10 +80,24 @@ export class Netns {
     return r.stdout.split(/\s+/).filter(Boolean).map(Number);
   }
 
+  /** Runs `fn` when the namespace is destroyed (e.g. removing files its processes made outside it). */
+  onDestroy(fn: () => void): void {
+    this.cleanups.push(fn);
+  }
+
   destroySync(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     live.delete(this);
+    // A polite SIGTERM first, so daemons remove what they made (UAPI sockets), then SIGKILL.
+    for (const p of this.pids()) {
+      try {
+        process.kill(p, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    }
+    for (let i = 0; i < 20 && this.pids().length > 0; i++) spawnSync('sleep', ['0.05']);
     for (const c of this.children) c.kill('SIGKILL');
     for (let i = 0; i < 3; i++) {
       const pids = this.pids();
@@ -95,6 +112,13 @@ export class Netns {
       spawnSync('sleep', ['0.1']);
     }
     spawnSync('ip', ['netns', 'del', this.name]);
+    for (const fn of this.cleanups) {
+      try {
+        fn();
+      } catch {
+        /* best effort */
+      }
+    }
   }
 
   destroy(): void {

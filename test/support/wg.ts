@@ -43,6 +43,7 @@ export type Impl = 'wireguard-go' | 'tunnelbyte-wg';
 /** Starts a userspace WireGuard interface in `ns` (the launcher returns once it is ready). */
 export function startInterface(ns: Netns, impl: Impl, ifname: string, env: NodeJS.ProcessEnv = {}): void {
   const e = { ...process.env, LOG_LEVEL: 'error', ...env };
+  ns.onDestroy(() => rmSync(`/var/run/wireguard/${ifname}.sock`, { force: true }));
   if (impl === 'wireguard-go') {
     // wireguard-go's daemon keeps the launcher's stdout/stderr: point them away from our pipes.
     ns.run('sh', ['-c', `exec wireguard-go ${ifname} >/dev/null 2>&1`], { env: e });

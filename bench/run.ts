@@ -2,7 +2,7 @@
  * `npm run bench`: in-process figures, printed as a table and written to
  * bench/results/latest.json. `--smoke` runs everything briefly (the test
  * suite does, so the benchmark cannot rot); `--e2e` adds the end-to-end
- * comparison with wireguard-go in network namespaces (root).
+ * comparison with wireguard-go in network namespaces (root; bench/e2e.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import { benchAead, benchAllowedIps, benchDataPath, benchHandshakes, benchIdlePe
 import { nobleBackend, nodeBackend } from '../src/crypto/backend.js';
 
 const smoke = process.argv.includes('--smoke');
+const e2e = process.argv.includes('--e2e');
 const scale = smoke ? 0.02 : 1;
 
 const rows: Row[] = [
@@ -21,6 +22,11 @@ const rows: Row[] = [
   ...benchAllowedIps(scale),
   ...benchIdlePeerMemory(scale),
 ];
+if (e2e) {
+  if (process.getuid?.() !== 0) throw new Error('--e2e needs root (it creates network namespaces)');
+  const { benchEndToEnd } = await import('./e2e.js');
+  rows.push(...(await benchEndToEnd({ rounds: smoke ? 1 : 3, seconds: smoke ? 1 : 5, udpRate: '200M' })));
+}
 
 const fmt = (v: number) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
 const width = Math.max(...rows.map((r) => r.name.length));

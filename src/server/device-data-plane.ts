@@ -1,0 +1,42 @@
+/**
+ * The control plane's DataPlane over the WireGuard Device of this process:
+ * a session's peer is the client's public key with its own addresses as
+ * allowed IPs (so cryptokey routing both routes to it and checks its inner
+ * source addresses).
+ */
+import type { DataPlane, PeerCounters, PeerSpec } from '../control/services/data-plane.js';
+import type { Device } from '../device/device.js';
+import { parsePrefix } from '../device/uapi.js';
+
+function decodeKey(b64: string): Uint8Array {
+  const k = Buffer.from(b64, 'base64');
+  if (k.length !== 32 || k.toString('base64') !== b64) throw new TypeError(`not a WireGuard public key: ${b64}`);
+  return new Uint8Array(k);
+}
+
+export class DeviceDataPlane implements DataPlane {
+  constructor(private readonly device: Device) {}
+
+  addPeer(spec: PeerSpec): void {
+    const prefixes = spec.allowedIps.map((s) => {
+      const p = parsePrefix(s);
+      if (!p) throw new TypeError(`not a prefix: ${s}`);
+      return p;
+    });
+    const peer = this.device.addPeer(decodeKey(spec.publicKey));
+    this.device.allowedIps.removeValue(peer);
+    for (const p of prefixes) this.device.allowedIps.insert(p.family, p.address, p.cidr, peer);
+  }
+
+  removePeer(publicKey: string): void {
+    this.device.removePeer(decodeKey(publicKey));
+  }
+
+  readCounters(): Map<string, PeerCounters> {
+    const out = new Map<string, PeerCounters>();
+    for (const p of this.device.peers()) {
+      out.set(p.id, { rxBytes: p.rxBytes, txBytes: p.txBytes, lastHandshakeMs: p.lastHandshakeWallMs > 0 ? p.lastHandshakeWallMs : null });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Billing through Stripe (the official `stripe` package). Upgrading creates
+ * a Checkout Session for a subscription whose `client_reference_id` is the
+ * account id; the tier changes only when Stripe's signed webhook says so:
+ *
+ *   checkout.session.completed (paid or no payment required),
+ *   checkout.session.async_payment_succeeded  → paid, customer recorded
+ *   customer.subscription.deleted             → back to anonymous
+ *
+ * Each event is applied once: its id is recorded in the same transaction
+ * that applies it, and a replay is acknowledged without effect.
+ */
+import Stripe from 'stripe';
+import { invalid, unavailable } from '../errors.js';
+import type { Account } from '../store/accounts.js';
+import type { AccountService } from './accounts.js';
+import type { ServiceContext } from './context.js';
+
+export interface WebhookOutcome {
+  eventId: string;
+  type: string;
+  /** False for a replay of an event already applied. */
+  firstDelivery: boolean;
+  /** What the event did: 'paid', 'anonymous', or 'ignored'. */
+  effect: 'paid' | 'anonymous' | 'ignored';
+  accountId: string | null;
+}
+
+const idOf = (x: string | { id: string } | null | undefined): string | null => (typeof x === 'string' ? x : (x?.id ?? null));
+
+export class BillingService {
+  private readonly stripe: Stripe | null;
+
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly accounts: AccountService,
+  ) {
+    const b = ctx.config.billing;
+    this.stripe = b.secretKey
+      ? new Stripe(b.secretKey, {
+          maxNetworkRetries: 1,
+          timeout: 15_000,
+          telemetry: false,
+          ...(b.apiHost ?? {}),
+        })
+      : null;
+  }
+
+  /** Can upgrades create Checkout Sessions (STRIPE_SECRET_KEY set)? */
+  get checkoutEnabled(): boolean {
+    return this.stripe !== null;
+  }
+
+  /**
+   * A Checkout Session for the paid tier; returns its URL. `origin` is this
+   * API's public origin (for the default success/cancel pages).
+   */
+  async createCheckout(account: Account, email: string, origin: string): Promise<{ id: string; url: string }> {
+    if (!this.stripe) {
+      throw unavailable('billing is not configured on this server (STRIPE_SECRET_KEY unset); ask the operator to grant the paid tier');
+    }
+    const b = this.ctx.config.billing;
+    const lineItem: Stripe.Checkout.SessionCreateParams.LineItem = b.priceId
+      ? { price: b.priceId, quantity: 1 }
+      : {
+          quantity: 1,
+          price_data: {
+            currency: b.inlinePrice.currency,
+            unit_amount: b.inlinePrice.unitAmount,
+            recurring: { interval: 'month' },
+            product_data: { name: b.inlinePrice.productName },
+          },
+        };
+    let session: Stripe.Checkout.Session;
+    try {
+      session = await this.stripe.checkout.sessions.create({
+        mode: 'subscription',
+        line_items: [lineItem],
+        client_reference_id: account.id,
+        ...(account.stripeCustomerId ? { customer: account.stripeCustomerId } : { customer_email: email }),
+        metadata: { account_id: account.id },
+        subscription_data: { metadata: { account_id: account.id } },
+        success_url: b.successUrl ?? `${origin}/v1/billing/success?session_id={CHECKOUT_SESSION_ID}`,
+        cancel_url: b.cancelUrl ?? `${origin}/v1/billing/cancel`,
+      });
+    } catch (e) {
+      throw unavailable(`payment provider unavailable (${(e as Error).message}); try again later`);
+    }
+    if (!session.url) throw unavailable('payment provider returned no checkout URL; try again later');
+    return { id: session.id, url: session.url };
+  }
+
+  /** Verifies and applies one webhook delivery. 400 for a bad or missing signature; 503 when no webhook secret is set. */
+  handleWebhook(rawBody: Buffer, signature: string | undefined): WebhookOutcome {
+    const secret = this.ctx.config.billing.webhookSecret;
+    if (!secret) throw unavailable('billing is not configured on this server (STRIPE_WEBHOOK_SECRET unset)');
+    if (!signature) throw invalid('missing Stripe-Signature header');
+    let event: Stripe.Event;
+    try {
+      event = Stripe.webhooks.constructEvent(rawBody, signature, secret);
+    } catch {
+      throw invalid('bad Stripe signature');
+    }
+    const { store, clock } = this.ctx;
+    return store.transaction((): WebhookOutcome => {
+      const base = { eventId: event.id, type: event.type };
+      if (!store.stripeEvents.recordIfNew(event.id, event.type, clock())) {
+        return { ...base, firstDelivery: false, effect: 'ignored', accountId: null };
+      }
+      const applied = this.apply(event);
+      return { ...base, firstDelivery: true, ...applied };
+    });
+  }
+
+  private apply(event: Stripe.Event): Pick<WebhookOutcome, 'effect' | 'accountId'> {
+    const { store, clock } = this.ctx;
+    const ignored = { effect: 'ignored' as const, accountId: null };
+    switch (event.type) {
+      case 'checkout.session.completed':
+      case 'checkout.session.async_payment_succeeded': {
+        const cs = event.data.object;
+        const account = cs.client_reference_id ? store.accounts.get(cs.client_reference_id) : null;
+        if (!account) return ignored;
+        store.accounts.setStripeIds(account.id, idOf(cs.customer), idOf(cs.subscription), clock());
+        if (event.type === 'checkout.session.completed' && cs.payment_status === 'unpaid') {
+          return { effect: 'ignored', accountId: account.id }; // waits for async_payment_succeeded
+        }
+        this.accounts.setTier(account.id, 'paid');
+        return { effect: 'paid', accountId: account.id };
+      }
+      case 'customer.subscription.deleted': {
+        const sub = event.data.object;
+        const customer = idOf(sub.customer);
+        const account =
+          store.accounts.getByStripeSubscription(sub.id) ?? (customer ? store.accounts.getByStripeCustomer(customer) : null);
+        if (!account) return ignored;
+        // A newer subscription of the same customer keeps the account paid.
+        if (account.stripeSubscriptionId && account.stripeSubscriptionId !== sub.id) return { effect: 'ignored', accountId: account.id };
+        this.accounts.setTier(account.id, 'anonymous');
+        return { effect: 'anonymous', accountId: account.id };
+      }
+      default:
+        return ignored;
+    }
+  }
+}

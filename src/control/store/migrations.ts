@@ -1,0 +1,117 @@
+/**
+ * The schema, as numbered migrations. A migration is never edited once
+ * released: a change is a new entry with the next number. `migrate()` in
+ * database.ts applies the missing ones in order, each in its own
+ * transaction, and records them in `schema_migrations`.
+ *
+ * Conventions: times are integer milliseconds since the epoch (UTC); ids are
+ * prefixed random strings (acc_, tok_, ses_, nod_); byte counters are
+ * integers; booleans are 0/1.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+CREATE TABLE accounts (
+  id                      TEXT PRIMARY KEY,
+  tier                    TEXT NOT NULL CHECK (tier IN ('anonymous', 'paid')),
+  email                   TEXT UNIQUE,            -- lower-cased; set by upgrade
+  password_hash           TEXT,                   -- scrypt$N$r$p$salt$hash
+  signup_fingerprint_hash TEXT,                   -- SHA-256 of the machine fingerprint given at signup
+  stripe_customer_id      TEXT,
+  stripe_subscription_id  TEXT,
+  created_at              INTEGER NOT NULL,
+  updated_at              INTEGER NOT NULL
+);
+CREATE INDEX accounts_by_fingerprint ON accounts (signup_fingerprint_hash);
+CREATE INDEX accounts_by_stripe_customer ON accounts (stripe_customer_id);
+
+CREATE TABLE tokens (
+  id               TEXT PRIMARY KEY,
+  account_id       TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+  token_hash       TEXT NOT NULL UNIQUE,          -- hex SHA-256 of the bearer token
+  kind             TEXT NOT NULL CHECK (kind IN ('signup', 'login', 'upgrade')),
+  fingerprint_hash TEXT,                          -- SHA-256 of the machine that obtained it
+  created_at       INTEGER NOT NULL,
+  last_used_at     INTEGER,
+  revoked_at       INTEGER
+);
+CREATE INDEX tokens_by_account ON tokens (account_id);
+
+CREATE TABLE regions (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL,
+  paid_only  INTEGER NOT NULL DEFAULT 0 CHECK (paid_only IN (0, 1)),
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE nodes (
+  id                TEXT PRIMARY KEY,
+  region_id         TEXT NOT NULL REFERENCES regions (id),
+  public_key        TEXT NOT NULL UNIQUE,
+  endpoint          TEXT NOT NULL,                -- HOST:PORT written into client configs
+  pool4             TEXT NOT NULL,                -- CIDR client IPv4 addresses come from
+  pool6             TEXT,                         -- CIDR client IPv6 addresses come from
+  created_at        INTEGER NOT NULL,
+  last_heartbeat_at INTEGER NOT NULL
+);
+CREATE INDEX nodes_by_region ON nodes (region_id, last_heartbeat_at);
+
+-- One row per continuous interval during which a node used an exit address.
+CREATE TABLE node_exit_addresses (
+  id            INTEGER PRIMARY KEY,
+  node_id       TEXT NOT NULL REFERENCES nodes (id),
+  address       TEXT NOT NULL,                    -- canonical text (ip-address.ts)
+  first_seen_at INTEGER NOT NULL,
+  last_seen_at  INTEGER NOT NULL
+);
+CREATE INDEX node_exit_addresses_by_address ON node_exit_addresses (address, last_seen_at);
+CREATE INDEX node_exit_addresses_by_node ON node_exit_addresses (node_id, address, last_seen_at);
+
+CREATE TABLE sessions (
+  id                TEXT PRIMARY KEY,
+  account_id        TEXT NOT NULL REFERENCES accounts (id),
+  node_id           TEXT NOT NULL REFERENCES nodes (id),
+  region_id         TEXT NOT NULL REFERENCES regions (id),
+  client_public_key TEXT NOT NULL,
+  address_offset    INTEGER NOT NULL,             -- offset of both client addresses in the node's pools
+  ipv4              TEXT NOT NULL,
+  ipv6              TEXT,
+  state             TEXT NOT NULL CHECK (state IN ('active', 'closed', 'expired')),
+  close_reason      TEXT,                         -- client, admin, expired, tier
+  created_at        INTEGER NOT NULL,
+  expires_at        INTEGER NOT NULL,
+  closed_at         INTEGER,
+  last_handshake_at INTEGER,
+  rx_bytes          INTEGER NOT NULL DEFAULT 0,   -- received by the client (sent by the exit)
+  tx_bytes          INTEGER NOT NULL DEFAULT 0    -- sent by the client (received by the exit)
+);
+-- No two active sessions of a node share an address or a client key.
+CREATE UNIQUE INDEX sessions_active_address ON sessions (node_id, address_offset) WHERE state = 'active';
+CREATE UNIQUE INDEX sessions_active_key ON sessions (node_id, client_public_key) WHERE state = 'active';
+CREATE INDEX sessions_by_account ON sessions (account_id, state);
+CREATE INDEX sessions_by_state ON sessions (state, expires_at);
+
+CREATE TABLE usage (
+  account_id TEXT NOT NULL REFERENCES accounts (id),
+  period     TEXT NOT NULL,                       -- 'YYYY-MM' (UTC calendar month)
+  rx_bytes   INTEGER NOT NULL DEFAULT 0,
+  tx_bytes   INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (account_id, period)
+);
+
+CREATE TABLE stripe_events (
+  id          TEXT PRIMARY KEY,                   -- Stripe's event id: each event is applied once
+  type        TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+);
+`,
+  },
+];

@@ -1,0 +1,224 @@
+/**
+ * `tunnelbyte admin` — operator commands on the SQLite file of a server
+ * (SPEC §4), also while that server runs: the file is in WAL mode, and the
+ * server's periodic sync (≤ 5 s) applies what changed here, e.g. removes the
+ * peer of a session closed with `session close`.
+ *
+ *   tunnelbyte admin [--data DIR] [--json] region add ID [--name NAME] [--paid-only]
+ *   tunnelbyte admin region list
+ *   tunnelbyte admin node list
+ *   tunnelbyte admin account list
+ *   tunnelbyte admin account set-tier ACCOUNT paid|anonymous    (ACCOUNT: id or email)
+ *   tunnelbyte admin session list [--all]
+ *   tunnelbyte admin session close ID
+ *
+ * --data and --json may also follow the subcommand. Tables by default,
+ * --json prints the same objects the /v1 API uses.
+ */
+import { existsSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { createControlPlane, type ControlPlane } from '../control/control-plane.js';
+import { ControlError } from '../control/errors.js';
+import { databasePath, resolveDataDir, DATABASE_FILE } from '../control/paths.js';
+import { join } from 'node:path';
+import { periodAt } from '../control/services/periods.js';
+import { regionView, sessionView } from '../control/http/views.js';
+import { formatBytes, renderTable, shortTime } from './admin-table.js';
+
+interface AdminOptions {
+  data?: string;
+  json?: boolean;
+}
+
+type Out = (text: string) => void;
+
+/** Opens the control plane on the data dir's database; `create` allows a fresh directory. */
+function openControl(opts: AdminOptions, create: boolean): ControlPlane {
+  const dir = resolveDataDir({ flag: opts.data });
+  if (!create && !existsSync(join(dir, DATABASE_FILE))) {
+    throw new ControlError('not_found', `no tunnelbyte database in ${dir} (start tunnelbyte serve there first, or pass --data DIR)`);
+  }
+  return createControlPlane({ dbPath: databasePath(dir) });
+}
+
+function withControl(cmd: Command, create: boolean, run: (cp: ControlPlane, opts: AdminOptions) => void): void {
+  const opts = cmd.optsWithGlobals<AdminOptions>();
+  const cp = openControl(opts, create);
+  try {
+    run(cp, opts);
+  } finally {
+    cp.close();
+  }
+}
+
+function printJson(out: Out, v: unknown): void {
+  out(JSON.stringify(v, null, 2) + '\n');
+}
+
+/** Adds `admin` and its subcommands to the program. `out` receives what the commands print. */
+export function registerAdminCommands(program: Command, out: Out = (t) => process.stdout.write(t)): Command {
+  const admin = program
+    .command('admin')
+    .description('operator commands on the server database (also while the server runs)')
+    .addOption(new Option('--data <dir>', 'data directory (default: /var/lib/tunnelbyte as root, else the user data dir)').env('TB_DATA'))
+    .option('--json', 'print JSON instead of tables');
+
+  const region = admin.command('region').description('exit regions');
+  region
+    .command('add')
+    .description('create a region, or change the name and paid-only flag of an existing one')
+    .argument('<id>', 'region id (a-z, 0-9, -)')
+    .option('--name <name>', 'display name (default: the id)')
+    .option('--paid-only', 'only paid accounts may use it', false)
+    .action(function (this: Command, id: string, o: { name?: string; paidOnly: boolean }) {
+      withControl(this, true, (cp, g) => {
+        const r = cp.regions.add(id, { name: o.name, paidOnly: o.paidOnly });
+        const view = cp.regions.listAll().find((x) => x.id === r.id)!;
+        if (g.json) printJson(out, regionView(view));
+        else out(`region ${r.id} (${r.name})${r.paidOnly ? ', paid only' : ''}\n`);
+      });
+    });
+  region
+    .command('list')
+    .description('every region, with its active nodes')
+    .action(function (this: Command) {
+      withControl(this, false, (cp, g) => {
+        const rows = cp.regions.listAll();
+        if (g.json) return printJson(out, rows.map(regionView));
+        out(renderTable(['ID', 'NAME', 'PAID ONLY', 'ACTIVE NODES'], rows.map((r) => [r.id, r.name, r.paidOnly ? 'yes' : 'no', r.activeNodes])));
+      });
+    });
+
+  admin
+    .command('node')
+    .description('exit nodes')
+    .command('list')
+    .description('every node with its last heartbeat')
+    .action(function (this: Command) {
+      withControl(this, false, (cp, g) => {
+        const nodes = cp.nodes.list();
+        const cutoff = cp.regions.heartbeatCutoff();
+        const view = nodes.map((n) => ({
+          id: n.id,
+          region: n.regionId,
+          public_key: n.publicKey,
+          endpoint: n.endpoint,
+          pool4: n.pool4,
+          pool6: n.pool6,
+          active: n.lastHeartbeatAt >= cutoff,
+          last_heartbeat_at: new Date(n.lastHeartbeatAt).toISOString(),
+          exit_addresses: cp.store.nodes.currentExitAddresses(n.id, cutoff),
+        }));
+        if (g.json) return printJson(out, view);
+        out(
+          renderTable(
+            ['ID', 'REGION', 'ENDPOINT', 'ACTIVE', 'LAST HEARTBEAT', 'EXIT ADDRESSES'],
+            view.map((n) => [n.id, n.region, n.endpoint, n.active ? 'yes' : 'no', shortTime(Date.parse(n.last_heartbeat_at)), n.exit_addresses.join(',')]),
+          ),
+        );
+      });
+    });
+
+  const account = admin.command('account').description('accounts');
+  account
+    .command('list')
+    .description('every account with its tier, active sessions and usage this period')
+    .action(function (this: Command) {
+      withControl(this, false, (cp, g) => {
+        const period = periodAt(cp.clock()).id;
+        const rows = cp.accounts.list().map((a) => {
+          const u = cp.store.usage.get(a.id, period);
+          return {
+            id: a.id,
+            tier: a.tier,
+            email: a.email,
+            created_at: new Date(a.createdAt).toISOString(),
+            active_sessions: cp.store.sessions.countActiveByAccount(a.id),
+            period,
+            bytes: u.rxBytes + u.txBytes,
+            stripe_customer: a.stripeCustomerId,
+          };
+        });
+        if (g.json) return printJson(out, rows);
+        out(
+          renderTable(
+            ['ID', 'TIER', 'EMAIL', 'CREATED', 'SESSIONS', `USAGE ${period}`],
+            rows.map((r) => [r.id, r.tier, r.email, shortTime(Date.parse(r.created_at)), r.active_sessions, formatBytes(r.bytes)]),
+          ),
+        );
+      });
+    });
+  account
+    .command('set-tier')
+    .description('grant or remove the paid tier (sessions the new tier does not allow are closed)')
+    .argument('<account>', 'account id or email')
+    .argument('<tier>', 'paid or anonymous')
+    .action(function (this: Command, ref: string, tier: string) {
+      withControl(this, false, (cp, g) => {
+        if (tier !== 'paid' && tier !== 'anonymous') throw new ControlError('invalid', `tier must be paid or anonymous, not ${tier}`);
+        const a = cp.accounts.resolve(ref);
+        const change = cp.accounts.setTier(a.id, tier);
+        if (g.json) {
+          return printJson(out, {
+            account_id: change.account.id,
+            tier: change.account.tier,
+            previous_tier: change.previousTier,
+            closed_sessions: change.closedSessionIds,
+          });
+        }
+        out(`account ${change.account.id}: ${change.previousTier} → ${change.account.tier}\n`);
+        if (change.closedSessionIds.length > 0) out(`closed sessions the tier does not allow: ${change.closedSessionIds.join(', ')}\n`);
+      });
+    });
+
+  const session = admin.command('session').description('sessions');
+  session
+    .command('list')
+    .description('active sessions (with --all, ended ones too)')
+    .option('--all', 'include closed and expired sessions', false)
+    .action(function (this: Command, o: { all: boolean }) {
+      withControl(this, false, (cp, g) => {
+        const rows = cp.sessions.adminList({ all: o.all });
+        if (g.json) return printJson(out, rows.map((d) => ({ ...sessionView(d), account_id: d.session.accountId })));
+        out(
+          renderTable(
+            ['ID', 'ACCOUNT', 'REGION', 'NODE', 'STATE', 'ADDRESSES', 'CREATED', 'LAST HANDSHAKE', 'RX', 'TX'],
+            rows.map((d) => [
+              d.session.id,
+              d.session.accountId,
+              d.session.regionId,
+              d.session.nodeId,
+              d.status,
+              d.addresses.join(','),
+              shortTime(d.session.createdAt),
+              shortTime(d.session.lastHandshakeAt),
+              formatBytes(d.session.rxBytes),
+              formatBytes(d.session.txBytes),
+            ]),
+          ),
+        );
+      });
+    });
+  session
+    .command('close')
+    .description('close a session (a running server removes its peer within its sync interval)')
+    .argument('<id>', 'session id')
+    .action(function (this: Command, id: string) {
+      withControl(this, false, (cp, g) => {
+        const d = cp.sessions.adminClose(id);
+        if (g.json) return printJson(out, sessionView(d));
+        out(`session ${d.session.id}: ${d.status}${d.session.closeReason ? ` (${d.session.closeReason})` : ''}\n`);
+      });
+    });
+  return admin;
+}
+
+/** Prints a domain error as the CLI's one-line message and sets a failing exit code; rethrows anything else. */
+export function reportAdminError(e: unknown, err: Out = (t) => process.stderr.write(t)): void {
+  if (e instanceof ControlError) {
+    err(`tunnelbyte: ${e.message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  throw e;
+}

@@ -1,0 +1,101 @@
+/**
+ * The /v1 HTTP API as a Koa app. `createApp()` builds it and never listens:
+ * the exit server (or a test) passes `app.callback()` to its own
+ * http.Server.
+ *
+ * Middleware, outside in: request metrics and log line (they see the final
+ * status); the error mapper (errors → {"error"}); the router, whose handlers
+ * are built from the route declarations: limit/authenticate, read and
+ * validate the body and query, run the handler.
+ */
+import Router from '@koa/router';
+import Koa, { type Context } from 'koa';
+import type { Logger } from 'pino';
+import type { ControlPlane } from '../control-plane.js';
+import type { Principal } from '../services/auth.js';
+import { FINGERPRINT_HEADER } from '../services/auth.js';
+import { readJsonBody, readRawBody } from './body.js';
+import { clientIp } from './client-ip.js';
+import { errorMiddleware, routeOf } from './error-middleware.js';
+import { silentLogger } from './logger.js';
+import { createMetrics, type ApiMetrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { publicLimiter, tokenLimiter } from './rate-limits.js';
+import type { Route } from './route.js';
+import { accountRoutes } from './routes/accounts.js';
+import { billingRoutes } from './routes/billing.js';
+import { publicRoutes } from './routes/public.js';
+import { sessionRoutes } from './routes/sessions.js';
+
+export interface AppDeps {
+  control: ControlPlane;
+  /** Request log and unexpected errors (default: silent). Use createLogger() for secret redaction. */
+  logger?: Logger;
+  /** Metrics registry for GET /metrics (default: a new one over `control`). */
+  metrics?: ApiMetrics;
+}
+
+/** Every /v1 route, in documentation order. */
+export function apiRoutes(): Route[] {
+  return [...publicRoutes(), ...accountRoutes(), ...sessionRoutes(), ...billingRoutes()];
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const { control } = deps;
+  const log = deps.logger ?? silentLogger();
+  const metrics = deps.metrics ?? createMetrics(control);
+  const app = new Koa({ proxy: control.config.trustProxy, maxIpsCount: 1 });
+  app.silent = true; // errors are logged by errorMiddleware, not printed by Koa
+  const routes = apiRoutes();
+  const publicLimit = publicLimiter(control.config.publicRateLimit);
+  const tokenLimit = tokenLimiter(control.config.tiers);
+  const maxBody = control.config.maxBodyBytes;
+
+  app.use(async (ctx, next) => {
+    const start = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const route = routeOf(ctx);
+      metrics.observe(ctx.method, route, ctx.status, seconds);
+      log.info({ method: ctx.method, route, status: ctx.status, ms: Math.round(seconds * 1000) }, 'request');
+    }
+  });
+  app.use(errorMiddleware(log));
+
+  const router = new Router();
+  for (const r of routes) {
+    const handler = async (ctx: Context): Promise<void> => {
+      let principal: Principal | null = null;
+      if (r.auth === 'public') await publicLimit.consume(clientIp(ctx));
+      if (r.auth === 'bearer') {
+        principal = control.auth.authenticate(ctx.get('authorization') || undefined, ctx.get(FINGERPRINT_HEADER) || undefined);
+        await tokenLimit.consume(principal.account.tier, principal.token.id);
+      }
+      let body: unknown = undefined;
+      let rawBody: Buffer | null = null;
+      if (r.rawBody) rawBody = await readRawBody(ctx, maxBody);
+      else if (r.body) body = r.body.parse(await readJsonBody(ctx, maxBody));
+      const query = r.query ? r.query.parse(ctx.query) : {};
+      const result = await r.handle({ ctx, control, body, query, params: (ctx as Context & { params: Record<string, string> }).params, principal, rawBody });
+      ctx.status = result.status;
+      if (result.headers) ctx.set(result.headers);
+      ctx.body = result.body;
+    };
+    if (r.method === 'GET') router.get(r.path, handler);
+    else if (r.method === 'POST') router.post(r.path, handler);
+    else router.delete(r.path, handler);
+  }
+  const doc = openApiDocument(routes);
+  router.get('/v1/openapi.json', (ctx) => {
+    ctx.body = doc;
+  });
+  router.get('/metrics', async (ctx) => {
+    ctx.type = metrics.registry.contentType;
+    ctx.body = await metrics.registry.metrics();
+  });
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
+  return app;
+}

@@ -1,0 +1,65 @@
+/**
+ * Prometheus metrics (GET /metrics), in a registry of the app's own:
+ * requests by method, route template and status, their durations, and
+ * gauges read from SQLite at scrape time (active sessions, accounts by
+ * tier, active nodes), plus the process's default metrics.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ControlPlane } from '../control-plane.js';
+import { TIERS } from '../config.js';
+
+export interface ApiMetrics {
+  registry: Registry;
+  observe(method: string, route: string, status: number, seconds: number): void;
+}
+
+export function createMetrics(control: ControlPlane, opts: { defaultMetrics?: boolean } = {}): ApiMetrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'tunnelbyte_http_requests_total',
+    help: 'API requests by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'tunnelbyte_http_request_duration_seconds',
+    help: 'API request durations',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'tunnelbyte_sessions_active',
+    help: 'Active sessions',
+    registers: [registry],
+    collect() {
+      this.set(control.store.sessions.countActive());
+    },
+  });
+  new Gauge({
+    name: 'tunnelbyte_accounts',
+    help: 'Accounts by tier',
+    labelNames: ['tier'] as const,
+    registers: [registry],
+    collect() {
+      const counts = control.store.accounts.countByTier();
+      for (const t of TIERS) this.set({ tier: t }, counts[t]);
+    },
+  });
+  new Gauge({
+    name: 'tunnelbyte_regions_active',
+    help: 'Regions with at least one active node',
+    registers: [registry],
+    collect() {
+      this.set(control.regions.listActive().length);
+    },
+  });
+  return {
+    registry,
+    observe(method, route, status, seconds) {
+      requests.inc({ method, route, status: String(status) });
+      duration.observe({ method, route }, seconds);
+    },
+  };
+}

@@ -1,0 +1,145 @@
+/**
+ * The /v1 wire format: zod schemas of every request and response. Requests
+ * are validated with them (unknown fields are a 400: a typo must not be
+ * silently ignored); responses are typed by them, and the OpenAPI document
+ * at /v1/openapi.json is generated from both.
+ */
+import { z } from 'zod';
+import { isWireGuardKey } from '../wireguard-keys.js';
+
+// ----- requests -----
+
+/** A machine fingerprint: what the CLI derives from the machine id (a hash), sent as text. */
+export const Fingerprint = z
+  .string()
+  .min(8, 'must be at least 8 characters')
+  .max(256, 'must be at most 256 characters')
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+
+export const SignupRequest = z.strictObject({
+  fingerprint: Fingerprint.describe('The machine fingerprint the token will be bound to (send it again as X-TB-Fingerprint).'),
+});
+
+export const Email = z.email('must be an email address').max(254);
+
+export const LoginRequest = z.strictObject({
+  email: Email,
+  password: z.string().min(1).max(1024),
+});
+
+export const UpgradeRequest = z.strictObject({
+  email: Email,
+  password: z.string().min(8, 'must be at least 8 characters').max(1024),
+});
+
+export const WireGuardKey = z.string().refine(isWireGuardKey, 'must be a WireGuard key (base64 of 32 bytes)');
+
+export const CreateSessionRequest = z.strictObject({
+  region: z.string().min(1).max(64).describe('Region id from GET /v1/regions.'),
+  public_key: WireGuardKey.optional().describe(
+    'The client public key. Without it the server generates the key pair and the config carries the private key.',
+  ),
+});
+
+export const IpQuery = z.object({
+  at: z.string().optional().describe('ISO 8601 time to ask about (default: now).'),
+});
+
+export const SessionListQuery = z.object({
+  state: z.enum(['active', 'all']).optional().describe('active (default): sessions not ended; all: ended ones too.'),
+});
+
+// ----- responses -----
+
+export const ErrorResponse = z.object({ error: z.string() });
+export const HealthResponse = z.object({ ok: z.literal(true) });
+
+export const RegionView = z.object({
+  id: z.string(),
+  name: z.string(),
+  paid_only: z.boolean(),
+  nodes: z.number().int().describe('Active nodes.'),
+});
+export const RegionsResponse = z.object({ regions: z.array(RegionView) });
+
+export const IpAttributionResponse = z.object({
+  address: z.string(),
+  at: z.string().describe('The time asked about (ISO 8601).'),
+  exit: z.boolean().describe('Was the address an exit address of this service at that time?'),
+  region: z.string().nullable(),
+  node: z.string().nullable(),
+  first_seen: z.string().nullable().describe('Start of the interval during which the node used the address.'),
+  last_seen: z.string().nullable(),
+});
+
+export const Tier = z.enum(['anonymous', 'paid']);
+
+export const SignupResponse = z.object({
+  token: z.string(),
+  account_id: z.string(),
+  tier: Tier,
+});
+
+export const LoginResponse = SignupResponse.extend({ email: z.string() });
+
+export const UpgradeResponse = z.object({
+  token: z.string().describe('A new token; it works from any machine once the account is paid.'),
+  account_id: z.string(),
+  tier: Tier,
+  email: z.string(),
+  checkout_url: z.string().nullable().describe('Stripe Checkout page to pay at; null when the account is already paid.'),
+});
+
+export const SessionView = z.object({
+  id: z.string(),
+  state: z.enum(['active', 'suspended', 'closed', 'expired']).describe('suspended: active, but the peer is off because the quota is used up.'),
+  region: z.string(),
+  node: z.string(),
+  created_at: z.string(),
+  expires_at: z.string().describe('Slides forward with each handshake: an idle session expires.'),
+  closed_at: z.string().nullable(),
+  close_reason: z.enum(['client', 'admin', 'expired', 'tier']).nullable(),
+  last_handshake_at: z.string().nullable(),
+  rx_bytes: z.number().int().describe('Bytes the client received through the exit.'),
+  tx_bytes: z.number().int().describe('Bytes the client sent through the exit.'),
+  client: z.object({ public_key: z.string(), addresses: z.array(z.string()) }),
+  exit: z.object({
+    public_key: z.string(),
+    endpoint: z.string(),
+    allowed_ips: z.array(z.string()),
+    persistent_keepalive: z.number().int(),
+  }),
+  dns: z.array(z.string()),
+});
+
+export const CreatedSessionView = SessionView.extend({
+  private_key: z.string().nullable().describe('The generated client private key (only when no public_key was sent; shown once).'),
+  config: z.string().describe('A complete wg-quick configuration.'),
+});
+
+export const SessionsResponse = z.object({ sessions: z.array(SessionView) });
+
+export const UsageResponse = z.object({
+  account_id: z.string(),
+  tier: Tier,
+  period: z.object({ id: z.string(), start: z.string(), end: z.string() }),
+  bytes: z.object({ rx: z.number().int(), tx: z.number().int(), total: z.number().int() }),
+  quota_bytes: z.number().int().nullable().describe('null: no cap.'),
+  quota_exhausted: z.boolean(),
+  sessions: z.object({ active: z.number().int(), limit: z.number().int() }),
+  regions: z.enum(['free', 'all']),
+  requests_per_minute: z.number().int(),
+});
+
+export const WebhookResponse = z.object({
+  received: z.literal(true),
+  duplicate: z.boolean(),
+});
+
+export const BillingPageResponse = z.object({ ok: z.boolean(), message: z.string() });
+
+export type RegionViewT = z.infer<typeof RegionView>;
+export type SessionViewT = z.infer<typeof SessionView>;
+export type CreatedSessionViewT = z.infer<typeof CreatedSessionView>;
+export type UsageResponseT = z.infer<typeof UsageResponse>;
+export type IpAttributionResponseT = z.infer<typeof IpAttributionResponse>;

@@ -2,7 +2,8 @@
  * The one error path of the API. Every failure becomes `{"error": "..."}`:
  * ControlError kinds map to their statuses (429 and 503 with Retry-After
  * when known), zod validation errors to 400, Koa/router HTTP errors keep
- * their status, an unmatched route is a JSON 404. Anything else is a bug:
+ * their status, an unmatched route is a JSON 404 (a wrong method a
+ * JSON 405 with Allow). Anything else is a bug:
  * logged, and answered 500 with no detail.
  */
 import type { Context, Next } from 'koa';
@@ -40,9 +41,10 @@ export function errorMiddleware(log: Logger) {
   return async function errors(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body == null) {
-        ctx.status = 404;
-        ctx.body = { error: 'not found' };
+      if (ctx.body == null && (ctx.status === 404 || ctx.status === 405 || ctx.status === 501)) {
+        const status = ctx.status;
+        ctx.body = { error: status === 404 ? 'not found' : status === 405 ? 'method not allowed' : 'method not implemented' };
+        ctx.status = status;
       }
     } catch (e) {
       if (e instanceof ControlError) {

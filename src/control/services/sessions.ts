@@ -52,9 +52,10 @@ export class SessionService {
   ) {}
 
   /**
-   * Opens a session in `regionId` for the account. Errors: 400 unknown region
-   * or bad key, 403 paid-only region or session limit, 429 quota used up,
-   * 503 no active node (or its address pool is full), 409 key already in use.
+   * Opens a session in `regionId` for the account. Errors, in the order they
+   * are checked: 400 bad key or unknown region, 403 paid-only region, 429
+   * quota used up, 403 session limit, 503 no active node (or its address pool
+   * is full), 409 key already in use.
    */
   create(account: Account, input: { regionId: string; publicKey?: string | undefined }): CreatedSession {
     const { store, config, clock } = this.ctx;
@@ -69,11 +70,11 @@ export class SessionService {
       const region = store.regions.get(input.regionId);
       if (!region) throw invalid(`unknown region ${JSON.stringify(input.regionId)}`);
       if (region.paidOnly && !limits.paidRegions) throw forbidden(`region ${region.id} is for paid accounts`);
+      this.usage.assertQuotaLeft(fresh); // before the session limit: "wait until <date>" is the useful answer
       const active = store.sessions.countActiveByAccount(fresh.id);
       if (active >= limits.maxSessions) {
         throw forbidden(`session limit of the ${fresh.tier} tier reached (${limits.maxSessions} active); close one first`);
       }
-      this.usage.assertQuotaLeft(fresh);
       const now = clock();
       const nodes = store.nodes.activeInRegion(region.id, now - config.nodeStaleAfterMs);
       if (nodes.length === 0) throw unavailable(`no active node in region ${region.id}; try another region`);

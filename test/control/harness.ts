@@ -1,0 +1,171 @@
+/**
+ * Test harness of the control plane: a real SQLite file in a temp dir, the
+ * app on an ephemeral 127.0.0.1 port (node:http + app.callback()), a clock
+ * the test moves, a recording data plane, and a registered node.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { manualClock, type ManualClock } from '../../src/control/clock.js';
+import { controlConfig, type ControlConfig, type DeepPartial } from '../../src/control/config.js';
+import { createControlPlane, type ControlPlane } from '../../src/control/control-plane.js';
+import { createApp } from '../../src/control/http/app.js';
+import { createMetrics } from '../../src/control/http/metrics.js';
+import type { DataPlane, PeerCounters, PeerSpec } from '../../src/control/services/data-plane.js';
+import type { NodeAgent } from '../../src/control/services/node-agent.js';
+import type { NodeRecord } from '../../src/control/store/nodes.js';
+import { generateKeyPair } from '../../src/control/wireguard-keys.js';
+
+/** A data plane that records calls and whose counters the test sets. */
+export class RecordingDataPlane implements DataPlane {
+  readonly peers = new Map<string, string[]>();
+  readonly calls: string[] = [];
+  readonly counters = new Map<string, PeerCounters>();
+  addPeer(p: PeerSpec): void {
+    this.calls.push(`add ${p.publicKey}`);
+    this.peers.set(p.publicKey, [...p.allowedIps]);
+    this.counters.set(p.publicKey, { rxBytes: 0, txBytes: 0, lastHandshakeMs: null });
+  }
+  removePeer(publicKey: string): void {
+    this.calls.push(`remove ${publicKey}`);
+    this.peers.delete(publicKey);
+    this.counters.delete(publicKey);
+  }
+  readCounters(): Map<string, PeerCounters> {
+    return new Map([...this.counters].map(([k, v]) => [k, { ...v }]));
+  }
+  /** Simulates traffic: the exit received `fromClient` and sent `toClient` bytes. */
+  traffic(publicKey: string, fromClient: number, toClient: number, handshakeMs: number | null = null): void {
+    const c = this.counters.get(publicKey);
+    if (!c) throw new Error(`no peer ${publicKey}`);
+    c.rxBytes += fromClient;
+    c.txBytes += toClient;
+    if (handshakeMs !== null) c.lastHandshakeMs = handshakeMs;
+  }
+}
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  json: any;
+  text: string;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  /** Sent as is (for malformed JSON). */
+  rawBody?: string | Buffer;
+  token?: string;
+  fingerprint?: string;
+  headers?: Record<string, string>;
+}
+
+export interface Harness {
+  dir: string;
+  dbPath: string;
+  clock: ManualClock;
+  control: ControlPlane;
+  dataPlane: RecordingDataPlane;
+  node: NodeRecord;
+  agent: NodeAgent;
+  url: string;
+  request(method: string, path: string, opts?: RequestOptions): Promise<Reply>;
+  /** Signs up an anonymous account from machine `fingerprint`. */
+  signup(fingerprint?: string): Promise<{ token: string; accountId: string; fingerprint: string }>;
+  close(): Promise<void>;
+}
+
+export const T0 = Date.UTC(2026, 2, 10, 12, 0, 0); // 2026-03-10T12:00:00Z
+
+export const NODE_EXIT = '198.51.100.7';
+
+let machine = 0;
+export const newFingerprint = (): string => `machine-${process.pid}-${++machine}-${Math.random().toString(36).slice(2)}`;
+
+export interface HarnessOptions {
+  config?: DeepPartial<ControlConfig>;
+  /** Register and attach a node in region `local` (default true). */
+  node?: boolean;
+  now?: number;
+  dir?: string;
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'tb-control-'));
+  const dbPath = join(dir, 'tunnelbyte.db');
+  const clock = manualClock(opts.now ?? T0);
+  const config: ControlConfig = controlConfig({ publicRateLimit: { burst: 1000, perSecond: 1000 }, ...opts.config });
+  const control = createControlPlane({ dbPath, config, clock });
+  const dataPlane = new RecordingDataPlane();
+  let node: NodeRecord | undefined;
+  let agent: NodeAgent | undefined;
+  if (opts.node ?? true) {
+    const reg = control.nodes.register({
+      regionId: 'local',
+      publicKey: generateKeyPair().publicKey,
+      endpoint: 'vpn.example.test:51820',
+      exitAddresses: [NODE_EXIT],
+      pool4: '10.64.0.0/16',
+      pool6: 'fd00:64::/64',
+    });
+    node = reg.node;
+    agent = control.attachDataPlane(node.id, dataPlane, [NODE_EXIT]);
+    agent.sync();
+  }
+  const app = createApp({ control, metrics: createMetrics(control, { defaultMetrics: false }) });
+  const server: Server = createServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const request = async (method: string, path: string, o: RequestOptions = {}): Promise<Reply> => {
+    const headers: Record<string, string> = { ...o.headers };
+    if (o.token) headers.authorization = `Bearer ${o.token}`;
+    if (o.fingerprint) headers['x-tb-fingerprint'] = o.fingerprint;
+    let body: string | Buffer | undefined;
+    if (o.rawBody !== undefined) body = o.rawBody;
+    else if (o.body !== undefined) {
+      body = JSON.stringify(o.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(url + path, { method, headers, body: body as RequestInit['body'] });
+    const text = await res.text();
+    let json: unknown = undefined;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, json, text };
+  };
+
+  const h: Harness = {
+    dir,
+    dbPath,
+    clock,
+    control,
+    dataPlane,
+    node: node!,
+    agent: agent!,
+    url,
+    request,
+    async signup(fingerprint = newFingerprint()) {
+      const r = await request('POST', '/v1/signup', { body: { fingerprint } });
+      if (r.status !== 201 && r.status !== 200) throw new Error(`signup failed: ${r.status} ${r.text}`);
+      return { token: r.json.token as string, accountId: r.json.account_id as string, fingerprint };
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      control.close();
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
+
+/** Makes an account paid directly (as the operator would). */
+export function makePaid(h: Harness, accountId: string): void {
+  h.control.accounts.setTier(accountId, 'paid');
+}

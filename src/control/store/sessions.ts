@@ -87,9 +87,9 @@ export function sessionRepository(db: Db) {
      VALUES (@id, @accountId, @nodeId, @regionId, @clientPublicKey, @addressOffset, @ipv4, @ipv6, 'active', @now, @expiresAt)`,
   );
   const byId = db.prepare(`SELECT * FROM sessions WHERE id = ?`);
-  const byAccount = db.prepare(`SELECT * FROM sessions WHERE account_id = ? ORDER BY created_at DESC, id`);
+  const byAccount = db.prepare(`SELECT * FROM sessions WHERE account_id = ? ORDER BY created_at DESC, rowid DESC`);
   const activeByAccount = db.prepare(
-    `SELECT * FROM sessions WHERE account_id = ? AND state = 'active' ORDER BY created_at DESC, id`,
+    `SELECT * FROM sessions WHERE account_id = ? AND state = 'active' ORDER BY created_at DESC, rowid DESC`,
   );
   const countActiveByAccount = db.prepare(`SELECT COUNT(*) AS n FROM sessions WHERE account_id = ? AND state = 'active'`);
   const activeKeyOnNode = db.prepare(
@@ -107,8 +107,8 @@ export function sessionRepository(db: Db) {
        expires_at = MAX(expires_at, @expiresAt)
      WHERE id = @id`,
   );
-  const all = db.prepare(`SELECT * FROM sessions ORDER BY created_at DESC, id`);
-  const allActive = db.prepare(`SELECT * FROM sessions WHERE state = 'active' ORDER BY created_at DESC, id`);
+  const all = db.prepare(`SELECT * FROM sessions ORDER BY created_at DESC, rowid DESC`);
+  const allActive = db.prepare(`SELECT * FROM sessions WHERE state = 'active' ORDER BY created_at DESC, rowid DESC`);
   const countActive = db.prepare(`SELECT COUNT(*) AS n FROM sessions WHERE state = 'active'`);
 
   return {

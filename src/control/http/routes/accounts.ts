@@ -68,7 +68,7 @@ export function accountRoutes(): Route[] {
         const { control, body, ctx } = req;
         const { account } = principalOf(req);
         control.accounts.checkEmailAvailable(account, body.email);
-        const checkout = account.tier === 'paid' ? null : await control.billing.createCheckout(account, body.email, ctx.origin);
+        const checkout = account.tier === 'paid' ? null : await control.billing.createCheckout(account, body.email, `${ctx.protocol}://${ctx.host}`);
         const r = await control.accounts.saveCredentials(account, body.email, body.password, ctx.get(FINGERPRINT_HEADER) || null);
         return {
           status: 200,

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerAdminCommands, reportAdminError } from './admin.js';
+import { registerServeCommand } from './serve.js';
 import { VERSION } from './version.js';
 
 // The `tunnelbyte` program: each command group adds itself with one register call.
@@ -7,6 +8,7 @@ const program = new Command('tunnelbyte')
   .description('A self-hosted VPN exit: userspace WireGuard, a /v1 control plane and its CLI')
   .version(VERSION);
 
+registerServeCommand(program);
 registerAdminCommands(program);
 
 try {

@@ -1,0 +1,114 @@
+/**
+ * `tunnelbyte serve`: flags, their environment variables and embedded
+ * defaults (SPEC §4), then the exit server until SIGTERM/SIGINT.
+ */
+import { Command, Option } from 'commander';
+import { createLogger } from '../control/http/logger.js';
+import { resolveDataDir } from '../control/paths.js';
+import { ExitServer } from '../server/exit-server.js';
+
+function hostPort(v: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(v);
+  if (!m || Number(m[3]) > 65535) throw new Error(`expected HOST:PORT, got ${v}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port: Number(m[3]) };
+}
+
+function port(v: string): number {
+  if (!/^\d{1,5}$/.test(v) || Number(v) > 65535) throw new Error(`not a port: ${v}`);
+  return Number(v);
+}
+
+/** "10GiB", "500MiB", "1e9", "unlimited" → bytes (null = no cap). */
+export function parseBytes(v: string): number | null {
+  if (v === 'unlimited' || v === 'none') return null;
+  const m = /^(\d+(?:\.\d+)?(?:e\d+)?)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$/i.exec(v.trim());
+  if (!m) throw new Error(`not a size: ${v} (e.g. 10GiB, 500MB, 1000000, unlimited)`);
+  const units: Record<string, number> = { b: 1, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12 };
+  return Math.round(Number(m[1]) * units[(m[2] ?? 'b').toLowerCase()]!);
+}
+
+function count(v: string): number {
+  if (!/^\d{1,6}$/.test(v)) throw new Error(`not a count: ${v}`);
+  return Number(v);
+}
+
+const list = (v: string | undefined): string[] => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the VPN exit: WireGuard on a TUN interface, the /v1 API and the SQLite store (needs root)')
+    .addOption(new Option('--data <dir>', 'state directory: SQLite file and server key (default: /var/lib/tunnelbyte as root, else the user data dir)').env('TB_DATA'))
+    .addOption(new Option('--api-listen <host:port>', 'address of the HTTP API').env('TB_API_LISTEN').default('0.0.0.0:8080'))
+    .addOption(new Option('--listen-port <n>', 'WireGuard UDP port (IPv4 and IPv6)').env('TB_LISTEN_PORT').default('51820'))
+    .addOption(new Option('--endpoint <host[:port]>', 'what client configs put in Endpoint (default: the default-route address)').env('TB_ENDPOINT'))
+    .addOption(new Option('--exit-address <ip...>', 'addresses traffic leaves from, for /v1/ip (default: the default-route addresses); env: comma-separated').env('TB_EXIT_ADDRESSES'))
+    .addOption(new Option('--region <id>', 'region of this node').env('TB_REGION').default('local'))
+    .addOption(new Option('--tun <name>', 'TUN interface name').env('TB_TUN').default('tb0'))
+    .addOption(new Option('--pool <cidr>', 'IPv4 pool for client addresses').env('TB_POOL').default('10.64.0.0/10'))
+    .addOption(new Option('--pool6 <cidr>', 'IPv6 pool (default: a random ULA /64 fixed at first start)').env('TB_POOL6'))
+    .addOption(new Option('--dns <ip,...>', 'DNS servers written into client configs').env('TB_DNS'))
+    .addOption(new Option('--no-nat', 'do not set up masquerading NAT and IP forwarding (env TB_NAT=0)'))
+    .addOption(new Option('--trust-proxy', 'honour X-Forwarded-For (only behind a trusted reverse proxy; env TB_TRUST_PROXY=1)'))
+    .addOption(new Option('--sync-interval <s>', 'seconds between counter flushes and peer reconciles (1-5)').env('TB_SYNC_INTERVAL').default('5'))
+    .addOption(new Option('--anonymous-quota <size>', 'data per calendar month for anonymous accounts (e.g. 10GiB, unlimited)').env('TB_ANONYMOUS_QUOTA').default('10GiB'))
+    .addOption(new Option('--anonymous-sessions <n>', 'active sessions per anonymous account').env('TB_ANONYMOUS_SESSIONS').default('1'))
+    .addOption(new Option('--paid-quota <size>', 'data per calendar month for paid accounts').env('TB_PAID_QUOTA').default('unlimited'))
+    .addOption(new Option('--paid-sessions <n>', 'active sessions per paid account').env('TB_PAID_SESSIONS').default('5'))
+    .addOption(new Option('--log-level <level>', 'pino log level').env('TB_LOG_LEVEL').default('info'))
+    .addHelpText(
+      'after',
+      '\nBilling is off unless STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are set (STRIPE_PRICE_ID optional).\n' +
+        'Every flag also reads the environment variable shown; TB_NAT=0 equals --no-nat, TB_TRUST_PROXY=1 equals --trust-proxy.',
+    )
+    .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
+      const log = createLogger({ level: String(o.logLevel) });
+      process.exitCode = 0;
+      const env = process.env;
+      const api = hostPort(String(o.apiListen));
+      const exits = Array.isArray(o.exitAddress) ? o.exitAddress.flatMap((x) => list(x)) : list(o.exitAddress as string | undefined);
+      const syncIntervalS = Number(o.syncInterval);
+      if (!(syncIntervalS >= 1 && syncIntervalS <= 5)) throw new Error('--sync-interval must be 1..5 seconds');
+      if (process.geteuid?.() !== 0) log.warn('not running as root: creating the TUN interface will probably fail');
+      let server: ExitServer;
+      try {
+        server = await ExitServer.start(
+          {
+            dataDir: resolveDataDir({ flag: o.data as string | undefined }),
+            apiHost: api.host,
+            apiPort: api.port,
+            listenPort: port(String(o.listenPort)),
+            endpoint: (o.endpoint as string | undefined) ?? null,
+            exitAddresses: exits,
+            region: String(o.region),
+            tun: String(o.tun),
+            pool4: String(o.pool),
+            pool6: (o.pool6 as string | undefined) ?? null,
+            dns: list(o.dns as string | undefined),
+            nat: o.nat !== false && env.TB_NAT !== '0',
+            trustProxy: o.trustProxy === true || env.TB_TRUST_PROXY === '1',
+            syncIntervalS,
+            tiers: {
+              anonymous: { quotaBytes: parseBytes(String(o.anonymousQuota)), maxSessions: count(String(o.anonymousSessions)) },
+              paid: { quotaBytes: parseBytes(String(o.paidQuota)), maxSessions: count(String(o.paidSessions)) },
+            },
+            env,
+          },
+          log,
+        );
+      } catch (e) {
+        log.fatal({ err: (e as Error).message }, 'could not start');
+        process.exitCode = 1;
+        return;
+      }
+      log.info({ api: server.info.apiUrl, endpoint: server.info.endpoint, publicKey: server.info.publicKey, exitAddresses: server.info.exitAddresses, tunAddresses: server.info.interfaceAddresses }, 'tunnelbyte exit running');
+      let signals = 0;
+      const onSignal = (sig: string) => {
+        if (++signals > 1) process.exit(1);
+        log.info({ signal: sig }, 'shutting down');
+        void server.stop().then(() => process.exit(0));
+      };
+      process.on('SIGTERM', () => onSignal('SIGTERM'));
+      process.on('SIGINT', () => onSignal('SIGINT'));
+    });
+}

@@ -1,0 +1,205 @@
+/**
+ * `tunnelbyte serve`: the exit in one process (SPEC §4) — the WireGuard
+ * device on a TUN interface, the /v1 API, the SQLite store.
+ *
+ * Start-up, in order: data dir and server key → SQLite (migrations) → the
+ * node registered in its region (endpoint, exit addresses, pools) → TUN with
+ * the pools' gateway addresses → UDP on the listen port → NAT and forwarding
+ * (unless disabled) → the device's peers reconciled with the active sessions
+ * → the API listening. Then every few seconds the node agent syncs: heartbeat,
+ * counters into SQLite, expiry, reconcile. Shutdown undoes it in reverse and
+ * flushes the counters once more.
+ */
+import { createServer, type Server } from 'node:http';
+import type { Logger } from 'pino';
+import { createControlPlane, type ControlPlane } from '../control/control-plane.js';
+import { billingConfigFromEnv, controlConfig } from '../control/config.js';
+import { createApp } from '../control/http/app.js';
+import { createMetrics } from '../control/http/metrics.js';
+import { databasePath } from '../control/paths.js';
+import type { NodeAgent } from '../control/services/node-agent.js';
+import { DeviceRuntime } from '../device/runtime.js';
+import { openLinuxTun } from '../io/linux/tun.js';
+import { openLinuxUdpBind } from '../io/linux/udp.js';
+import { DEFAULT_MTU } from '../protocol/constants.js';
+import { DROP_REASONS } from '../protocol/messages.js';
+import { DeviceDataPlane } from './device-data-plane.js';
+import { configureInterface, detectDefaultRoute, setupNat, type NatHandle } from './host-network.js';
+import { loadOrCreateServerKey } from './server-key.js';
+import { Gauge } from 'prom-client';
+import { keyToBase64 } from '../device/peer.js';
+
+export interface ServeOptions {
+  dataDir: string;
+  apiHost: string;
+  apiPort: number;
+  listenPort: number;
+  /** HOST[:PORT] for client configs; null: the default-route interface's address. */
+  endpoint: string | null;
+  /** Exit addresses for /v1/ip; empty: the default-route interface's addresses. */
+  exitAddresses: string[];
+  region: string;
+  tun: string;
+  pool4: string;
+  /** null: the node's ULA /64 chosen at first start. */
+  pool6: string | null;
+  dns: string[];
+  nat: boolean;
+  trustProxy: boolean;
+  /** Seconds between syncs of counters and peers (SPEC: at most 5). */
+  syncIntervalS: number;
+  /** Tier limits that differ from the defaults (SPEC §5). */
+  tiers: { anonymous: { quotaBytes?: number | null; maxSessions?: number }; paid: { quotaBytes?: number | null; maxSessions?: number } };
+  env: NodeJS.ProcessEnv;
+}
+
+export class ExitServer {
+  private timer: NodeJS.Timeout | null = null;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly control: ControlPlane,
+    readonly runtime: DeviceRuntime,
+    readonly agent: NodeAgent,
+    readonly http: Server,
+    private readonly nat: NatHandle | null,
+    private readonly log: Logger,
+    readonly info: { publicKey: string; endpoint: string; apiUrl: string; exitAddresses: string[]; interfaceAddresses: string[]; nodeId: string },
+  ) {}
+
+  static async start(o: ServeOptions, log: Logger): Promise<ExitServer> {
+    const key = loadOrCreateServerKey(o.dataDir);
+    const publicKey = keyToBase64(key.publicKey);
+    const route = detectDefaultRoute();
+    const exitAddresses = o.exitAddresses.length ? o.exitAddresses : [...route.addresses4, ...route.addresses6];
+    const endpoint = endpointOf(o.endpoint, route, o.listenPort);
+    const control = createControlPlane({
+      dbPath: databasePath(o.dataDir),
+      config: controlConfig({ dns: o.dns, trustProxy: o.trustProxy, billing: billingConfigFromEnv(o.env), tiers: o.tiers }),
+    });
+    const cleanups: (() => void)[] = [() => control.close()];
+    const undo = () => {
+      for (const f of cleanups.reverse()) {
+        try {
+          f();
+        } catch {
+          /* best effort while failing */
+        }
+      }
+    };
+    try {
+      const { node, interfaceAddresses } = control.nodes.register({ regionId: o.region, publicKey, endpoint, exitAddresses, pool4: o.pool4, pool6: o.pool6 });
+      const tun = openLinuxTun({ name: o.tun, mtu: DEFAULT_MTU, exclusive: true });
+      cleanups.push(() => tun.close());
+      const [gw4, p4] = interfaceAddresses[0]!.split('/');
+      const [gw6, p6] = interfaceAddresses[1]?.split('/') ?? [null, '64'];
+      configureInterface(tun.name, gw4!, Number(p4), gw6 ?? null, Number(p6), DEFAULT_MTU);
+      const bind = openLinuxUdpBind({ port: o.listenPort });
+      cleanups.push(() => bind.close());
+      const runtime = new DeviceRuntime({ tun, bind, privateKey: key.privateKey, isolatePeers: true });
+      cleanups.push(() => runtime.close());
+      let nat: NatHandle | null = null;
+      if (o.nat) {
+        if (!route.device) throw new Error('no default route: cannot set up NAT (use --no-nat to run without it)');
+        nat = setupNat({ tun: tun.name, outIf: route.device, outIf6: route.device6 ?? route.device, pool4: node.pool4, pool6: node.pool6 });
+        cleanups.push(() => nat!.remove());
+      }
+      const agent = control.attachDataPlane(node.id, new DeviceDataPlane(runtime.device), exitAddresses);
+      const first = agent.sync();
+      log.info({ peers: first.added.length, suspended: first.suspended.length }, 'active sessions restored');
+
+      const metrics = createMetrics(control);
+      registerDeviceMetrics(metrics.registry, runtime);
+      const app = createApp({ control, logger: log, metrics });
+      const http = createServer(app.callback());
+      await new Promise<void>((resolve, reject) => {
+        http.once('error', reject);
+        http.listen(o.apiPort, o.apiHost, () => resolve());
+      });
+      const addr = http.address();
+      const apiUrl = typeof addr === 'object' && addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : '';
+      const s = new ExitServer(control, runtime, agent, http, nat, log, {
+        publicKey,
+        endpoint,
+        apiUrl,
+        exitAddresses,
+        interfaceAddresses,
+        nodeId: node.id,
+      });
+      s.timer = setInterval(() => s.sync(), o.syncIntervalS * 1000);
+      tun.onClose((reason) => {
+        if (s.stopping) return; // our own close during shutdown
+        log.error({ reason }, 'TUN interface went away; shutting down');
+        void s.stop();
+      });
+      return s;
+    } catch (e) {
+      undo();
+      throw e;
+    }
+  }
+
+  private sync(): void {
+    try {
+      const r = this.agent.sync();
+      if (r.added.length || r.removed.length || r.expired.length || r.failures.length) {
+        this.log.info({ added: r.added.length, removed: r.removed.length, expired: r.expired.length, failures: r.failures.length }, 'peers reconciled');
+      }
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'sync failed');
+    }
+  }
+
+  /** Flushes counters, closes the API, removes NAT and the interface, closes the database. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.timer) clearInterval(this.timer);
+      this.sync();
+      await new Promise<void>((resolve) => {
+        this.http.close(() => resolve());
+        this.http.closeAllConnections();
+      });
+      this.runtime.close();
+      this.nat?.remove();
+      this.control.close();
+      this.log.info('stopped');
+    })();
+    return this.stopping;
+  }
+}
+
+function endpointOf(flag: string | null, route: ReturnType<typeof detectDefaultRoute>, listenPort: number): string {
+  if (flag) {
+    if (/^\[.*\]:\d+$/.test(flag) || /^[^:]+:\d+$/.test(flag)) return flag;
+    return flag.includes(':') ? `[${flag}]:${listenPort}` : `${flag}:${listenPort}`;
+  }
+  const addr = route.addresses4[0] ?? route.addresses6[0];
+  if (!addr) throw new Error('cannot tell the endpoint clients should use: no default-route address (use --endpoint HOST[:PORT])');
+  return addr.includes(':') ? `[${addr}]:${listenPort}` : `${addr}:${listenPort}`;
+}
+
+/** Device figures on /metrics: peers, handshakes, bytes, drops by reason. */
+function registerDeviceMetrics(registry: import('prom-client').Registry, runtime: DeviceRuntime): void {
+  const dev = runtime.device;
+  new Gauge({ name: 'tunnelbyte_device_peers', help: 'WireGuard peers on the device', registers: [registry], collect() {
+    this.set(dev.peerCount);
+  } });
+  new Gauge({ name: 'tunnelbyte_device_peers_with_session', help: 'Peers with a current keypair (a completed handshake)', registers: [registry], collect() {
+    let n = 0;
+    for (const p of dev.peers()) if (p.current) n++;
+    this.set(n);
+  } });
+  new Gauge({ name: 'tunnelbyte_device_bytes', help: 'Bytes through the device since start, by direction', labelNames: ['direction'], registers: [registry], collect() {
+    let rx = 0;
+    let tx = 0;
+    for (const p of dev.peers()) {
+      rx += p.rxBytes;
+      tx += p.txBytes;
+    }
+    this.set({ direction: 'rx' }, rx);
+    this.set({ direction: 'tx' }, tx);
+  } });
+  new Gauge({ name: 'tunnelbyte_device_drops', help: 'Datagrams and packets dropped, by reason', labelNames: ['reason'], registers: [registry], collect() {
+    for (const r of DROP_REASONS) this.set({ reason: r }, dev.drops[r]);
+  } });
+}

@@ -1,0 +1,26 @@
+/**
+ * The exit's WireGuard private key: `server.key` in the data directory, in
+ * `wg genkey` format (base64), created with mode 0600 on first start. The
+ * key is never logged; only the public key is.
+ */
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { nodeX25519 } from '../crypto/x25519.js';
+
+export const SERVER_KEY_FILE = 'server.key';
+
+export function loadOrCreateServerKey(dataDir: string): { privateKey: Uint8Array; publicKey: Uint8Array; path: string } {
+  const path = join(dataDir, SERVER_KEY_FILE);
+  let privateKey: Uint8Array;
+  if (existsSync(path)) {
+    const raw = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+    if (raw.length !== 32) throw new Error(`${path} does not hold a WireGuard private key (base64 of 32 bytes)`);
+    privateKey = new Uint8Array(raw);
+    raw.fill(0);
+    if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+  } else {
+    privateKey = nodeX25519.generatePrivateKey();
+    writeFileSync(path, Buffer.from(privateKey).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+  }
+  return { privateKey, publicKey: nodeX25519.publicKey(privateKey), path };
+}

@@ -1,0 +1,213 @@
+// `tunnelbyte serve` end to end, inside network namespaces this test makes:
+//
+//   nsI "internet"  203.0.113.1/24, 2001:db8:ff::1/64 — an HTTP server; no route to the client pools
+//   nsE "exit"      203.0.113.2/24, 2001:db8:ff::2/64 (default route) and 198.51.100.1/24 towards clients;
+//                   runs `tunnelbyte serve` with NAT
+//   nsC, nsD        clients at 198.51.100.2 and 198.51.101.2: Debian's wireguard-go loaded with the API's config
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { Netns, privilegedSkipReason, veth, waitFor } from '../support/netns.js';
+import { startInterface } from '../support/wg.js';
+import { REPO_ROOT } from '../support/repo.js';
+
+const skip = privilegedSkipReason(['ip', 'wg', 'wireguard-go', 'curl', 'nft']);
+const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
+const API = 'http://198.51.100.1:8080';
+const FILE_BYTES = 4 * 1024 * 1024;
+
+// The "internet": GET /ip answers the caller's address, GET /file?n=N sends N deterministic bytes.
+const INTERNET_SERVER = `
+const http = require('node:http');
+const s = http.createServer((req, res) => {
+  const u = new URL(req.url, 'http://x');
+  if (u.pathname === '/ip') { res.end(req.socket.remoteAddress.replace(/^::ffff:/, '')); return; }
+  if (u.pathname === '/file') {
+    const n = Number(u.searchParams.get('n'));
+    res.setHeader('content-length', n);
+    const chunk = Buffer.alloc(65536);
+    for (let i = 0; i < chunk.length; i++) chunk[i] = i % 251;
+    let left = n;
+    const pump = () => { while (left > 0) { const c = chunk.subarray(0, Math.min(left, chunk.length)); left -= c.length; if (!res.write(c)) { res.once('drain', pump); return; } } res.end(); };
+    pump(); return;
+  }
+  res.statusCode = 404; res.end();
+});
+s.listen(8000, '::');
+`;
+
+interface Client {
+  ns: Netns;
+  fp: string;
+  token: string;
+  session: any;
+}
+
+describe('tunnelbyte serve', { skip: skip ?? false }, () => {
+  let inet: Netns, exit: Netns, c1: Netns, c2: Netns;
+  let dataDir: string;
+  let server: ChildProcess | null = null;
+  let serverLog = '';
+
+  const startServer = async () => {
+    server = exit.spawn('node', [TB, 'serve', '--data', dataDir, '--endpoint', '198.51.100.1', '--tun', 'tbx0', '--sync-interval', '1', '--anonymous-quota', '40MiB', '--dns', '203.0.113.53', '--log-level', 'info']);
+    server.stdout!.on('data', (d) => (serverLog += d));
+    server.stderr!.on('data', (d) => (serverLog += d));
+    await waitFor('API up', () => exit.try('curl', ['-sf', 'http://127.0.0.1:8080/v1/health']).status === 0, 20_000);
+  };
+
+  const api = (ns: Netns, method: string, path: string, opts: { token?: string; fp?: string; body?: unknown } = {}): { status: number; body: any } => {
+    const args = ['-s', '-X', method, '-w', '\n%{http_code}', '-H', 'content-type: application/json'];
+    if (opts.token) args.push('-H', `authorization: Bearer ${opts.token}`);
+    if (opts.fp) args.push('-H', `x-tb-fingerprint: ${opts.fp}`);
+    if (opts.body !== undefined) args.push('--data', JSON.stringify(opts.body));
+    const out = ns.run('curl', [...args, API + path]);
+    const nl = out.lastIndexOf('\n');
+    const text = out.slice(0, nl);
+    return { status: Number(out.slice(nl + 1)), body: text ? JSON.parse(text) : null };
+  };
+
+  /** Signs up, creates a session and loads its config into wireguard-go (wg-quick-only keys stripped). */
+  const connect = (ns: Netns, name: string, ifname: string): Client => {
+    const fp = `fp-${name}-${process.pid}`;
+    const signup = api(ns, 'POST', '/v1/signup', { body: { fingerprint: fp } });
+    assert.ok(signup.status === 201 || signup.status === 200, JSON.stringify(signup));
+    const token = signup.body.token as string;
+    const created = api(ns, 'POST', '/v1/sessions', { token, fp, body: { region: 'local' } });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    loadConfig(ns, ifname, created.body);
+    return { ns, fp, token, session: created.body };
+  };
+
+  const loadConfig = (ns: Netns, ifname: string, session: any) => {
+    const config = String(session.config);
+    assert.match(config, /\[Interface\][\s\S]*PrivateKey = [\s\S]*\[Peer\][\s\S]*Endpoint = 198\.51\.100\.1:51820/);
+    const wgOnly = config
+      .split('\n')
+      .filter((l) => !/^\s*(Address|DNS|MTU|Table|PreUp|PostUp|PreDown|PostDown|SaveConfig)\s*=/i.test(l))
+      .join('\n');
+    const dir = mkdtempSync(join(tmpdir(), 'tb-cfg-'));
+    try {
+      const f = join(dir, 'c.conf');
+      writeFileSync(f, wgOnly, { mode: 0o600 });
+      ns.run('wg', ['setconf', ifname, f]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    for (const a of session.client.addresses as string[]) ns.run('ip', ['addr', 'add', a, 'dev', ifname, ...(a.includes(':') ? ['nodad'] : [])]);
+    ns.run('ip', ['link', 'set', ifname, 'up']);
+    ns.run('ip', ['route', 'replace', '203.0.113.0/24', 'dev', ifname]);
+    ns.run('ip', ['-6', 'route', 'replace', '2001:db8:ff::/64', 'dev', ifname]);
+  };
+
+  const fetchFile = (ns: Netns, n: number, timeoutS = 20): number => {
+    const r = ns.try('curl', ['-s', '-o', '/dev/null', '-w', '%{size_download}', '--max-time', String(timeoutS), `http://203.0.113.1:8000/file?n=${n}`], { timeoutMs: (timeoutS + 5) * 1000 });
+    return Number(r.stdout || 0);
+  };
+
+  before(async () => {
+    inet = Netns.create('I');
+    exit = Netns.create('E');
+    c1 = Netns.create('C');
+    c2 = Netns.create('D');
+    dataDir = mkdtempSync(join(tmpdir(), 'tb-serve-'));
+    veth(inet, ['203.0.113.1/24', '2001:db8:ff::1/64'], exit, ['203.0.113.2/24', '2001:db8:ff::2/64']);
+    exit.run('ip', ['route', 'add', 'default', 'via', '203.0.113.1']);
+    exit.run('ip', ['-6', 'route', 'add', 'default', 'via', '2001:db8:ff::1']);
+    // The exit's client-facing side: one link per client; the second reaches 198.51.100.1 through a gateway.
+    veth(exit, ['198.51.100.1/24'], c1, ['198.51.100.2/24']);
+    veth(exit, ['198.51.101.1/24'], c2, ['198.51.101.2/24']);
+    c2.run('ip', ['route', 'add', '198.51.100.0/24', 'via', '198.51.101.1']);
+    inet.spawn('node', ['-e', INTERNET_SERVER]);
+    await waitFor('internet HTTP', () => inet.try('curl', ['-sf', 'http://127.0.0.1:8000/ip']).status === 0);
+    startInterface(c1, 'wireguard-go', 'wgc1');
+    startInterface(c2, 'wireguard-go', 'wgc2');
+    await startServer();
+  });
+
+  after(() => {
+    server?.kill('SIGKILL');
+    for (const ns of [c1, c2, exit, inet]) ns?.destroy();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    if (process.exitCode) console.error(serverLog.slice(-4000));
+  });
+
+  let first: Client;
+
+  test('a client from the API downloads through the exit, seen from the exit\'s address; status and usage follow', async () => {
+    first = connect(c1, 'one', 'wgc1');
+    const got = fetchFile(c1, FILE_BYTES);
+    assert.equal(got, FILE_BYTES, 'the whole file arrived');
+    assert.equal(c1.run('curl', ['-s', '--max-time', '5', 'http://203.0.113.1:8000/ip']).trim(), '203.0.113.2', 'the internet sees the exit');
+    const status = await waitFor('status with handshake and bytes', () => {
+      const s = api(c1, 'GET', `/v1/sessions/${first.session.id}`, { token: first.token, fp: first.fp });
+      return s.body.last_handshake_at && s.body.rx_bytes >= FILE_BYTES ? s.body : null;
+    }, 10_000, 250);
+    assert.equal(status.state, 'active');
+    const usage = api(c1, 'GET', '/v1/usage', { token: first.token, fp: first.fp });
+    assert.ok(usage.body.bytes.total >= FILE_BYTES, JSON.stringify(usage.body));
+  });
+
+  test('IPv6 through the exit as well', () => {
+    assert.equal(c1.run('curl', ['-s', '--max-time', '5', 'http://[2001:db8:ff::1]:8000/ip']).trim(), '2001:db8:ff::2');
+  });
+
+  let second: Client;
+
+  test('two clients cannot reach each other through the exit', async () => {
+    second = connect(c2, 'two', 'wgc2');
+    assert.equal(c2.run('curl', ['-s', '--max-time', '5', 'http://203.0.113.1:8000/ip']).trim(), '203.0.113.2');
+    const addr1 = (first.session.client.addresses as string[])[0]!.split('/')[0]!;
+    const addr2 = (second.session.client.addresses as string[])[0]!.split('/')[0]!;
+    c2.run('ip', ['route', 'replace', `${addr1}/32`, 'dev', 'wgc2']);
+    c1.run('ip', ['route', 'replace', `${addr2}/32`, 'dev', 'wgc1']);
+    assert.notEqual(c2.try('ping', ['-c', '2', '-W', '1', addr1]).status, 0);
+    assert.notEqual(c1.try('ping', ['-c', '2', '-W', '1', addr2]).status, 0);
+    assert.equal(c1.try('ping', ['-c', '1', '-W', '2', '203.0.113.1']).status, 0, 'the internet is still reachable');
+  });
+
+  test('quota exhaustion cuts traffic and the API answers 429; an admin upgrade restores it', async () => {
+    // 40 MiB anonymous quota: use it up.
+    fetchFile(c2, 48 * 1024 * 1024, 60);
+    await waitFor('quota exhausted', () => api(c2, 'GET', '/v1/usage', { token: second.token, fp: second.fp }).body.quota_exhausted === true, 15_000, 250);
+    await waitFor('traffic cut', () => fetchFile(c2, 100_000, 3) < 100_000, 15_000, 500);
+    const again = api(c2, 'POST', '/v1/sessions', { token: second.token, fp: second.fp, body: { region: 'local' } });
+    assert.equal(again.status, 429);
+    const account = second.session && api(c2, 'GET', '/v1/usage', { token: second.token, fp: second.fp }).body.account_id;
+    exit.run('node', [TB, 'admin', '--data', dataDir, 'account', 'set-tier', account, 'paid']);
+    await waitFor('traffic restored', () => fetchFile(c2, 100_000, 3) === 100_000, 20_000, 500);
+  });
+
+  test('DELETE of the session stops its traffic at once', async () => {
+    assert.equal(fetchFile(c2, 100_000, 5), 100_000);
+    const del = api(c2, 'DELETE', `/v1/sessions/${second.session.id}`, { token: second.token, fp: second.fp });
+    assert.equal(del.status, 200);
+    assert.equal(fetchFile(c2, 100_000, 3) < 100_000, true, 'no traffic right after the DELETE');
+  });
+
+  test('kill -9 during a transfer, restart: the same config works again and recorded usage survives', async () => {
+    const before = api(c1, 'GET', '/v1/usage', { token: first.token, fp: first.fp }).body.bytes.total as number;
+    assert.ok(before >= FILE_BYTES);
+    const transfer = c1.spawn('curl', ['-s', '-o', '/dev/null', '--max-time', '30', `http://203.0.113.1:8000/file?n=${64 * 1024 * 1024}`]);
+    await new Promise((r) => setTimeout(r, 1000));
+    server!.kill('SIGKILL');
+    await new Promise((r) => server!.once('exit', r));
+    transfer.kill();
+    exit.try('ip', ['link', 'del', 'tbx0']); // what the kernel does when the fd closes; harmless if already gone
+    await startServer();
+    await waitFor('the old config works again', () => fetchFile(c1, 1_000_000, 3) === 1_000_000, 30_000, 500);
+    const after = api(c1, 'GET', '/v1/usage', { token: first.token, fp: first.fp }).body.bytes.total as number;
+    assert.ok(after >= before, `usage before the kill (${before}) is kept (${after})`);
+  });
+
+  test('SIGTERM: counters flushed, NAT table and interface removed', async () => {
+    server!.kill('SIGTERM');
+    await new Promise((r) => server!.once('exit', r));
+    server = null;
+    assert.ok(!exit.run('nft', ['list', 'tables']).includes('tunnelbyte'), 'NAT table removed');
+    assert.notEqual(exit.try('ip', ['link', 'show', 'tbx0']).status, 0, 'interface removed');
+  });
+});

@@ -7,7 +7,7 @@
  * in namespaces made here and removed afterwards.
  */
 import { Netns, veth, waitFor } from '../test/support/netns.js';
-import { configure, genKeys, keyDir, startInterface, waitPing, type Impl } from '../test/support/wg.js';
+import { configure, genKeys, ifname, keyDir, startInterface, waitPing, type Impl } from '../test/support/wg.js';
 import type { Row } from './in-process.js';
 
 interface Sample {
@@ -39,14 +39,16 @@ async function runOnce(impl: Impl, seconds: number, udpRate: string): Promise<Sa
   const keys = keyDir();
   try {
     veth(s, ['198.51.100.1/24'], c, ['198.51.100.2/24']);
+    const S = ifname('wgS');
+    const C = ifname('wgC');
     const ks = genKeys();
     const kc = genKeys();
-    startInterface(s, impl, 'wgS');
-    startInterface(c, 'wireguard-go', 'wgC');
-    configure(s, 'wgS', { privFile: keys.write('s', ks.priv), port: 51820, addrs: ['192.0.2.1/24'] });
-    configure(c, 'wgC', { privFile: keys.write('c', kc.priv), addrs: ['192.0.2.2/24'] });
-    s.run('wg', ['set', 'wgS', 'peer', kc.pub, 'allowed-ips', '192.0.2.2/32']);
-    c.run('wg', ['set', 'wgC', 'peer', ks.pub, 'allowed-ips', '192.0.2.1/32', 'endpoint', '198.51.100.1:51820']);
+    startInterface(s, impl, S);
+    startInterface(c, 'wireguard-go', C);
+    configure(s, S, { privFile: keys.write('s', ks.priv), port: 51820, addrs: ['192.0.2.1/24'] });
+    configure(c, C, { privFile: keys.write('c', kc.priv), addrs: ['192.0.2.2/24'] });
+    s.run('wg', ['set', S, 'peer', kc.pub, 'allowed-ips', '192.0.2.2/32']);
+    c.run('wg', ['set', C, 'peer', ks.pub, 'allowed-ips', '192.0.2.1/32', 'endpoint', '198.51.100.1:51820']);
     await waitPing(c, '192.0.2.1');
     const up = await iperf(c, s, [], seconds);
     const down = await iperf(c, s, ['-R'], seconds);

@@ -11,13 +11,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Netns, privilegedSkipReason, veth, waitFor } from '../support/netns.js';
-import { startInterface } from '../support/wg.js';
+import { ifname, startInterface } from '../support/wg.js';
 import { REPO_ROOT } from '../support/repo.js';
 
 const skip = privilegedSkipReason(['ip', 'wg', 'wireguard-go', 'curl', 'nft']);
 const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
 const API = 'http://198.51.100.1:8080';
 const FILE_BYTES = 4 * 1024 * 1024;
+const TUN = ifname('tbx');
+const WG1 = ifname('wgc');
+const WG2 = ifname('wgc');
 
 // The "internet": GET /ip answers the caller's address, GET /file?n=N sends N deterministic bytes.
 const INTERNET_SERVER = `
@@ -53,7 +56,7 @@ describe('tunnelbyte serve', { skip: skip ?? false }, () => {
   let serverLog = '';
 
   const startServer = async () => {
-    server = exit.spawn('node', [TB, 'serve', '--data', dataDir, '--endpoint', '198.51.100.1', '--tun', 'tbx0', '--sync-interval', '1', '--anonymous-quota', '40MiB', '--dns', '203.0.113.53', '--log-level', 'info']);
+    server = exit.spawn('node', [TB, 'serve', '--data', dataDir, '--endpoint', '198.51.100.1', '--tun', TUN, '--sync-interval', '1', '--anonymous-quota', '40MiB', '--dns', '203.0.113.53', '--log-level', 'info']);
     server.stdout!.on('data', (d) => (serverLog += d));
     server.stderr!.on('data', (d) => (serverLog += d));
     await waitFor('API up', () => exit.try('curl', ['-sf', 'http://127.0.0.1:8080/v1/health']).status === 0, 20_000);
@@ -123,8 +126,8 @@ describe('tunnelbyte serve', { skip: skip ?? false }, () => {
     c2.run('ip', ['route', 'add', '198.51.100.0/24', 'via', '198.51.101.1']);
     inet.spawn('node', ['-e', INTERNET_SERVER]);
     await waitFor('internet HTTP', () => inet.try('curl', ['-sf', 'http://127.0.0.1:8000/ip']).status === 0);
-    startInterface(c1, 'wireguard-go', 'wgc1');
-    startInterface(c2, 'wireguard-go', 'wgc2');
+    startInterface(c1, 'wireguard-go', WG1);
+    startInterface(c2, 'wireguard-go', WG2);
     await startServer();
   });
 
@@ -138,7 +141,7 @@ describe('tunnelbyte serve', { skip: skip ?? false }, () => {
   let first: Client;
 
   test('a client from the API downloads through the exit, seen from the exit\'s address; status and usage follow', async () => {
-    first = connect(c1, 'one', 'wgc1');
+    first = connect(c1, 'one', WG1);
     const got = fetchFile(c1, FILE_BYTES);
     assert.equal(got, FILE_BYTES, 'the whole file arrived');
     assert.equal(c1.run('curl', ['-s', '--max-time', '5', 'http://203.0.113.1:8000/ip']).trim(), '203.0.113.2', 'the internet sees the exit');
@@ -158,12 +161,12 @@ describe('tunnelbyte serve', { skip: skip ?? false }, () => {
   let second: Client;
 
   test('two clients cannot reach each other through the exit', async () => {
-    second = connect(c2, 'two', 'wgc2');
+    second = connect(c2, 'two', WG2);
     assert.equal(c2.run('curl', ['-s', '--max-time', '5', 'http://203.0.113.1:8000/ip']).trim(), '203.0.113.2');
     const addr1 = (first.session.client.addresses as string[])[0]!.split('/')[0]!;
     const addr2 = (second.session.client.addresses as string[])[0]!.split('/')[0]!;
-    c2.run('ip', ['route', 'replace', `${addr1}/32`, 'dev', 'wgc2']);
-    c1.run('ip', ['route', 'replace', `${addr2}/32`, 'dev', 'wgc1']);
+    c2.run('ip', ['route', 'replace', `${addr1}/32`, 'dev', WG2]);
+    c1.run('ip', ['route', 'replace', `${addr2}/32`, 'dev', WG1]);
     assert.notEqual(c2.try('ping', ['-c', '2', '-W', '1', addr1]).status, 0);
     assert.notEqual(c1.try('ping', ['-c', '2', '-W', '1', addr2]).status, 0);
     assert.equal(c1.try('ping', ['-c', '1', '-W', '2', '203.0.113.1']).status, 0, 'the internet is still reachable');
@@ -196,7 +199,7 @@ describe('tunnelbyte serve', { skip: skip ?? false }, () => {
     server!.kill('SIGKILL');
     await new Promise((r) => server!.once('exit', r));
     transfer.kill();
-    exit.try('ip', ['link', 'del', 'tbx0']); // what the kernel does when the fd closes; harmless if already gone
+    exit.try('ip', ['link', 'del', TUN]); // what the kernel does when the fd closes; harmless if already gone
     await startServer();
     await waitFor('the old config works again', () => fetchFile(c1, 1_000_000, 3) === 1_000_000, 30_000, 500);
     const after = api(c1, 'GET', '/v1/usage', { token: first.token, fp: first.fp }).body.bytes.total as number;
@@ -208,6 +211,6 @@ describe('tunnelbyte serve', { skip: skip ?? false }, () => {
     await new Promise((r) => server!.once('exit', r));
     server = null;
     assert.ok(!exit.run('nft', ['list', 'tables']).includes('tunnelbyte'), 'NAT table removed');
-    assert.notEqual(exit.try('ip', ['link', 'show', 'tbx0']).status, 0, 'interface removed');
+    assert.notEqual(exit.try('ip', ['link', 'show', TUN]).status, 0, 'interface removed');
   });
 });

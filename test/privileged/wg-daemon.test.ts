@@ -10,11 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Netns, privilegedSkipReason, veth, waitFor } from '../support/netns.js';
-import { configure, genKeys, keyDir, ping, startInterface, TB_WG, waitPing, wgShow } from '../support/wg.js';
+import { configure, genKeys, ifname, keyDir, ping, startInterface, TB_WG, waitPing, wgShow } from '../support/wg.js';
 
 const skip = privilegedSkipReason(['ip', 'wg', 'wg-quick', 'wireguard-go', 'ping']);
-const sock = (ifname: string) => `/var/run/wireguard/${ifname}.sock`;
-const linkExists = (ns: Netns, ifname: string) => ns.try('ip', ['link', 'show', ifname]).status === 0;
+const sock = (name: string) => `/var/run/wireguard/${name}.sock`;
+const linkExists = (ns: Netns, name: string) => ns.try('ip', ['link', 'show', name]).status === 0;
+/** Interface names unique to this run (UAPI sockets are host-wide). */
+const N = Object.fromEntries(["tbdup0", "tbstale0", "tbdel0", "tbsock0", "tbmove0", "tbbig0", "tbbad0", "wgmA", "wgqP", "tbq0"].map((n) => [n, ifname(n.slice(0, 5))])) as Record<string, string>;
 
 async function withNs(tags: string[], fn: (...ns: Netns[]) => Promise<void>): Promise<void> {
   const list = tags.map((t) => Netns.create(t));
@@ -37,7 +39,7 @@ describe('tunnelbyte-wg daemon', { skip: skip ?? false }, () => {
   test('the launcher returns only when the interface exists and the UAPI socket answers', () =>
     withNs(['D'], async (ns) => {
       for (let i = 0; i < 3; i++) {
-        const name = `tbr${i}`;
+        const name = ifname(`tbr${i}`);
         startInterface(ns, 'tunnelbyte-wg', name);
         // no sleep: the very next command must work
         assert.ok(linkExists(ns, name));
@@ -47,39 +49,39 @@ describe('tunnelbyte-wg daemon', { skip: skip ?? false }, () => {
 
   test('a second instance for the same interface fails', () =>
     withNs(['D'], async (ns) => {
-      startInterface(ns, 'tunnelbyte-wg', 'tbdup0');
-      assert.notEqual(ns.try(TB_WG, ['tbdup0']).status, 0);
-      assert.ok(existsSync(sock('tbdup0')), 'the first instance keeps its socket');
+      startInterface(ns, 'tunnelbyte-wg', N.tbdup0);
+      assert.notEqual(ns.try(TB_WG, [N.tbdup0]).status, 0);
+      assert.ok(existsSync(sock(N.tbdup0)), 'the first instance keeps its socket');
     }));
 
   test('a stale socket file is replaced', () =>
     withNs(['D'], async (ns) => {
-      writeFileSync(sock('tbstale0'), '');
-      startInterface(ns, 'tunnelbyte-wg', 'tbstale0');
-      assert.ok(ns.run('wg', ['show', 'tbstale0']).includes('interface: tbstale0'));
+      writeFileSync(sock(N.tbstale0), '');
+      startInterface(ns, 'tunnelbyte-wg', N.tbstale0);
+      assert.ok(ns.run('wg', ['show', N.tbstale0]).includes(`interface: ${N.tbstale0}`));
     }));
 
   test('exits when the interface is deleted', () =>
     withNs(['D'], async (ns) => {
-      startInterface(ns, 'tunnelbyte-wg', 'tbdel0');
+      startInterface(ns, 'tunnelbyte-wg', N.tbdel0);
       assert.equal(ns.pids().length, 1);
-      ns.run('ip', ['link', 'del', 'tbdel0']);
+      ns.run('ip', ['link', 'del', N.tbdel0]);
       await waitFor('daemon exit', () => ns.pids().length === 0, 5000);
-      assert.ok(!existsSync(sock('tbdel0')), 'socket removed');
+      assert.ok(!existsSync(sock(N.tbdel0)), 'socket removed');
     }));
 
   test('exits when its UAPI socket is removed, taking the interface with it', () =>
     withNs(['D'], async (ns) => {
-      startInterface(ns, 'tunnelbyte-wg', 'tbsock0');
-      rmSync(sock('tbsock0'));
+      startInterface(ns, 'tunnelbyte-wg', N.tbsock0);
+      rmSync(sock(N.tbsock0));
       await waitFor('daemon exit', () => ns.pids().length === 0, 5000);
-      assert.ok(!linkExists(ns, 'tbsock0'));
+      assert.ok(!linkExists(ns, N.tbsock0));
     }));
 
   test('exits cleanly on SIGTERM and SIGINT', () =>
     withNs(['D'], async (ns) => {
       for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-        const name = `tbsig${sig === 'SIGTERM' ? 't' : 'i'}`;
+        const name = ifname(`tbsig${sig === 'SIGTERM' ? 't' : 'i'}`);
         startInterface(ns, 'tunnelbyte-wg', name);
         const [pid] = ns.pids();
         process.kill(pid!, sig);
@@ -96,18 +98,18 @@ describe('tunnelbyte-wg daemon', { skip: skip ?? false }, () => {
         veth(a, ['198.51.100.1/24'], b, ['198.51.100.2/24']);
         const ka = genKeys();
         const kb = genKeys();
-        startInterface(a, 'wireguard-go', 'wgmA');
-        startInterface(b, 'tunnelbyte-wg', 'tbmove0');
-        b.run('ip', ['link', 'set', 'tbmove0', 'netns', c.name]);
-        assert.ok(!linkExists(b, 'tbmove0') && linkExists(c, 'tbmove0'));
+        startInterface(a, 'wireguard-go', N.wgmA);
+        startInterface(b, 'tunnelbyte-wg', N.tbmove0);
+        b.run('ip', ['link', 'set', N.tbmove0, 'netns', c.name]);
+        assert.ok(!linkExists(b, N.tbmove0) && linkExists(c, N.tbmove0));
         // The UAPI socket is a file, so wg in namespace C configures it just the same.
-        configure(c, 'tbmove0', { privFile: keys.write('b', kb.priv), port: 51821, addrs: ['192.0.2.2/24'] });
-        configure(a, 'wgmA', { privFile: keys.write('a', ka.priv), port: 51820, addrs: ['192.0.2.1/24'] });
-        a.run('wg', ['set', 'wgmA', 'peer', kb.pub, 'allowed-ips', '192.0.2.2/32', 'endpoint', '198.51.100.2:51821']);
-        c.run('wg', ['set', 'tbmove0', 'peer', ka.pub, 'allowed-ips', '192.0.2.1/32', 'endpoint', '198.51.100.1:51820']);
+        configure(c, N.tbmove0, { privFile: keys.write('b', kb.priv), port: 51821, addrs: ['192.0.2.2/24'] });
+        configure(a, N.wgmA, { privFile: keys.write('a', ka.priv), port: 51820, addrs: ['192.0.2.1/24'] });
+        a.run('wg', ['set', N.wgmA, 'peer', kb.pub, 'allowed-ips', '192.0.2.2/32', 'endpoint', '198.51.100.2:51821']);
+        c.run('wg', ['set', N.tbmove0, 'peer', ka.pub, 'allowed-ips', '192.0.2.1/32', 'endpoint', '198.51.100.1:51820']);
         assert.ok(await waitPing(c, '192.0.2.1'), 'C → A through the moved interface, UDP from B');
         assert.ok(ping(a, '192.0.2.2'));
-        assert.equal(wgShow(a, 'wgmA', 'endpoints').get(kb.pub), '198.51.100.2:51821');
+        assert.equal(wgShow(a, N.wgmA, 'endpoints').get(kb.pub), '198.51.100.2:51821');
       } finally {
         keys.cleanup();
       }
@@ -115,7 +117,7 @@ describe('tunnelbyte-wg daemon', { skip: skip ?? false }, () => {
 
   test('wg setconf with 130,560 allowed IPs, then wg show lists them all', () =>
     withNs(['D'], async (ns) => {
-      startInterface(ns, 'tunnelbyte-wg', 'tbbig0');
+      startInterface(ns, 'tunnelbyte-wg', N.tbbig0);
       const k = genKeys();
       const peer = genKeys();
       const ips: string[] = [];
@@ -124,12 +126,12 @@ describe('tunnelbyte-wg daemon', { skip: skip ?? false }, () => {
       try {
         const conf = join(dir, 'big.conf');
         writeFileSync(conf, `[Interface]\nPrivateKey = ${k.priv}\nListenPort = 51999\n\n[Peer]\nPublicKey = ${peer.pub}\nAllowedIPs = ${ips.join(', ')}\n`, { mode: 0o600 });
-        ns.run('wg', ['setconf', 'tbbig0', conf], { timeoutMs: 120_000 });
-        const listed = ns.run('wg', ['show', 'tbbig0', 'allowed-ips'], { timeoutMs: 120_000 });
+        ns.run('wg', ['setconf', N.tbbig0, conf], { timeoutMs: 120_000 });
+        const listed = ns.run('wg', ['show', N.tbbig0, 'allowed-ips'], { timeoutMs: 120_000 });
         const got = listed.trim().split('\t')[1]!.split(' ');
         assert.equal(got.length, 130_560);
         assert.equal(new Set(got).size, 130_560);
-        const dumped = ns.run('wg', ['showconf', 'tbbig0']);
+        const dumped = ns.run('wg', ['showconf', N.tbbig0]);
         assert.ok(dumped.includes(`PublicKey = ${peer.pub}`) && dumped.includes('ListenPort = 51999'));
       } finally {
         rmSync(dir, { recursive: true, force: true });
@@ -138,10 +140,10 @@ describe('tunnelbyte-wg daemon', { skip: skip ?? false }, () => {
 
   test('malformed UAPI requests get errno replies and the daemon lives on', () =>
     withNs(['D'], async (ns) => {
-      startInterface(ns, 'tunnelbyte-wg', 'tbbad0');
+      startInterface(ns, 'tunnelbyte-wg', N.tbbad0);
       const ask = (req: string) =>
         new Promise<string>((resolve, reject) => {
-          const c = createConnection(sock('tbbad0'));
+          const c = createConnection(sock(N.tbbad0));
           let out = '';
           c.setEncoding('utf8');
           c.on('data', (d: string) => {
@@ -170,24 +172,24 @@ describe('tunnelbyte-wg daemon', { skip: skip ?? false }, () => {
         veth(q, ['198.51.100.2/24'], p, ['198.51.100.1/24']);
         const kq = genKeys();
         const kp = genKeys();
-        startInterface(p, 'wireguard-go', 'wgqP');
-        configure(p, 'wgqP', { privFile: keys.write('p', kp.priv), port: 51820, addrs: ['192.0.2.1/24'] });
-        p.run('wg', ['set', 'wgqP', 'peer', kq.pub, 'allowed-ips', '192.0.2.2/32']);
-        const conf = join(dir, 'tbq0.conf');
+        startInterface(p, 'wireguard-go', N.wgqP);
+        configure(p, N.wgqP, { privFile: keys.write('p', kp.priv), port: 51820, addrs: ['192.0.2.1/24'] });
+        p.run('wg', ['set', N.wgqP, 'peer', kq.pub, 'allowed-ips', '192.0.2.2/32']);
+        const conf = join(dir, `${N.tbq0}.conf`);
         writeFileSync(
           conf,
           `[Interface]\nPrivateKey = ${kq.priv}\nAddress = 192.0.2.2/24\nMTU = 1380\n\n[Peer]\nPublicKey = ${kp.pub}\nEndpoint = 198.51.100.1:51820\nAllowedIPs = 192.0.2.0/24\nPersistentKeepalive = 25\n`,
           { mode: 0o600 },
         );
         const env = { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: TB_WG, WG_ENDPOINT_RESOLUTION_RETRIES: '1' };
-        q.onDestroy(() => rmSync(sock('tbq0'), { force: true }));
+        q.onDestroy(() => rmSync(sock(N.tbq0), { force: true }));
         q.run('wg-quick', ['up', conf], { env });
         assert.ok(await waitPing(q, '192.0.2.1'));
-        assert.match(q.run('ip', ['link', 'show', 'tbq0']), /mtu 1380/);
-        assert.equal(wgShow(q, 'tbq0', 'persistent-keepalive').get(kp.pub), '25');
+        assert.match(q.run('ip', ['link', 'show', N.tbq0]), /mtu 1380/);
+        assert.equal(wgShow(q, N.tbq0, 'persistent-keepalive').get(kp.pub), '25');
         q.run('wg-quick', ['down', conf], { env });
         await waitFor('daemon exit', () => q.pids().length === 0, 5000);
-        assert.ok(!linkExists(q, 'tbq0'));
+        assert.ok(!linkExists(q, N.tbq0));
       } finally {
         keys.cleanup();
         rmSync(dir, { recursive: true, force: true });

@@ -40,6 +40,16 @@ export function keyDir(): { dir: string; write(name: string, content: string): s
 
 export type Impl = 'wireguard-go' | 'tunnelbyte-wg';
 
+let ifCounter = 0;
+/**
+ * A WireGuard interface name unique to this process: UAPI sockets live in the
+ * host-wide /var/run/wireguard, so two runs in different namespaces must not
+ * share a name.
+ */
+export function ifname(base: string): string {
+  return `${base}${process.pid % 10000}x${ifCounter++}`.slice(0, 15);
+}
+
 /** Starts a userspace WireGuard interface in `ns` (the launcher returns once it is ready). */
 export function startInterface(ns: Netns, impl: Impl, ifname: string, env: NodeJS.ProcessEnv = {}): void {
   const e = { ...process.env, LOG_LEVEL: 'error', ...env };

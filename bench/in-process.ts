@@ -10,6 +10,7 @@ import { PacketBatch } from '../src/io/batch.js';
 import { encodeEndpoint, parseIPv4 } from '../src/io/endpoint.js';
 import { nobleTransportAead, nodeTransportAead, type TransportAead } from '../src/crypto/aead.js';
 import { nobleX25519, nodeX25519, type X25519 } from '../src/crypto/x25519.js';
+import { nativeTransportAead } from '../src/crypto/aead-native.js';
 import { defaultBackend, type CryptoBackend } from '../src/crypto/backend.js';
 import { AllowedIps } from '../src/protocol/allowed-ips.js';
 import { Initiation } from '../src/protocol/messages.js';
@@ -47,18 +48,35 @@ export function benchX25519(scale: number): Row[] {
   return rows;
 }
 
+/** The transport AEAD backends (native only when the addon is built). */
+function aeads(): TransportAead[] {
+  return [nobleTransportAead, nodeTransportAead, ...(nativeTransportAead ? [nativeTransportAead] : [])];
+}
+
 export function benchAead(scale: number): Row[] {
   const rows: Row[] = [];
   const key = new Uint8Array(32).fill(1);
-  const buf = new Uint8Array(1420 + 16);
-  for (const aead of [nobleTransportAead, nodeTransportAead] as TransportAead[]) {
-    let c = 0;
-    for (let i = 0; i < 200; i++) aead.seal(key, c++, buf, 0, 1420);
-    const { ops, ms } = timeIt(300 * scale, () => {
-      for (let i = 0; i < 20; i++) aead.seal(key, c++, buf, 0, 1420);
-      return 20;
-    });
-    rows.push({ name: `AEAD seal 1420 B (${aead.name})`, value: (ms * 1000) / ops, unit: 'µs/packet' });
+  for (const size of [64, 512, 1420]) {
+    const buf = new Uint8Array(size + 16);
+    const sealed = new Uint8Array(size + 16);
+    for (const aead of aeads()) {
+      let c = 0;
+      for (let i = 0; i < 200; i++) aead.seal(key, c++, buf, 0, size);
+      const s = timeIt(300 * scale, () => {
+        for (let i = 0; i < 20; i++) aead.seal(key, c++, buf, 0, size);
+        return 20;
+      });
+      rows.push({ name: `AEAD seal ${size} B (${aead.name})`, value: (s.ms * 1000) / s.ops, unit: 'µs/packet' });
+      aead.seal(key, c, sealed, 0, size);
+      const o = timeIt(300 * scale, () => {
+        for (let i = 0; i < 20; i++) {
+          buf.set(sealed);
+          if (!aead.open(key, c, buf, 0, size + 16)) throw new Error(`${aead.name}: bench packet did not open`);
+        }
+        return 20;
+      });
+      rows.push({ name: `AEAD open ${size} B (${aead.name})`, value: (o.ms * 1000) / o.ops, unit: 'µs/packet', note: 'with a copy of the sealed packet' });
+    }
   }
   return rows;
 }

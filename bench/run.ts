@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { benchAead, benchAllowedIps, benchDataPath, benchHandshakes, benchIdlePeerMemory, benchX25519, type Row } from './in-process.js';
-import { nobleBackend, nodeBackend } from '../src/crypto/backend.js';
+import { nativeBackend, nobleBackend, nodeBackend } from '../src/crypto/backend.js';
 
 const smoke = process.argv.includes('--smoke');
 const e2e = process.argv.includes('--e2e');
@@ -16,6 +16,7 @@ const scale = smoke ? 0.02 : 1;
 const rows: Row[] = [
   ...benchX25519(scale),
   ...benchAead(scale),
+  ...(nativeBackend ? benchDataPath(scale, nativeBackend) : []),
   ...benchDataPath(scale, nodeBackend),
   ...benchDataPath(scale, { ...nobleBackend, x25519: nodeBackend.x25519 }),
   ...benchHandshakes(scale),

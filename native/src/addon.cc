@@ -268,6 +268,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   InitTun(env, exports);
   InitUdp(env, exports);
+  InitAead(env, exports);
   return exports;
 }
 

@@ -129,5 +129,6 @@ bool IsOwnNetns(int nsfd);
 // ---- module parts
 void InitTun(Napi::Env env, Napi::Object exports);
 void InitUdp(Napi::Env env, Napi::Object exports);
+void InitAead(Napi::Env env, Napi::Object exports);  // aead.cc: the transport AEAD, not I/O
 
 }  // namespace tb

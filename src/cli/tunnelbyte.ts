@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerAdminCommands, reportAdminError } from './admin.js';
+import { registerCustomerCommands } from './customer/index.js';
 import { registerServeCommand } from './serve.js';
 import { VERSION } from './version.js';
 
@@ -8,6 +9,7 @@ const program = new Command('tunnelbyte')
   .description('A self-hosted VPN exit: userspace WireGuard, a /v1 control plane and its CLI')
   .version(VERSION);
 
+registerCustomerCommands(program);
 registerServeCommand(program);
 registerAdminCommands(program);
 

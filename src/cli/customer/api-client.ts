@@ -1,0 +1,110 @@
+/**
+ * The /v1 API as the CLI calls it: Node's fetch, JSON in and out, the token
+ * as a bearer and the machine fingerprint as X-TB-Fingerprint on every
+ * request (the server needs it for anonymous tokens; it is a hash, see
+ * local-files.ts). An error answer becomes an ApiError carrying the API's own
+ * message; a server that cannot be reached becomes a CliError that says so.
+ */
+import type {
+  CreatedSessionViewT,
+  IpAttributionResponseT,
+  RegionViewT,
+  SessionViewT,
+  UsageResponseT,
+} from '../../control/http/schemas.js';
+import { ApiError, CliError } from './errors.js';
+import type { TokenSource } from './local-files.js';
+
+export const DEFAULT_API = 'http://127.0.0.1:8080';
+
+export interface AuthResponse {
+  token: string;
+  account_id: string;
+  tier: 'anonymous' | 'paid';
+  email?: string;
+  checkout_url?: string | null;
+}
+
+export interface ApiClientOptions {
+  base: string;
+  fingerprint: string;
+  /** Called when a request needs the token; throws the "no token" error when there is none. */
+  token?: () => { token: string; source: TokenSource } | null;
+  timeoutMs?: number;
+}
+
+export class ApiClient {
+  readonly base: string;
+  /** Where the token of the last authenticated request came from (for error hints). */
+  tokenSource: TokenSource | null = null;
+
+  constructor(private readonly opts: ApiClientOptions) {
+    let u: URL;
+    try {
+      u = new URL(opts.base);
+    } catch {
+      throw new CliError(`not a URL: ${opts.base}`, 'pass --api http://HOST:PORT or set TB_API');
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CliError(`the API URL must be http or https: ${opts.base}`);
+    this.base = u.origin + u.pathname.replace(/\/+$/, '');
+  }
+
+  /** The X-TB-Fingerprint value (what signup binds the token to). */
+  get fingerprintValue(): string {
+    return this.opts.fingerprint;
+  }
+
+  async request<T>(method: string, path: string, o: { body?: unknown; auth?: boolean } = {}): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json', 'x-tb-fingerprint': this.opts.fingerprint };
+    if (o.auth) {
+      const t = this.opts.token?.() ?? null;
+      if (!t) throw new CliError('not signed up: no token', 'run tunnelbyte signup (free, bound to this machine) or tunnelbyte login (paid account), or set TB_KEY');
+      headers.authorization = `Bearer ${t.token}`;
+      this.tokenSource = t.source;
+    }
+    if (o.body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers,
+        body: o.body === undefined ? undefined : JSON.stringify(o.body),
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
+      });
+    } catch (e) {
+      throw new CliError(`cannot reach the tunnelbyte API at ${this.base} (${networkReason(e)})`, 'check --api / TB_API and that the server is running');
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      throw new CliError(`unexpected answer from ${this.base}${path} (HTTP ${res.status}, not JSON); is --api the tunnelbyte API?`);
+    }
+    if (!res.ok) {
+      const msg = typeof (json as { error?: unknown })?.error === 'string' ? (json as { error: string }).error : `HTTP ${res.status}`;
+      const ra = Number(res.headers.get('retry-after'));
+      throw new ApiError(res.status, msg, res.headers.has('retry-after') && Number.isFinite(ra) ? ra : null);
+    }
+    return json as T;
+  }
+
+  signup = (fingerprint: string) => this.request<AuthResponse>('POST', '/v1/signup', { body: { fingerprint } });
+  login = (email: string, password: string) => this.request<AuthResponse>('POST', '/v1/login', { body: { email, password } });
+  upgrade = (email: string, password: string) => this.request<AuthResponse>('POST', '/v1/upgrade', { body: { email, password }, auth: true });
+  regions = () => this.request<{ regions: RegionViewT[] }>('GET', '/v1/regions');
+  usage = () => this.request<UsageResponseT>('GET', '/v1/usage', { auth: true });
+  sessions = (all: boolean) => this.request<{ sessions: SessionViewT[] }>('GET', `/v1/sessions${all ? '?state=all' : ''}`, { auth: true });
+  session = (id: string) => this.request<SessionViewT>('GET', `/v1/sessions/${encodeURIComponent(id)}`, { auth: true });
+  createSession = (region: string, publicKey: string) =>
+    this.request<CreatedSessionViewT>('POST', '/v1/sessions', { body: { region, public_key: publicKey }, auth: true });
+  closeSession = (id: string) => this.request<SessionViewT>('DELETE', `/v1/sessions/${encodeURIComponent(id)}`, { auth: true });
+  ip = (addr: string, at?: string) =>
+    this.request<IpAttributionResponseT>('GET', `/v1/ip/${encodeURIComponent(addr)}${at ? `?at=${encodeURIComponent(at)}` : ''}`);
+}
+
+function networkReason(e: unknown): string {
+  const err = e as Error & { cause?: { code?: string; message?: string } };
+  if (err.name === 'TimeoutError') return 'timed out';
+  return err.cause?.code ?? err.cause?.message ?? err.message;
+}

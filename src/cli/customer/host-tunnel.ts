@@ -63,7 +63,9 @@ export function hostHasIpv6(): boolean {
 /** wg-quick's choice: the first table from 51820 with no routes in either family. */
 export function freeTable(start = 51820): number {
   for (let t = start; t < start + 1000; t++) {
-    const used = ip(['-4', 'route', 'show', 'table', String(t)]).trim() !== '' || (hostHasIpv6() && ip(['-6', 'route', 'show', 'table', String(t)]).trim() !== '');
+    // a table that does not exist yet is an error of `ip route show`: free
+    const routes = (f: string) => spawnSync('ip', [f, 'route', 'show', 'table', String(t)], { encoding: 'utf8' }).stdout?.trim() ?? '';
+    const used = routes('-4') !== '' || (hostHasIpv6() && routes('-6') !== '');
     if (!used) return t;
   }
   throw new CliError('no free routing table between 51820 and 52819');

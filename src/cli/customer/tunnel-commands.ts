@@ -171,7 +171,7 @@ async function connect(ctx: Ctx, o: ConnectOptions): Promise<void> {
         `  interface  ${o.interface} (mtu ${up.mtu})`,
         `  addresses  ${created.client.addresses.join(', ')}`,
         `  session    ${created.id}`,
-        `  dns        unchanged (the exit suggests ${created.dns.join(', ') || 'none'})`,
+        ...(created.dns.length ? [`  dns        not changed; the exit suggests ${created.dns.join(', ')}`] : []),
         'tunnelbyte status shows the tunnel; sudo tunnelbyte disconnect ends it',
         '',
       ].join('\n'),

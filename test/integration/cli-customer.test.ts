@@ -304,10 +304,10 @@ describe('tunnelbyte customer CLI over HTTP', () => {
   });
 });
 
-describe('tunnelbyte customer CLI: rate limits and quota', () => {
+describe('tunnelbyte customer CLI: rate limits', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ config: { publicRateLimit: { burst: 1, perSecond: 1 }, tiers: { anonymous: { quotaBytes: 1000 } } } });
+    h = await startHarness({ config: { publicRateLimit: { burst: 1, perSecond: 1 } } });
   });
   after(() => h.close());
 
@@ -317,6 +317,16 @@ describe('tunnelbyte customer CLI: rate limits and quota', () => {
     const r = await cli(m, ['regions']);
     fails(r, /^tunnelbyte: .*\nretry in \d+ s \(after \d{4}-\d\d-\d\dT/);
   });
+
+});
+
+describe('tunnelbyte customer CLI: quota', () => {
+  let h: Harness;
+  // a harness of its own: the one above allows one public request per second
+  before(async () => {
+    h = await startHarness({ config: { tiers: { anonymous: { quotaBytes: 1000 } } } });
+  });
+  after(() => h.close());
 
   it('an exhausted quota: connect is a 429 with the time of the reset', async () => {
     const a = await h.signup();

@@ -194,7 +194,8 @@ describe('tunnelbyte serve', { skip: skip ?? false }, () => {
   test('kill -9 during a transfer, restart: the same config works again and recorded usage survives', async () => {
     const before = api(c1, 'GET', '/v1/usage', { token: first.token, fp: first.fp }).body.bytes.total as number;
     assert.ok(before >= FILE_BYTES);
-    const transfer = c1.spawn('curl', ['-s', '-o', '/dev/null', '--max-time', '30', `http://203.0.113.1:8000/file?n=${64 * 1024 * 1024}`]);
+    // rate-limited so the transfer stays well inside the 40 MiB quota whatever the machine's speed
+    const transfer = c1.spawn('curl', ['-s', '-o', '/dev/null', '--limit-rate', '4M', '--max-time', '30', `http://203.0.113.1:8000/file?n=${64 * 1024 * 1024}`]);
     await new Promise((r) => setTimeout(r, 1000));
     server!.kill('SIGKILL');
     await new Promise((r) => server!.once('exit', r));

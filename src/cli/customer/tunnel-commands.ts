@@ -264,6 +264,7 @@ async function status(ctx: Ctx, id?: string): Promise<void> {
   if (!sid) {
     if (ctx.opts.json) return ctx.json({ connected: false, session: null, local: null });
     ctx.io.out('not connected (tunnelbyte sessions lists the sessions of this account)\n');
+    if (!isRoot() && linkExists(DEFAULT_INTERFACE)) ctx.io.err(`interface ${DEFAULT_INTERFACE} is up: a connection made with sudo? sudo tunnelbyte status shows it\n`);
     return;
   }
   const ours = state !== null && state.session_id === sid;

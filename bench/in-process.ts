@@ -4,6 +4,8 @@
  * Each function returns rows for the report; `scale` shrinks the work for
  * the smoke run inside `npm test`.
  */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Device } from '../src/device/device.js';
 import { ManualClock } from '../src/device/clock.js';
 import { PacketBatch } from '../src/io/batch.js';
@@ -212,24 +214,15 @@ export function benchAllowedIps(scale: number): Row[] {
   return [{ name: 'allowed-IPs lookups, 10,000 peers', value: (ops / ms) * 1000, unit: 'lookups/s', note: hits > 0 ? undefined : 'no hits?' }];
 }
 
-/** Heap plus ArrayBuffer memory after full collections (needs --expose-gc to be meaningful). */
-function usedBytes(): number {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  for (let i = 0; i < 3; i++) gc?.();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-}
-
+/**
+ * Memory per idle peer, measured in a fresh process (bench/idle-peer-memory.ts)
+ * with --expose-gc: in this one, the garbage and array buffers of the
+ * benchmarks before it are freed at unpredictable times and swamp the figure.
+ */
 export function benchIdlePeerMemory(scale: number): Row[] {
-  const n = Math.max(100, Math.round(10_000 * scale));
-  const crypto = defaultBackend();
-  const dev = new Device({ clock: new ManualClock(), crypto, privateKey: crypto.x25519.generatePrivateKey(), sendToNetwork: () => {}, writeToTun: () => {} });
-  const keys = Array.from({ length: n }, () => crypto.x25519.publicKey(crypto.x25519.generatePrivateKey()));
-  const before = usedBytes();
-  for (let i = 0; i < n; i++) {
-    const p = dev.addPeer(keys[i]!);
-    dev.allowedIps.insert(4, Uint8Array.of(10, 64 + (i >> 16), (i >> 8) & 0xff, i & 0xff), 32, p);
-  }
-  const after = usedBytes();
-  return [{ name: `memory per idle peer (${n} peers)`, value: (after - before) / n, unit: 'bytes', note: (globalThis as { gc?: unknown }).gc ? undefined : 'run with --expose-gc for a steadier figure' }];
+  const n = Math.max(1000, Math.round(10_000 * scale));
+  const script = fileURLToPath(new URL('./idle-peer-memory.js', import.meta.url));
+  const out = execFileSync(process.execPath, ['--expose-gc', script, String(n)], { encoding: 'utf8' });
+  const { bytesPerPeer, rssBytesPerPeer } = JSON.parse(out) as { bytesPerPeer: number; rssBytesPerPeer: number };
+  return [{ name: `memory per idle peer (${n} peers)`, value: bytesPerPeer, unit: 'bytes', note: `JS heap + external after full GCs; RSS grew ${Math.round(rssBytesPerPeer)} B/peer` }];
 }

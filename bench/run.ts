@@ -1,12 +1,15 @@
 /**
- * `npm run bench`: in-process figures, printed as a table and written to
- * bench/results/latest.json. `--smoke` runs everything briefly (the test
+ * `npm run bench`: in-process figures (bench/in-process.ts), memory per idle
+ * peer in a fresh process, and GET /v1/usage under 64 connections against the
+ * API in a child process (bench/api-usage.ts); printed as a table and written
+ * to bench/results/latest.json. `--smoke` runs everything briefly (the test
  * suite does, so the benchmark cannot rot); `--e2e` adds the end-to-end
  * comparison with wireguard-go in network namespaces (root; bench/e2e.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { benchAead, benchAllowedIps, benchDataPath, benchHandshakes, benchIdlePeerMemory, benchX25519, type Row } from './in-process.js';
+import { benchApiUsage } from './api-usage.js';
 import { nativeBackend, nobleBackend, nodeBackend } from '../src/crypto/backend.js';
 
 const smoke = process.argv.includes('--smoke');
@@ -22,6 +25,7 @@ const rows: Row[] = [
   ...benchHandshakes(scale),
   ...benchAllowedIps(scale),
   ...benchIdlePeerMemory(scale),
+  ...(await benchApiUsage(scale)),
 ];
 if (e2e) {
   if (process.getuid?.() !== 0) throw new Error('--e2e needs root (it creates network namespaces)');

@@ -1,0 +1,41 @@
+/**
+ * `GET /v1/usage` under load: 64 keep-alive connections from autocannon
+ * against the API in a child process (bench/api-server.ts), after a signup
+ * and a session so the query reads real rows. Reports requests/s and the
+ * 99th percentile latency; any non-2xx answer fails the benchmark.
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import type { Row } from './in-process.js';
+
+async function startApiServer(): Promise<{ url: string; stop: () => void }> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./api-server.js', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`bench API server exited (${code})`)));
+    createInterface({ input: child.stdout! }).once('line', resolve);
+  });
+  return { url: (JSON.parse(line) as { url: string }).url, stop: () => child.stdin!.end() };
+}
+
+export async function benchApiUsage(scale: number): Promise<Row[]> {
+  const { url, stop } = await startApiServer();
+  try {
+    const fingerprint = 'bench-machine';
+    const signup = await fetch(`${url}/v1/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fingerprint }) });
+    const { token } = (await signup.json()) as { token: string };
+    const headers = { authorization: `Bearer ${token}`, 'x-tb-fingerprint': fingerprint, 'content-type': 'application/json' };
+    const session = await fetch(`${url}/v1/sessions`, { method: 'POST', headers, body: JSON.stringify({ region: 'local' }) });
+    if (session.status !== 201) throw new Error(`bench: session create ${session.status} ${await session.text()}`);
+    const result = await autocannon({ url: `${url}/v1/usage`, connections: 64, duration: Math.max(1, Math.round(10 * scale * 5) / 5), headers });
+    const bad = result.non2xx + result.errors + result.timeouts;
+    if (bad > 0) throw new Error(`bench: ${bad} failed /v1/usage requests (non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts})`);
+    return [
+      { name: 'GET /v1/usage, 64 connections', value: result.requests.average, unit: 'requests/s' },
+      { name: 'GET /v1/usage p99 latency', value: result.latency.p99, unit: 'ms' },
+    ];
+  } finally {
+    stop();
+  }
+}

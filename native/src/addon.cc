@@ -264,9 +264,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   c.Set("EAFNOSUPPORT", EAFNOSUPPORT);
   c.Set("EADDRNOTAVAIL", EADDRNOTAVAIL);
   c.Set("ENODEV", ENODEV);
+  c.Set("ENOTTY", ENOTTY);
+  c.Set("EOPNOTSUPP", EOPNOTSUPP);
   exports.Set("constants", c);
 
   InitTun(env, exports);
+  InitTunOffload(env, exports);
   InitUdp(env, exports);
   InitAead(env, exports);
   return exports;

@@ -53,6 +53,18 @@ class Handle : public Napi::ObjectWrap<Handle> {
   std::vector<struct iovec> iovs;
   std::vector<struct sockaddr_in6> addrs;
 
+  // A TUN opened with IFF_VNET_HDR (tun.cc, tun-offload.cc): every read()
+  // lands in `tunScratch` (kTunScratchSize bytes, allocated once at open) as
+  // virtio_net_hdr + packet and is copied or segmented into the batch from
+  // there. A super-packet whose segments did not all fit the batch stays in
+  // the scratch (`tunPendLen` bytes) and tunRead continues it next time at
+  // segment `tunPendNext`, before reading anything new, so nothing is lost
+  // and order is kept.
+  bool vnetHdr = false;
+  std::vector<uint8_t> tunScratch;
+  size_t tunPendLen = 0;  // 0: nothing pending
+  size_t tunPendNext = 0;
+
  private:
   Napi::Value Poll(const Napi::CallbackInfo& info);
   Napi::Value Pause(const Napi::CallbackInfo& info);
@@ -107,10 +119,58 @@ constexpr size_t kResSize = 4;
 constexpr int kResDropped = 0;    // dropped: queue/buffer full (EAGAIN, ENOBUFS) or truncated on receive
 constexpr int kResFailed = 1;     // other per-packet errors
 constexpr int kResLastErrno = 2;  // errno of the last drop or failure
+constexpr int kResGso = 3;        // tunRead with IFF_VNET_HDR: TSO super-packets split in this call
 bool ArgBatch(const Napi::CallbackInfo& info, bool udp, bool wantEndpoints, BatchArgs* out);
 // For writes: every packet i < count must satisfy 0 <= offsets[i], 0 <= lengths[i],
 // offsets[i] + lengths[i] <= slotSize. Throws RangeError otherwise.
 bool CheckPackets(Napi::Env env, const BatchArgs& b);
+
+// ---- TUN offloads (tun-offload.cc)
+// struct virtio_net_hdr and its constants from include/uapi/linux/virtio_net.h,
+// spelled out because that header does not compile as C++ (a member of
+// another struct in it is named `class`). 16-bit fields in host byte order
+// (tun-offload.cc says why).
+struct VirtioNetHdr {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len;
+  uint16_t gso_size;
+  uint16_t csum_start;
+  uint16_t csum_offset;
+};
+constexpr uint8_t kVnetFlagNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+constexpr uint8_t kVnetGsoNone = 0;        // VIRTIO_NET_HDR_GSO_NONE
+constexpr uint8_t kVnetGsoTcpV4 = 1;       // VIRTIO_NET_HDR_GSO_TCPV4
+constexpr uint8_t kVnetGsoUdp = 3;         // VIRTIO_NET_HDR_GSO_UDP (UFO)
+constexpr uint8_t kVnetGsoTcpV6 = 4;       // VIRTIO_NET_HDR_GSO_TCPV6
+constexpr uint8_t kVnetGsoUdpL4 = 5;       // VIRTIO_NET_HDR_GSO_UDP_L4 (USO)
+constexpr uint8_t kVnetGsoEcn = 0x80;      // VIRTIO_NET_HDR_GSO_ECN
+// sizeof(struct virtio_net_hdr), as set with TUNSETVNETHDRSZ.
+constexpr size_t kVnetHdrLen = 10;
+static_assert(sizeof(VirtioNetHdr) == kVnetHdrLen, "struct virtio_net_hdr is 10 bytes");
+// One read with IFF_VNET_HDR: the header and a packet of up to 64 KiB (the
+// TUN's GSO limit; IPv6 may add its 40-byte header to a 65535-byte payload).
+constexpr size_t kTunScratchSize = kVnetHdrLen + 65536 + 64;
+// Slots to deliver packets to: slot i at data[i*slotSize + headroom], up to
+// slotSize - headroom bytes, for i < count.
+struct SlotsOut {
+  uint8_t* data;
+  int32_t* offsets;
+  int32_t* lengths;
+  size_t slotSize;
+  size_t headroom;
+  size_t count;
+};
+// Turns one read from a TUN with IFF_VNET_HDR (buf: virtio_net_hdr + packet,
+// len bytes) into plain IP packets in slots first, first+1, ... < out.count:
+// the packet with its checksum completed, or the segments of a TCP super-
+// packet starting at segment *next (0 for a new read). Returns the slots
+// filled. When segments are left over for lack of slots, *more is set and
+// *next is where to continue; else *more is false and *next 0. Drops are
+// counted in res (kResDropped: too big for a slot; kResFailed: malformed or
+// an unsupported GSO type), super-packets in res[kResGso].
+size_t TunDeliver(const uint8_t* buf, size_t len, size_t* next, bool* more, const SlotsOut& out, size_t first,
+                  int32_t* res);
 
 // ---- errors
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall);
@@ -128,6 +188,7 @@ bool IsOwnNetns(int nsfd);
 
 // ---- module parts
 void InitTun(Napi::Env env, Napi::Object exports);
+void InitTunOffload(Napi::Env env, Napi::Object exports);  // tunSegmentForTest
 void InitUdp(Napi::Env env, Napi::Object exports);
 void InitAead(Napi::Env env, Napi::Object exports);  // aead.cc: the transport AEAD, not I/O
 

@@ -7,10 +7,19 @@
 // data: EINVAL (up: the kernel checked our empty packet), EIO (down), EBADFD
 // (gone) — the same probe wireguard-go's routineHackListener uses.
 //
-// Offloads: with IFF_VNET_HDR (not requested yet) every read and write
-// carries a struct virtio_net_hdr in front of the packet. The batch layout
-// already has room for it: the wrapper would ask for headroom + 10 bytes and
-// pass the header's offset instead of the packet's.
+// Offloads: when tunOpen's flags include IFF_VNET_HDR, the open also sets
+// TUNSETVNETHDRSZ (10, sizeof(struct virtio_net_hdr)) and TUNSETOFFLOAD
+// (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6), as wireguard-go does
+// (tun/tun_linux.go). The kernel then hands us unchecksummed packets and TCP
+// super-packets of up to 64 KiB, each behind a virtio_net_hdr; tunRead reads
+// them into the Handle's scratch and tun-offload.cc completes checksums and
+// splits super-packets into the batch, so JS still gets one plain IP packet
+// per slot. Every write then needs a header too: tunWrite puts a zeroed one
+// (GSO_NONE, no flags: the packet is complete) in front with writev, without
+// copying the packet. We do not advertise TUN_F_UFO/USO4/USO6, so the kernel
+// segments UDP itself, nor TUN_F_TSO_ECN (ECN-marked TCP is segmented by the
+// kernel too). If any of these ioctls fails, the open fails and the wrapper
+// opens again without IFF_VNET_HDR.
 #include "io.h"
 
 #include <cerrno>
@@ -21,6 +30,7 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace tb {
@@ -32,7 +42,12 @@ struct OpenJob {
   int flags;
   int fd;           // out
   char real[IFNAMSIZ];  // out
+  const char* failed;   // out: the call that failed
 };
+
+// The offloads we can undo in tun-offload.cc: checksums and TCP segmentation.
+// TUN_F_TSO* require TUN_F_CSUM (set_offload in drivers/net/tun.c).
+constexpr unsigned kTunOffloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
 
 int OpenTunJob(void* p) {
   auto* job = static_cast<OpenJob*>(p);
@@ -43,10 +58,28 @@ int OpenTunJob(void* p) {
   ifr.ifr_flags = static_cast<short>(job->flags);
   strncpy(ifr.ifr_name, job->name, IFNAMSIZ - 1);
   // No TUNSETPERSIST: the interface goes away when the last fd is closed.
+  job->failed = "ioctl(TUNSETIFF)";
   if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
     int e = errno;
     close(fd);
     return -e;
+  }
+  if ((job->flags & IFF_VNET_HDR) != 0) {
+    // 10 is the kernel's default already (tun->vnet_hdr_sz); set it anyway,
+    // since a persistent interface we attach to may have been changed.
+    int sz = static_cast<int>(kVnetHdrLen);
+    job->failed = "ioctl(TUNSETVNETHDRSZ)";
+    if (ioctl(fd, TUNSETVNETHDRSZ, &sz) != 0) {
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    job->failed = "ioctl(TUNSETOFFLOAD)";
+    if (ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(kTunOffloads)) != 0) {
+      int e = errno;
+      close(fd);
+      return -e;
+    }
   }
   job->fd = fd;
   memcpy(job->real, ifr.ifr_name, IFNAMSIZ);
@@ -101,8 +134,9 @@ int IfIoctl(int tunfd, unsigned long req, struct ifreq* ifr, const char** syscal
 }
 
 // tunOpen(name, flags, netns) → Handle. `name` may be a template ("tb%d");
-// `flags` are TUNSETIFF flags (IFF_TUN | IFF_NO_PI [| IFF_TUN_EXCL]); `netns`
-// is "" (ours) or a namespace file to create the interface in.
+// `flags` are TUNSETIFF flags (IFF_TUN | IFF_NO_PI [| IFF_TUN_EXCL]
+// [| IFF_VNET_HDR: offloads, see the top]); `netns` is "" (ours) or a
+// namespace file to create the interface in.
 Napi::Value TunOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name, netns;
@@ -115,7 +149,7 @@ Napi::Value TunOpen(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "argument 0: interface name longer than 15 bytes").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  OpenJob job{name.c_str(), static_cast<int>(flags), -1, {0}};
+  OpenJob job{name.c_str(), static_cast<int>(flags), -1, {0}, "ioctl(TUNSETIFF)"};
   int r;
   if (netns.empty()) {
     r = OpenTunJob(&job);
@@ -125,8 +159,18 @@ Napi::Value TunOpen(const Napi::CallbackInfo& info) {
     r = InNetns(nsfd, OpenTunJob, &job);
     close(nsfd);
   }
-  if (r < 0) return ThrowErrno(env, -r, netns.empty() ? "ioctl(TUNSETIFF)" : "setns/ioctl(TUNSETIFF)");
-  return Handle::New(env, job.fd, Handle::kTun);
+  if (r < 0) {
+    bool setiff = strcmp(job.failed, "ioctl(TUNSETIFF)") == 0;  // or setns, before the job ran
+    return ThrowErrno(env, -r, setiff && !netns.empty() ? "setns/ioctl(TUNSETIFF)" : job.failed);
+  }
+  Napi::Object obj = Handle::New(env, job.fd, Handle::kTun);
+  if (obj.IsEmpty()) return env.Undefined();
+  if ((flags & IFF_VNET_HDR) != 0) {
+    Handle* h = Handle::Unwrap(obj);
+    h->vnetHdr = true;
+    h->tunScratch.resize(kTunScratchSize);
+  }
+  return obj;
 }
 
 // tunName(h) → the interface's current name.
@@ -219,14 +263,54 @@ Napi::Value TunProbe(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, n < 0 ? errno : 0);
 }
 
+// With IFF_VNET_HDR: read() into the Handle's scratch, then TunDeliver
+// (tun-offload.cc) copies the packet, or the segments of a super-packet, into
+// the batch. A super-packet that does not fit the slots left is kept and
+// continued first on the next call. Returns the slots filled, or -errno when
+// nothing was delivered and the first read failed.
+double TunReadVnet(const BatchArgs& b) {
+  Handle* h = b.handle;
+  const SlotsOut out{b.data, b.offsets, b.lengths, b.slotSize, b.headroom, b.count};
+  uint8_t* scratch = h->tunScratch.data();
+  size_t n = 0;
+  if (h->tunPendLen != 0) {
+    bool more;
+    n += TunDeliver(scratch, h->tunPendLen, &h->tunPendNext, &more, out, n, b.res);
+    if (more) return static_cast<double>(n);  // the batch is full
+    h->tunPendLen = 0;
+  }
+  while (n < b.count) {
+    ssize_t r = read(h->fd(), scratch, kTunScratchSize);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      if (n == 0) return -errno;
+      break;  // report what we have; the error repeats on the next call
+    }
+    size_t next = 0;
+    bool more;
+    n += TunDeliver(scratch, static_cast<size_t>(r), &next, &more, out, n, b.res);
+    if (more) {
+      h->tunPendLen = static_cast<size_t>(r);
+      h->tunPendNext = next;
+      break;
+    }
+  }
+  return static_cast<double>(n);
+}
+
 // tunRead(h, data, offsets, lengths, null, slotSize, capacity, headroom, res)
 //   → packets read (0 when none is pending), or -errno when the first read
 //     failed. Reads until EAGAIN or `capacity` packets; packet i goes to
-//     data[i*slotSize + headroom], up to slotSize - headroom bytes.
+//     data[i*slotSize + headroom], up to slotSize - headroom bytes. With
+//     IFF_VNET_HDR (see the top) the packets are plain IP packets all the
+//     same; res[0] counts packets too big for a slot, res[1] malformed or
+//     unsupported ones, res[3] the TCP super-packets that were split.
 Napi::Value TunRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BatchArgs b;
   if (!ArgBatch(info, false, false, &b)) return env.Undefined();
+  if (b.handle->vnetHdr) return Napi::Number::New(env, TunReadVnet(b));
   const int fd = b.handle->fd();
   const size_t room = b.slotSize - b.headroom;
   size_t n = 0;
@@ -245,19 +329,33 @@ Napi::Value TunRead(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// With IFF_VNET_HDR every write starts with a virtio_net_hdr (tun_get_user
+// in drivers/net/tun.c reads one first). All zero is GSO_NONE without
+// NEEDS_CSUM: a complete packet whose checksums the stack will verify.
+const VirtioNetHdr kZeroVnetHdr = {};
+
 // tunWrite(h, data, offsets, lengths, null, slotSize, count, 0, res) → packets
-// written. One non-blocking write() per packet; a full queue (EAGAIN,
-// ENOBUFS) drops the packet (res[0]), other errors fail it (res[1]).
+// written. One non-blocking write() per packet (writev behind a zeroed
+// virtio_net_hdr with IFF_VNET_HDR); a full queue (EAGAIN, ENOBUFS) drops the
+// packet (res[0]), other errors fail it (res[1]).
 Napi::Value TunWrite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BatchArgs b;
   if (!ArgBatch(info, false, false, &b) || !CheckPackets(env, b)) return env.Undefined();
   const int fd = b.handle->fd();
+  const bool vnet = b.handle->vnetHdr;
   size_t written = 0;
   for (size_t i = 0; i < b.count; i++) {
+    uint8_t* p = b.data + i * b.slotSize + b.offsets[i];
+    const size_t len = static_cast<size_t>(b.lengths[i]);
     ssize_t r;
     do {
-      r = write(fd, b.data + i * b.slotSize + b.offsets[i], static_cast<size_t>(b.lengths[i]));
+      if (vnet) {
+        struct iovec iov[2] = {{const_cast<VirtioNetHdr*>(&kZeroVnetHdr), kVnetHdrLen}, {p, len}};
+        r = writev(fd, iov, 2);
+      } else {
+        r = write(fd, p, len);
+      }
     } while (r < 0 && errno == EINTR);
     if (r >= 0) {
       written++;

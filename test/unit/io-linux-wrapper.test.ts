@@ -17,6 +17,7 @@ import { openLinuxUdpBind } from '../../src/io/linux/udp.js';
 const C = {
   IFF_TUN: 1, IFF_NO_PI: 0x1000, IFF_TUN_EXCL: 0x8000, IFF_VNET_HDR: 0x4000, IFNAMSIZ: 16,
   EAGAIN: 11, EINTR: 4, EINVAL: 22, EIO: 5, EBADFD: 77, ENOBUFS: 105, EAFNOSUPPORT: 97, EADDRNOTAVAIL: 99, ENODEV: 19,
+  ENOTTY: 25, EOPNOTSUPP: 95,
 };
 
 class FakeHandle implements NativeHandle {
@@ -43,7 +44,7 @@ class FakeHandle implements NativeHandle {
   }
 }
 
-type Fake = NativeBinding & { calls: unknown[][]; handle: FakeHandle; reads: number[]; probe: number; res: number[]; udpOpenErrors: (number | null)[] };
+type Fake = NativeBinding & { calls: unknown[][]; handle: FakeHandle; reads: number[]; probe: number; res: number[]; udpOpenErrors: (number | null)[]; tunOpenErrors: (number | null)[] };
 
 function fakeBinding(): Fake {
   const calls: unknown[][] = [];
@@ -54,15 +55,22 @@ function fakeBinding(): Fake {
     probe: C.EINVAL,
     res: [0, 0, 0, 0],
     udpOpenErrors: [] as (number | null)[],
+    tunOpenErrors: [] as (number | null)[],
     constants: C,
-    tunOpen: (name: string, flags: number, netns: string) => (calls.push(['tunOpen', name, flags, netns]), f.handle),
+    tunOpen: (name: string, flags: number, netns: string) => {
+      calls.push(['tunOpen', name, flags, netns]);
+      const e = f.tunOpenErrors.shift();
+      if (e) throw Object.assign(new Error(`errno ${e}`), { errno: e });
+      return f.handle;
+    },
     tunName: () => 'tb7',
     tunGetMtu: () => 1420,
     tunSetMtu: (_h: NativeHandle, mtu: number) => void calls.push(['tunSetMtu', mtu]),
     tunGetUp: () => true,
     tunSetUp: (_h: NativeHandle, up: boolean) => void calls.push(['tunSetUp', up]),
     tunProbe: () => f.probe,
-    tunRead: (_h: NativeHandle, _d: Uint8Array, offsets: Int32Array, lengths: Int32Array, _e: null, _s: number, cap: number, headroom: number) => {
+    tunRead: (_h: NativeHandle, _d: Uint8Array, offsets: Int32Array, lengths: Int32Array, _e: null, _s: number, cap: number, headroom: number, res: Int32Array) => {
+      res.set(f.res);
       const n = f.reads.shift() ?? 0;
       for (let i = 0; i < Math.min(n, cap); i++) {
         offsets[i] = headroom;
@@ -111,26 +119,77 @@ test('TUN options are validated before anything reaches the addon', () => {
   assert.throws(() => openLinuxTun({ name: 'tb0', slotSize: 70_000, binding: f }), RangeError);
   assert.throws(() => openLinuxTun({ name: 'tb0', netns: 'a b', binding: f }), TypeError);
   assert.throws(() => openLinuxTun({ name: 'tb0', up: 'yes' as unknown as boolean, binding: f }), TypeError);
+  assert.throws(() => openLinuxTun({ name: 'tb0', offload: 1 as unknown as boolean, binding: f }), TypeError);
   assert.throws(() => openLinuxTun(null as unknown as { name: string }), TypeError);
   assert.deepEqual(f.calls, []);
 });
 
 test('TUN flags: IFF_TUN | IFF_NO_PI, plus IFF_TUN_EXCL when exclusive; netns names resolve under /run/netns', () => {
   const f = fakeBinding();
-  const t = openLinuxTun({ name: 'tb%d', netns: 'blue', mtu: 1420, up: true, binding: f });
+  const t = openLinuxTun({ name: 'tb%d', netns: 'blue', mtu: 1420, up: true, offload: false, binding: f });
   assert.equal(t.name, 'tb7');
+  assert.equal(t.offload, false);
   assert.deepEqual(f.calls, [['tunOpen', 'tb%d', C.IFF_TUN | C.IFF_NO_PI, '/run/netns/blue'], ['tunSetMtu', 1420], ['tunSetUp', true]]);
   f.calls.length = 0;
-  openLinuxTun({ name: 'tb0', exclusive: true, netns: '/proc/1/ns/net', binding: f });
+  openLinuxTun({ name: 'tb0', exclusive: true, netns: '/proc/1/ns/net', offload: false, binding: f });
   assert.deepEqual(f.calls, [['tunOpen', 'tb0', C.IFF_TUN | C.IFF_NO_PI | C.IFF_TUN_EXCL, '/proc/1/ns/net']]);
   assert.equal(netnsPath(undefined), '');
   assert.equal(netnsPath('x-1'), '/run/netns/x-1');
   assert.throws(() => netnsPath('..'), TypeError);
 });
 
+test('TUN offloads: IFF_VNET_HDR by default (TB_TUN_OFFLOAD=0 turns the default off); a kernel that refuses gets a plain TUN', () => {
+  const saved = process.env.TB_TUN_OFFLOAD;
+  try {
+    delete process.env.TB_TUN_OFFLOAD;
+    const f = fakeBinding();
+    const plain = C.IFF_TUN | C.IFF_NO_PI | C.IFF_TUN_EXCL;
+    assert.equal(openLinuxTun({ name: 'tb0', exclusive: true, binding: f }).offload, true);
+    assert.deepEqual(f.calls, [['tunOpen', 'tb0', plain | C.IFF_VNET_HDR, '']]);
+    for (const errno of [C.EINVAL, C.ENOTTY, C.EOPNOTSUPP]) {
+      f.calls.length = 0;
+      f.tunOpenErrors = [errno];
+      assert.equal(openLinuxTun({ name: 'tb0', exclusive: true, binding: f }).offload, false);
+      assert.deepEqual(f.calls, [['tunOpen', 'tb0', plain | C.IFF_VNET_HDR, ''], ['tunOpen', 'tb0', plain, '']], `fallback on errno ${errno}`);
+    }
+    f.calls.length = 0;
+    f.tunOpenErrors = [16]; // EBUSY: a real failure, no second try
+    assert.throws(() => openLinuxTun({ name: 'tb0', exclusive: true, binding: f }), /errno 16/);
+    assert.equal(f.calls.length, 1);
+    process.env.TB_TUN_OFFLOAD = '0';
+    f.calls.length = 0;
+    assert.equal(openLinuxTun({ name: 'tb0', binding: f }).offload, false);
+    assert.deepEqual(f.calls, [['tunOpen', 'tb0', C.IFF_TUN | C.IFF_NO_PI, '']]);
+    assert.equal(openLinuxTun({ name: 'tb0', offload: true, binding: f }).offload, true, 'the option wins over the env');
+  } finally {
+    if (saved === undefined) delete process.env.TB_TUN_OFFLOAD;
+    else process.env.TB_TUN_OFFLOAD = saved;
+  }
+});
+
+test('TUN offload reads: super-packets and drops are counted; a full batch at the bound is continued after yielding', async () => {
+  const f = fakeBinding();
+  const t = openLinuxTun({ name: 'tb0', batchSize: 4, maxBatchesPerWakeup: 1, offload: true, binding: f });
+  const seen: number[] = [];
+  t.start((b) => seen.push(b.count), 16);
+  await new Promise((r) => setImmediate(r)); // start() looks for segments kept from before
+  f.res = [1, 2, 90, 3];
+  f.reads = [4, 4, 1];
+  f.handle.cb!(0);
+  assert.deepEqual(seen, [4], 'bounded per wakeup');
+  assert.deepEqual([t.stats.readGsoPackets, t.stats.readDropped, t.stats.lastReadDropErrno], [3, 3, 90]);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, [4, 4], 'continued without a poll wakeup');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, [4, 4, 1], 'until a batch comes back short');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, [4, 4, 1]);
+  t.close();
+});
+
 test('TUN reads: one onBatch per filled batch, at most maxBatchesPerWakeup per wakeup, then yield', () => {
   const f = fakeBinding();
-  const t = openLinuxTun({ name: 'tb0', batchSize: 4, maxBatchesPerWakeup: 3, binding: f });
+  const t = openLinuxTun({ name: 'tb0', batchSize: 4, maxBatchesPerWakeup: 3, offload: false, binding: f });
   const seen: number[] = [];
   t.start((b) => {
     seen.push(b.count);

@@ -39,6 +39,8 @@ export interface NativeConstants {
   readonly EAFNOSUPPORT: number;
   readonly EADDRNOTAVAIL: number;
   readonly ENODEV: number;
+  readonly ENOTTY: number;
+  readonly EOPNOTSUPP: number;
 }
 
 /**
@@ -50,7 +52,12 @@ export interface NativeConstants {
 export interface NativeBinding {
   readonly constants: NativeConstants;
 
-  /** Creates (or attaches to) TUN interface `name` (a template like "tb%d" allowed); netns "" = ours. */
+  /**
+   * Creates (or attaches to) TUN interface `name` (a template like "tb%d" allowed); netns "" = ours.
+   * With IFF_VNET_HDR in `flags` it also turns on the offloads (TUNSETVNETHDRSZ, TUNSETOFFLOAD
+   * TUN_F_CSUM|TSO4|TSO6) and reads/writes plain packets all the same (native/src/tun-offload.cc);
+   * it throws (EINVAL) where the kernel refuses them.
+   */
   tunOpen(name: string, flags: number, netns: string): NativeHandle;
   tunName(h: NativeHandle): string;
   tunGetMtu(h: NativeHandle): number;
@@ -59,7 +66,10 @@ export interface NativeBinding {
   tunSetUp(h: NativeHandle, up: boolean): void;
   /** errno of a zero-length write(): EBADFD once the interface is gone. */
   tunProbe(h: NativeHandle): number;
-  /** Packets read into slots 0..n-1 (0: none pending), or -errno. */
+  /**
+   * Packets read into slots 0..n-1 (0: none pending), or -errno. With offloads: res[0] packets too big
+   * for a slot, res[1] malformed/unsupported ones (dropped), res[3] TCP super-packets split into slots.
+   */
   tunRead(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: null, slotSize: number, capacity: number, headroom: number, res: Int32Array): number;
   /** Packets written; res[0] dropped (queue full), res[1] failed. */
   tunWrite(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: null, slotSize: number, count: number, headroom: number, res: Int32Array): number;
@@ -74,6 +84,15 @@ export interface NativeBinding {
   udpRecv(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: Uint8Array, slotSize: number, capacity: number, headroom: number, res: Int32Array): number;
   /** Datagrams sent; res[0] dropped (buffer full), res[1] failed. */
   udpSend(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: Uint8Array, slotSize: number, count: number, headroom: number, res: Int32Array): number;
+
+  /**
+   * Test-only: what tunRead does with one read from a TUN with offloads. `input` is a
+   * virtio_net_hdr + packet; the packet (checksum completed) or the segments of a TCP
+   * super-packet go to slots 0..count-1. cursor = Int32Array(2): [next segment, more];
+   * more = 1 when segments are left for another call, which continues at cursor[0].
+   * Returns the slots filled; res as for tunRead.
+   */
+  tunSegmentForTest?(input: Uint8Array, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, slotSize: number, count: number, headroom: number, res: Int32Array, cursor: Int32Array): number;
 }
 
 /** Batches read per event-loop wakeup before yielding to other work (TUN and UDP). */
@@ -83,6 +102,8 @@ export const DEFAULT_MAX_BATCHES_PER_WAKEUP = 8;
 export const RES_DROPPED = 0;
 export const RES_FAILED = 1;
 export const RES_LAST_ERRNO = 2;
+/** tunRead with offloads: TCP super-packets split in this call. */
+export const RES_GSO = 3;
 
 /** Where `npm run build` puts the addon (from dist/src/io/linux/). */
 export const DEFAULT_BINDING_PATH = new URL('../../../../native/build/Release/tunnelbyte_io.node', import.meta.url).pathname;

@@ -8,6 +8,14 @@
  * level-triggered, so what is left wakes us again). Writing: one native call
  * per batch, one non-blocking write() per packet; a full queue drops.
  *
+ * Offloads (`offload`, default on): the TUN is opened with IFF_VNET_HDR and
+ * TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, so the kernel's TCP stack hands us
+ * 64 KiB super-packets and leaves checksums to us; the addon completes the
+ * checksums and splits super-packets into MTU-sized segments, one per slot
+ * (native/src/tun-offload.cc), so onBatch still sees plain IP packets. Where
+ * the kernel refuses the offloads we open without them (`offload` then reads
+ * false). TB_TUN_OFFLOAD=0 turns the default off (for comparisons).
+ *
  * Deletion (`ip link del NAME`, or deleting the namespace the interface was
  * moved to) shows on the fd: poll reports an error and read() fails with
  * EBADFD. Then onClose callbacks get 'interface deleted'. Moving the interface
@@ -16,7 +24,7 @@
  */
 import { PacketBatch, MAX_PACKET_SIZE } from '../batch.js';
 import type { TunDevice } from '../types.js';
-import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_LAST_ERRNO, type NativeBinding, type NativeHandle } from './binding.js';
+import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_GSO, RES_LAST_ERRNO, type NativeBinding, type NativeHandle } from './binding.js';
 
 /** Slots hold a 64 KiB packet plus the transport header in front and the tag and padding behind (like io/memory.ts). */
 export const DEFAULT_TUN_SLOT_SIZE = 65536 + 128;
@@ -44,6 +52,12 @@ export interface LinuxTunOptions {
   slotSize?: number;
   /** Read batches per event-loop wakeup before yielding (default 8). */
   maxBatchesPerWakeup?: number;
+  /**
+   * Kernel offloads: IFF_VNET_HDR with checksum offload and TSO (TCP
+   * super-packets split by the addon). Default true (unless TB_TUN_OFFLOAD=0);
+   * falls back to a plain TUN where the kernel refuses — see LinuxTun.offload.
+   */
+  offload?: boolean;
   /** Another build of the addon (tests). */
   binding?: NativeBinding;
 }
@@ -61,6 +75,11 @@ export interface TunStats {
   /** Packets the kernel refused (malformed, interface down). */
   writeFailed: number;
   lastWriteErrno: number;
+  /** Offload reads: TCP super-packets (TSO) read and split into segments. */
+  readGsoPackets: number;
+  /** Offload reads: packets dropped as too big for a slot, malformed, or of an unsupported GSO type. */
+  readDropped: number;
+  lastReadDropErrno: number;
 }
 
 const NAME_RE = /^[^\s/:%]*(%d)?[^\s/:%]*$/;
@@ -76,6 +95,8 @@ export function openLinuxTun(opts: LinuxTunOptions): LinuxTun {
   const mtu = opts.mtu === undefined ? undefined : intOption('mtu', opts.mtu, 68, 65535, 0);
   if (opts.up !== undefined && typeof opts.up !== 'boolean') throw new TypeError('up must be a boolean');
   if (opts.exclusive !== undefined && typeof opts.exclusive !== 'boolean') throw new TypeError('exclusive must be a boolean');
+  if (opts.offload !== undefined && typeof opts.offload !== 'boolean') throw new TypeError('offload must be a boolean');
+  const wantOffload = opts.offload ?? defaultOffload();
   const batchSize = intOption('batchSize', opts.batchSize, 1, 4096, DEFAULT_TUN_BATCH_SIZE);
   const slotSize = intOption('slotSize', opts.slotSize, 256, MAX_PACKET_SIZE + 1024, DEFAULT_TUN_SLOT_SIZE);
   const maxBatches = intOption('maxBatchesPerWakeup', opts.maxBatchesPerWakeup, 1, 1024, DEFAULT_MAX_BATCHES_PER_WAKEUP);
@@ -83,12 +104,24 @@ export function openLinuxTun(opts: LinuxTunOptions): LinuxTun {
   const binding = opts.binding ?? defaultBinding();
 
   const c = binding.constants;
-  // IFF_VNET_HDR (offloads) would be added here; the read/write paths then
-  // carry a virtio_net_hdr in the headroom (native/src/tun.cc).
   const flags = c.IFF_TUN | c.IFF_NO_PI | (opts.exclusive ? c.IFF_TUN_EXCL : 0);
-  const handle = binding.tunOpen(name, flags, ns);
+  let handle: NativeHandle | null = null;
+  let offload = false;
+  if (wantOffload) {
+    try {
+      handle = binding.tunOpen(name, flags | c.IFF_VNET_HDR, ns);
+      offload = true;
+    } catch (e) {
+      // A kernel without IFF_VNET_HDR or these offloads: EINVAL (tun_set_iff,
+      // set_offload), ENOTTY/EOPNOTSUPP (no such ioctl). The addon closed
+      // what it opened; anything else (EPERM, EBUSY) is a real failure.
+      const errno = (e as NodeJS.ErrnoException).errno;
+      if (errno !== c.EINVAL && errno !== c.ENOTTY && errno !== c.EOPNOTSUPP) throw e;
+    }
+  }
+  handle ??= binding.tunOpen(name, flags, ns);
   try {
-    const tun = new LinuxTun(binding, handle, binding.tunName(handle), new PacketBatch(batchSize, slotSize), maxBatches);
+    const tun = new LinuxTun(binding, handle, binding.tunName(handle), new PacketBatch(batchSize, slotSize), maxBatches, offload);
     if (mtu !== undefined) tun.setMtu(mtu);
     if (opts.up) tun.setUp(true);
     return tun;
@@ -98,13 +131,24 @@ export function openLinuxTun(opts: LinuxTunOptions): LinuxTun {
   }
 }
 
+/** The `offload` default: on, unless TB_TUN_OFFLOAD is 0/false/off. */
+function defaultOffload(): boolean {
+  const v = process.env.TB_TUN_OFFLOAD;
+  return v === undefined || !/^(0|false|off|no)$/i.test(v.trim());
+}
+
 export class LinuxTun implements TunDevice {
   /** The interface's name when it was opened (see currentName()). */
   readonly name: string;
   readonly stats: TunStats = {
     readBatches: 0, readPackets: 0, readErrors: 0, lastReadErrno: 0,
     written: 0, writeDropped: 0, writeFailed: 0, lastWriteErrno: 0,
+    readGsoPackets: 0, readDropped: 0, lastReadDropErrno: 0,
   };
+  /** Whether the kernel offloads (IFF_VNET_HDR, checksum, TSO) are on for this device. */
+  readonly offload: boolean;
+  /** An immediate read is scheduled (offloads: segments of a super-packet may be left over). */
+  private rereadScheduled = false;
   private onBatch: ((batch: PacketBatch) => void) | null = null;
   private headroom = 0;
   private closeReason: string | null = null;
@@ -119,8 +163,10 @@ export class LinuxTun implements TunDevice {
     name: string,
     private readonly batch: PacketBatch,
     private readonly maxBatches: number,
+    offload = false,
   ) {
     this.name = name;
+    this.offload = offload;
     this.lastMtu = binding.tunGetMtu(handle);
   }
 
@@ -171,7 +217,11 @@ export class LinuxTun implements TunDevice {
     if (typeof onBatch !== 'function') throw new TypeError('onBatch must be a function');
     this.headroom = intOption('headroom', headroom, 0, this.batch.slotSize - 64, 0);
     this.onBatch = onBatch;
-    if (this.closeReason === null) this.handle.poll(this.onReadable);
+    if (this.closeReason === null) {
+      this.handle.poll(this.onReadable);
+      // Segments kept from before a pause() would otherwise wait for the next packet.
+      if (this.offload) this.scheduleReread();
+    }
   }
 
   /** Stops reading until start() is called again. */
@@ -219,8 +269,19 @@ export class LinuxTun implements TunDevice {
     const b = this.batch;
     const s = this.stats;
     const { EBADFD } = this.binding.constants;
+    const res = this.res;
+    let full = false;
     for (let k = 0; k < this.maxBatches && this.onBatch !== null && this.closeReason === null; k++) {
-      const n = this.binding.tunRead(this.handle, b.data, b.offsets, b.lengths, null, b.slotSize, b.capacity, this.headroom, this.res);
+      const n = this.binding.tunRead(this.handle, b.data, b.offsets, b.lengths, null, b.slotSize, b.capacity, this.headroom, res);
+      if (this.offload) {
+        s.readGsoPackets += res[RES_GSO]!;
+        const dropped = res[RES_DROPPED]! + res[RES_FAILED]!;
+        if (dropped !== 0) {
+          s.readDropped += dropped;
+          s.lastReadDropErrno = res[RES_LAST_ERRNO]!;
+        }
+      }
+      full = false;
       if (n < 0) {
         if (-n === EBADFD) return this.closeWith('interface deleted');
         s.readErrors++;
@@ -233,13 +294,27 @@ export class LinuxTun implements TunDevice {
       s.readPackets += n;
       this.onBatch(b);
       if (n < b.capacity) break;
+      full = true;
     }
+    // We stopped with a full batch: with offloads the rest of a super-packet
+    // may sit in the addon with nothing left in the kernel's queue to wake
+    // the poll, so come back after yielding to the loop.
+    if (full && this.offload) this.scheduleReread();
     if (status < 0 && this.closeReason === null) {
       // libuv stopped polling on POLLERR; find out whether the interface is gone.
       if (this.binding.tunProbe(this.handle) === EBADFD) return this.closeWith('interface deleted');
       if (this.onBatch !== null) this.handle.poll(this.onReadable);
     }
   };
+
+  private scheduleReread(): void {
+    if (this.rereadScheduled) return;
+    this.rereadScheduled = true;
+    setImmediate(() => {
+      this.rereadScheduled = false;
+      if (this.onBatch !== null && this.closeReason === null) this.onReadable(0);
+    });
+  }
 
   private checkOpen(): NativeHandle {
     if (this.closeReason !== null) throw new Error(`TUN ${this.name} is closed (${this.closeReason})`);

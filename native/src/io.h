@@ -119,7 +119,7 @@ constexpr size_t kResSize = 4;
 constexpr int kResDropped = 0;    // dropped: queue/buffer full (EAGAIN, ENOBUFS) or truncated on receive
 constexpr int kResFailed = 1;     // other per-packet errors
 constexpr int kResLastErrno = 2;  // errno of the last drop or failure
-constexpr int kResGso = 3;        // tunRead with IFF_VNET_HDR: TSO super-packets split in this call
+constexpr int kResGso = 3;        // with IFF_VNET_HDR: super-packets split (tunRead) or written (tunWrite)
 bool ArgBatch(const Napi::CallbackInfo& info, bool udp, bool wantEndpoints, BatchArgs* out);
 // For writes: every packet i < count must satisfy 0 <= offsets[i], 0 <= lengths[i],
 // offsets[i] + lengths[i] <= slotSize. Throws RangeError otherwise.
@@ -172,6 +172,26 @@ struct SlotsOut {
 size_t TunDeliver(const uint8_t* buf, size_t len, size_t* next, bool* more, const SlotsOut& out, size_t first,
                   int32_t* res);
 
+// The write side (GRO, as the kernel's tcp_gro_receive would merge them):
+// consecutive TCP segments of one flow in a batch become one GSO_TCPV4/6
+// write of up to 64 KiB, so the kernel's stack takes in one skb instead of
+// dozens. At most this many segments per write (and iovecs 2 more).
+constexpr size_t kMaxCoalesce = 256;
+// The largest IP + TCP header a coalesced write carries (IPv6 + 60).
+constexpr size_t kMaxCoalesceHdr = 100;
+struct Coalesced {
+  VirtioNetHdr vnet;              // GSO_TCPV4/6, NEEDS_CSUM
+  uint8_t hdr[kMaxCoalesceHdr];   // the first segment's headers, lengths and checksums fixed
+  size_t hdrLen;
+  size_t payloadLen;              // bytes behind hdr, from the segments
+};
+// How many packets from slot `first` on can go out as one write: 1 (write it
+// as it is), or k >= 2 with `c` describing the coalesced packet: c->hdr then
+// the payload of each of the k packets (after c->hdrLen bytes) in order.
+// The packets are only read. Only segments whose IPv4 header and TCP
+// checksums verify are merged, so the kernel's checksum check is not lost.
+size_t TunCoalesce(const BatchArgs& b, size_t first, Coalesced* c);
+
 // ---- errors
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall);
 
@@ -188,7 +208,7 @@ bool IsOwnNetns(int nsfd);
 
 // ---- module parts
 void InitTun(Napi::Env env, Napi::Object exports);
-void InitTunOffload(Napi::Env env, Napi::Object exports);  // tunSegmentForTest
+void InitTunOffload(Napi::Env env, Napi::Object exports);  // tunSegmentForTest, tunCoalesceForTest
 void InitUdp(Napi::Env env, Napi::Object exports);
 void InitAead(Napi::Env env, Napi::Object exports);  // aead.cc: the transport AEAD, not I/O
 

@@ -290,7 +290,186 @@ size_t TunDeliver(const uint8_t* buf, size_t len, size_t* next, bool* more, cons
   return slot - first;
 }
 
+// ---- the write side: GRO-style coalescing (tcp_gro_receive in
+// net/ipv4/tcp_offload.c, inet_gro_receive in net/ipv4/af_inet.c,
+// ipv6_gro_receive in net/ipv6/ip6_offload.c decide what the kernel merges;
+// wireguard-go's tcpGRO in tun/offload_linux.go does the same for its TUN).
+// Only strictly consecutive packets are merged, so the order is kept, and
+// only what tcp_gso_segment would split back into the very same packets:
+// same headers except the IPv4 ID (+1 each), lengths and checksums; sequence
+// numbers contiguous; every segment but the last of the full gso_size; ACK
+// set, PSH/FIN only on the last, nothing else (SYN, RST, URG, ECE, CWR end a
+// run). No IPv4 options or IPv6 extension headers: not worth the cases.
+
 namespace {
+
+constexpr uint8_t kTcpFin = 0x01, kTcpPsh = 0x08, kTcpAck = 0x10;
+
+struct Seg {
+  const uint8_t* p;
+  size_t len;
+  bool v6;
+  size_t ipLen;
+  size_t hdrLen;
+  size_t payload;
+  uint32_t seq;
+  uint8_t flags;
+};
+
+// Pseudo-header sum (addresses, protocol 6, TCP length) of packet p.
+uint64_t PseudoSum(const uint8_t* p, bool v6, size_t tcpLen) {
+  uint64_t acc = v6 ? Sum(p + 8, 32, 0) : Sum(p + 12, 8, 0);
+  return acc + Word(IPPROTO_TCP) + Word(static_cast<uint16_t>(tcpLen));
+}
+
+// A TCP data segment we may merge: lengths consistent, checksums verify.
+bool ParseSeg(const uint8_t* p, size_t len, Seg* s) {
+  if (len < 40) return false;
+  if (p[0] == 0x45) {
+    if (p[9] != IPPROTO_TCP || LoadBe16(p + 2) != len || (LoadBe16(p + 6) & 0x3fff) != 0) return false;
+    if (Fold(Sum(p, 20, 0)) != 0xffff) return false;
+    s->v6 = false;
+    s->ipLen = 20;
+  } else if ((p[0] >> 4) == 6) {
+    if (len < 60 || len - 40 > 65535 || p[6] != IPPROTO_TCP || LoadBe16(p + 4) != len - 40) return false;
+    s->v6 = true;
+    s->ipLen = 40;
+  } else {
+    return false;
+  }
+  const uint8_t* th = p + s->ipLen;
+  size_t doff = static_cast<size_t>(th[12] >> 4) * 4;
+  if (doff < 20 || s->ipLen + doff >= len || s->ipLen + doff > kMaxCoalesceHdr) return false;  // no payload: nothing to merge
+  s->flags = th[13];
+  if ((s->flags & kTcpAck) == 0 || (s->flags & ~(kTcpAck | kTcpPsh | kTcpFin)) != 0) return false;
+  const size_t tcpLen = len - s->ipLen;
+  if (Fold(Sum(th, tcpLen, PseudoSum(p, s->v6, tcpLen))) != 0xffff) return false;
+  s->p = p;
+  s->len = len;
+  s->hdrLen = s->ipLen + doff;
+  s->payload = len - s->hdrLen;
+  s->seq = LoadBe32(th + 4);
+  return true;
+}
+
+bool Same(const uint8_t* a, const uint8_t* b, size_t from, size_t to) { return memcmp(a + from, b + from, to - from) == 0; }
+
+// Whether `next` can follow `prev` in the run that `first` started (k
+// segments so far, `payload` bytes of them).
+bool CanFollow(const Seg& first, const Seg& prev, const Seg& next, size_t k, size_t payload) {
+  if (next.v6 != first.v6 || next.hdrLen != first.hdrLen) return false;
+  if ((prev.flags & (kTcpPsh | kTcpFin)) != 0) return false;  // prev ended its run
+  if (prev.payload != first.payload || next.payload > first.payload) return false;
+  if (first.hdrLen + payload + next.payload > 65535) return false;  // like the kernel's GRO: 64 KiB in all
+  const uint8_t *a = first.p, *n = next.p;
+  if (first.v6) {
+    if (!Same(a, n, 0, 4) || !Same(a, n, 6, 40)) return false;  // version, class, flow label; next header, hops, addresses
+  } else {
+    // version/IHL, TOS; DF/fragment, TTL, protocol; addresses. The ID must
+    // count up, as inet_gso_segment will make it on the way back.
+    if (!Same(a, n, 0, 2) || !Same(a, n, 6, 10) || !Same(a, n, 12, 20)) return false;
+    if (LoadBe16(n + 4) != static_cast<uint16_t>(LoadBe16(a + 4) + k)) return false;
+  }
+  const uint8_t *ta = a + first.ipLen, *tn = n + first.ipLen;
+  if (!Same(ta, tn, 0, 4) || !Same(ta, tn, 8, 13)) return false;  // ports; ack, data offset
+  if ((next.flags & ~(kTcpPsh | kTcpFin)) != first.flags) return false;
+  if (!Same(ta, tn, 14, 16) || !Same(ta, tn, 18, first.hdrLen - first.ipLen)) return false;  // window; urgent, options
+  return next.seq == prev.seq + static_cast<uint32_t>(prev.payload);
+}
+
+const uint8_t* PacketAt(const BatchArgs& b, size_t i) { return b.data + i * b.slotSize + b.offsets[i]; }
+
+}  // namespace
+
+size_t TunCoalesce(const BatchArgs& b, size_t first, Coalesced* c) {
+  Seg s0;
+  if (first + 1 >= b.count || !ParseSeg(PacketAt(b, first), static_cast<size_t>(b.lengths[first]), &s0)) return 1;
+  if ((s0.flags & (kTcpPsh | kTcpFin)) != 0) return 1;
+  Seg prev = s0, next;
+  size_t k = 1, payload = s0.payload;
+  while (first + k < b.count && k < kMaxCoalesce &&
+         ParseSeg(PacketAt(b, first + k), static_cast<size_t>(b.lengths[first + k]), &next) &&
+         CanFollow(s0, prev, next, k, payload)) {
+    payload += next.payload;
+    prev = next;
+    k++;
+  }
+  if (k == 1) return 1;
+  // The merged packet's headers: the first segment's, with the lengths of
+  // the whole, PSH/FIN of the last, and — as NEEDS_CSUM asks — the TCP
+  // checksum field holding the pseudo-header sum only (what
+  // __tcp_v4_send_check leaves for CHECKSUM_PARTIAL).
+  const size_t total = s0.hdrLen + payload;
+  uint8_t* h = c->hdr;
+  memcpy(h, s0.p, s0.hdrLen);
+  if (s0.v6) {
+    StoreBe16(h + 4, static_cast<uint16_t>(total - 40));
+  } else {
+    StoreBe16(h + 2, static_cast<uint16_t>(total));
+    Store16(h + 10, 0);
+    Store16(h + 10, static_cast<uint16_t>(~Fold(Sum(h, 20, 0))));
+  }
+  uint8_t* th = h + s0.ipLen;
+  th[13] = static_cast<uint8_t>(s0.flags | (prev.flags & (kTcpPsh | kTcpFin)));
+  Store16(th + 16, Fold(PseudoSum(h, s0.v6, total - s0.ipLen)));
+  c->hdrLen = s0.hdrLen;
+  c->payloadLen = payload;
+  c->vnet = VirtioNetHdr{kVnetFlagNeedsCsum, s0.v6 ? kVnetGsoTcpV6 : kVnetGsoTcpV4, static_cast<uint16_t>(s0.hdrLen),
+                         static_cast<uint16_t>(s0.payload), static_cast<uint16_t>(s0.ipLen), 16};
+  return k;
+}
+
+namespace {
+
+// tunCoalesceForTest(data, offsets, lengths, slotSize, count, out, outLengths)
+//   → writes. Test-only: the bytes tunWrite with IFF_VNET_HDR would write for
+//   packets 0..count-1 (virtio_net_hdr + packet per write), one after another
+//   in `out`, write j being outLengths[j] bytes long.
+Napi::Value TunCoalesceForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t *data, *out;
+  size_t dataLen, offLen, lenLen, outLen, outLensLen;
+  int32_t *offsets, *lengths, *outLens;
+  int64_t slotSize, count;
+  if (!ArgCount(info, 7) || !ArgBytes(info, 0, false, &data, &dataLen) || !ArgInt32s(info, 1, &offsets, &offLen) ||
+      !ArgInt32s(info, 2, &lengths, &lenLen) || !ArgInt(info, 3, 1, INT32_MAX, &slotSize) ||
+      !ArgInt(info, 4, 0, 65536, &count) || !ArgBytes(info, 5, false, &out, &outLen) ||
+      !ArgInt32s(info, 6, &outLens, &outLensLen)) {
+    return env.Undefined();
+  }
+  BatchArgs b{nullptr, data, offsets, lengths, nullptr, static_cast<size_t>(slotSize), static_cast<size_t>(count), 0, nullptr};
+  auto fail = [&](const char* msg) {
+    Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
+    return env.Undefined();
+  };
+  if (b.count > offLen || b.count > lenLen) return fail("argument 4: count exceeds offsets/lengths");
+  if (b.count > dataLen / b.slotSize) return fail("argument 4: count * slotSize exceeds data");
+  if (!CheckPackets(env, b)) return env.Undefined();
+  size_t at = 0, writes = 0;
+  Coalesced c;
+  for (size_t i = 0; i < b.count;) {
+    size_t k = TunCoalesce(b, i, &c);
+    size_t len = k == 1 ? kVnetHdrLen + static_cast<size_t>(lengths[i]) : kVnetHdrLen + c.hdrLen + c.payloadLen;
+    if (writes >= outLensLen || len > outLen - at) return fail("argument 5/6: out too small");
+    if (k == 1) {
+      memset(out + at, 0, kVnetHdrLen);
+      memcpy(out + at + kVnetHdrLen, PacketAt(b, i), static_cast<size_t>(lengths[i]));
+    } else {
+      memcpy(out + at, &c.vnet, kVnetHdrLen);
+      memcpy(out + at + kVnetHdrLen, c.hdr, c.hdrLen);
+      size_t p = at + kVnetHdrLen + c.hdrLen;
+      for (size_t j = i; j < i + k; j++) {
+        size_t pay = static_cast<size_t>(lengths[j]) - c.hdrLen;
+        memcpy(out + p, PacketAt(b, j) + c.hdrLen, pay);
+        p += pay;
+      }
+    }
+    outLens[writes++] = static_cast<int32_t>(len);
+    at += len;
+    i += k;
+  }
+  return Napi::Number::New(env, static_cast<double>(writes));
+}
 
 // tunSegmentForTest(input, data, offsets, lengths, slotSize, count, headroom, res, cursor)
 //   → slots filled. Test-only: runs TunDeliver on `input` (virtio_net_hdr +
@@ -335,6 +514,7 @@ Napi::Value TunSegmentForTest(const Napi::CallbackInfo& info) {
 
 void InitTunOffload(Napi::Env env, Napi::Object exports) {
   exports.Set("tunSegmentForTest", Napi::Function::New<TunSegmentForTest>(env, "tunSegmentForTest"));
+  exports.Set("tunCoalesceForTest", Napi::Function::New<TunCoalesceForTest>(env, "tunCoalesceForTest"));
 }
 
 }  // namespace tb

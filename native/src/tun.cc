@@ -16,7 +16,9 @@
 // splits super-packets into the batch, so JS still gets one plain IP packet
 // per slot. Every write then needs a header too: tunWrite puts a zeroed one
 // (GSO_NONE, no flags: the packet is complete) in front with writev, without
-// copying the packet. We do not advertise TUN_F_UFO/USO4/USO6, so the kernel
+// copying the packet — or, for a run of consecutive TCP segments of one flow,
+// writes them as one GSO_TCPV4/6 packet (GRO-style, tun-offload.cc), so the
+// kernel's stack takes in one skb for dozens of segments. We do not advertise TUN_F_UFO/USO4/USO6, so the kernel
 // segments UDP itself, nor TUN_F_TSO_ECN (ECN-marked TCP is segmented by the
 // kernel too). If any of these ioctls fails, the open fails and the wrapper
 // opens again without IFF_VNET_HDR.
@@ -335,34 +337,52 @@ Napi::Value TunRead(const Napi::CallbackInfo& info) {
 const VirtioNetHdr kZeroVnetHdr = {};
 
 // tunWrite(h, data, offsets, lengths, null, slotSize, count, 0, res) → packets
-// written. One non-blocking write() per packet (writev behind a zeroed
-// virtio_net_hdr with IFF_VNET_HDR); a full queue (EAGAIN, ENOBUFS) drops the
-// packet (res[0]), other errors fail it (res[1]).
+// written. One non-blocking write() per packet; a full queue (EAGAIN,
+// ENOBUFS) drops the packet (res[0]), other errors fail it (res[1]). With
+// IFF_VNET_HDR: a writev behind a zeroed virtio_net_hdr, or, for a run of
+// TCP segments of one flow (TunCoalesce, tun-offload.cc), one GSO_TCPV4/6
+// writev of them all — header, then each segment's payload, nothing copied
+// but the headers — counted in res[3].
 Napi::Value TunWrite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BatchArgs b;
   if (!ArgBatch(info, false, false, &b) || !CheckPackets(env, b)) return env.Undefined();
-  const int fd = b.handle->fd();
-  const bool vnet = b.handle->vnetHdr;
+  Handle* h = b.handle;
+  const int fd = h->fd();
+  const bool vnet = h->vnetHdr;
+  if (vnet && h->iovs.size() < kMaxCoalesce + 2) h->iovs.resize(kMaxCoalesce + 2);
   size_t written = 0;
-  for (size_t i = 0; i < b.count; i++) {
+  Coalesced c;
+  for (size_t i = 0; i < b.count;) {
     uint8_t* p = b.data + i * b.slotSize + b.offsets[i];
     const size_t len = static_cast<size_t>(b.lengths[i]);
+    size_t k = vnet ? TunCoalesce(b, i, &c) : 1;
+    struct iovec* iov = h->iovs.data();
+    int iovcnt = 2;
+    if (k > 1) {
+      iov[0] = {&c.vnet, kVnetHdrLen};
+      iov[1] = {c.hdr, c.hdrLen};
+      for (size_t j = 0; j < k; j++) {
+        iov[2 + j] = {b.data + (i + j) * b.slotSize + b.offsets[i + j] + c.hdrLen,
+                      static_cast<size_t>(b.lengths[i + j]) - c.hdrLen};
+      }
+      iovcnt = static_cast<int>(2 + k);
+    } else if (vnet) {
+      iov[0] = {const_cast<VirtioNetHdr*>(&kZeroVnetHdr), kVnetHdrLen};
+      iov[1] = {p, len};
+    }
     ssize_t r;
     do {
-      if (vnet) {
-        struct iovec iov[2] = {{const_cast<VirtioNetHdr*>(&kZeroVnetHdr), kVnetHdrLen}, {p, len}};
-        r = writev(fd, iov, 2);
-      } else {
-        r = write(fd, p, len);
-      }
+      r = vnet ? writev(fd, iov, iovcnt) : write(fd, p, len);
     } while (r < 0 && errno == EINTR);
     if (r >= 0) {
-      written++;
+      written += k;
+      if (k > 1) b.res[kResGso]++;
     } else {
-      b.res[(errno == EAGAIN || errno == ENOBUFS) ? kResDropped : kResFailed]++;
+      b.res[(errno == EAGAIN || errno == ENOBUFS) ? kResDropped : kResFailed] += static_cast<int32_t>(k);
       b.res[kResLastErrno] = errno;
     }
+    i += k;
   }
   return Napi::Number::New(env, static_cast<double>(written));
 }

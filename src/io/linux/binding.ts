@@ -71,7 +71,7 @@ export interface NativeBinding {
    * for a slot, res[1] malformed/unsupported ones (dropped), res[3] TCP super-packets split into slots.
    */
   tunRead(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: null, slotSize: number, capacity: number, headroom: number, res: Int32Array): number;
-  /** Packets written; res[0] dropped (queue full), res[1] failed. */
+  /** Packets written; res[0] dropped (queue full), res[1] failed; with offloads res[3] GSO writes of coalesced TCP segments. */
   tunWrite(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: null, slotSize: number, count: number, headroom: number, res: Int32Array): number;
 
   /** A UDP socket: family 6 is dual-stack (IPV6_V6ONLY=0); address "" = wildcard; netns "" = ours. */
@@ -92,6 +92,12 @@ export interface NativeBinding {
    * more = 1 when segments are left for another call, which continues at cursor[0].
    * Returns the slots filled; res as for tunRead.
    */
+  /**
+   * Test-only: the bytes tunWrite with offloads writes for packets 0..count-1 (virtio_net_hdr + packet
+   * per write, runs of TCP segments coalesced), one after another in `out`; returns the number of writes,
+   * write j being outLengths[j] bytes.
+   */
+  tunCoalesceForTest?(data: Uint8Array, offsets: Int32Array, lengths: Int32Array, slotSize: number, count: number, out: Uint8Array, outLengths: Int32Array): number;
   tunSegmentForTest?(input: Uint8Array, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, slotSize: number, count: number, headroom: number, res: Int32Array, cursor: Int32Array): number;
 }
 

@@ -12,7 +12,9 @@
  * TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, so the kernel's TCP stack hands us
  * 64 KiB super-packets and leaves checksums to us; the addon completes the
  * checksums and splits super-packets into MTU-sized segments, one per slot
- * (native/src/tun-offload.cc), so onBatch still sees plain IP packets. Where
+ * (native/src/tun-offload.cc), so onBatch still sees plain IP packets; on
+ * the way back, consecutive TCP segments of one flow in a written batch go to
+ * the kernel as one GSO write (GRO-style, same file). Where
  * the kernel refuses the offloads we open without them (`offload` then reads
  * false). TB_TUN_OFFLOAD=0 turns the default off (for comparisons).
  *
@@ -77,6 +79,8 @@ export interface TunStats {
   lastWriteErrno: number;
   /** Offload reads: TCP super-packets (TSO) read and split into segments. */
   readGsoPackets: number;
+  /** Offload writes: GSO writes that each carried a run of TCP segments of one flow (GRO-style). */
+  writeGsoPackets: number;
   /** Offload reads: packets dropped as too big for a slot, malformed, or of an unsupported GSO type. */
   readDropped: number;
   lastReadDropErrno: number;
@@ -143,7 +147,7 @@ export class LinuxTun implements TunDevice {
   readonly stats: TunStats = {
     readBatches: 0, readPackets: 0, readErrors: 0, lastReadErrno: 0,
     written: 0, writeDropped: 0, writeFailed: 0, lastWriteErrno: 0,
-    readGsoPackets: 0, readDropped: 0, lastReadDropErrno: 0,
+    readGsoPackets: 0, writeGsoPackets: 0, readDropped: 0, lastReadDropErrno: 0,
   };
   /** Whether the kernel offloads (IFF_VNET_HDR, checksum, TSO) are on for this device. */
   readonly offload: boolean;
@@ -239,6 +243,7 @@ export class LinuxTun implements TunDevice {
     const res = this.res;
     const n = this.binding.tunWrite(this.handle, batch.data, batch.offsets, batch.lengths, null, batch.slotSize, batch.count, 0, res);
     s.written += n;
+    if (this.offload) s.writeGsoPackets += res[RES_GSO]!;
     if (n !== batch.count) {
       s.writeDropped += res[RES_DROPPED]!;
       s.writeFailed += res[RES_FAILED]!;

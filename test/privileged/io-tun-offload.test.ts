@@ -4,8 +4,9 @@
  * process that writes every batch read from one to the other. A TCP transfer
  * of several MB from namespace A to B must arrive intact (same SHA-256), and
  * A's stack must really have handed its TUN super-packets that the addon
- * split (stats.readGsoPackets > 0) — over IPv4 and IPv6, and with a plain TUN
- * on the other side.
+ * split (stats.readGsoPackets > 0), and B's TUN must have taken them back
+ * coalesced into GSO writes (stats.writeGsoPackets > 0) — over IPv4 and
+ * IPv6, and with a plain TUN on the other side.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -129,6 +130,8 @@ for (const { label, host, offloadB } of [
     assert.equal(ta.stats.readDropped, 0);
     assert.equal(tb.stats.readDropped, 0);
     assert.equal(tb.stats.readGsoPackets, 0, 'B only sent ACKs');
+    if (offloadB) assert.ok(tb.stats.writeGsoPackets > 0, `A's segments were written to B coalesced (${JSON.stringify(tb.stats)})`);
+    assert.equal(tb.stats.writeDropped + tb.stats.writeFailed, 0, 'the kernel took every write');
   });
 }
 

@@ -5,7 +5,10 @@
 // must match the model byte for byte and carry checksums that verify, however
 // few slots each call gets; NEEDS_CSUM packets get their checksum completed;
 // and arbitrary garbage never makes the addon touch memory outside its slots.
-// No root: it calls the test-only export tunSegmentForTest.
+// On the write side, runs of segments are coalesced into GSO writes that
+// split back into exactly the packets written (and nothing else is merged).
+// No root: it calls the test-only exports tunSegmentForTest and
+// tunCoalesceForTest.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { endianness } from 'node:os';
@@ -14,6 +17,7 @@ import { defaultBinding, RES_DROPPED, RES_FAILED, RES_GSO } from '../../src/io/l
 
 const b = defaultBinding();
 const segment = b.tunSegmentForTest!.bind(b);
+const coalesceNative = b.tunCoalesceForTest!.bind(b);
 const LE = endianness() === 'LE';
 
 const VNET = 10;
@@ -347,4 +351,162 @@ test('tunSegmentForTest checks its arguments', () => {
   assert.throws(() => segment(new Uint8Array(70000), data, i32(), i32(), 256, 4, 0, i32(), i32(2)), /longer than a TUN read/);
   assert.throws(() => segment(input, data, i32(), i32(), 256, 4, 256, i32(), i32(2)), RangeError);
   assert.equal(segment(input, data, i32(), i32(), 256, 4, 0, i32(), i32(2)), 1, 'a plain 20-byte packet');
+});
+
+/** What tunWrite with offloads would write for `pkts` (virtio_net_hdr + packet per write). */
+function coalesce(pkts: Uint8Array[]): Uint8Array[] {
+  const slotSize = 65536;
+  const data = new Uint8Array(pkts.length * slotSize);
+  const offsets = new Int32Array(pkts.length);
+  const lengths = new Int32Array(pkts.length);
+  pkts.forEach((p, i) => {
+    offsets[i] = 7;
+    lengths[i] = p.length;
+    data.set(p, i * slotSize + 7);
+  });
+  const out = new Uint8Array(pkts.reduce((n, p) => n + p.length + VNET, 0));
+  const outLens = new Int32Array(pkts.length);
+  const n = coalesceNative(data, offsets, lengths, slotSize, pkts.length, out, outLens);
+  const writes: Uint8Array[] = [];
+  let at = 0;
+  for (let j = 0; j < n; j++) {
+    writes.push(out.slice(at, at + outLens[j]!));
+    at += outLens[j]!;
+  }
+  return writes;
+}
+
+/** The segments of a super-packet that could have come out of a TCP stack: ACK, maybe PSH/FIN, no IPv4 options. */
+const mergeableArb = fc.tuple(superArb, fc.integer({ min: 1, max: 3000 }), fc.constantFrom(0x10, 0x18, 0x11, 0x19)).map(([s, gso, flags]) => {
+  if (!s.v6 && s.tcpOff !== 20) {
+    // Drop the IPv4 options: move the TCP header and payload up.
+    const pkt = new Uint8Array(s.pkt.length - (s.tcpOff - 20));
+    pkt.set(s.pkt.subarray(0, 20));
+    pkt.set(s.pkt.subarray(s.tcpOff), 20);
+    pkt[0] = 0x45;
+    put16(pkt, 2, pkt.length);
+    s = { pkt, v6: false, tcpOff: 20, hdrLen: s.hdrLen - (s.tcpOff - 20) };
+  }
+  s.pkt[s.tcpOff + 13] = flags;
+  return { s, gso, segs: referenceSegments(s, Math.max(gso, Math.ceil((s.pkt.length - s.hdrLen) / 600))) };
+});
+
+/** Splits every write back as tunRead would: the packets, in order. */
+function resegment(writes: Uint8Array[]): Uint8Array[] {
+  return writes.flatMap((w) => runAddon(w, 64, 65536 + 200, 0).pkts);
+}
+
+test('GRO writes: the segments of one flow go out as GSO writes that split back into exactly those segments', () => {
+  fc.assert(
+    fc.property(mergeableArb, ({ s, segs }) => {
+      const writes = coalesce(segs);
+      assert.deepEqual(resegment(writes), segs, 'round trip');
+      const n = segs.length;
+      if (segs[0]!.length === s.hdrLen) {
+        assert.equal(writes.length, n, 'no payload: nothing to merge');
+        return;
+      }
+      assert.equal(writes.length, n === 1 ? 1 : Math.ceil(n / 256), `${n} segments`);
+      for (const w of writes) {
+        const v = new DataView(w.buffer, w.byteOffset);
+        if (w[1] === GSO_NONE) {
+          assert.ok(w.subarray(0, VNET).every((x) => x === 0), 'a plain write has a zeroed header');
+          continue;
+        }
+        const pkt = w.subarray(VNET);
+        assert.deepEqual(
+          [w[0], w[1], v.getUint16(2, LE), v.getUint16(4, LE), v.getUint16(6, LE), v.getUint16(8, LE)],
+          [NEEDS_CSUM, s.v6 ? GSO_TCPV6 : GSO_TCPV4, s.hdrLen, segs[0]!.length - s.hdrLen, s.tcpOff, 16],
+        );
+        if (!s.v6) assert.equal(sum16([pkt.subarray(0, 20)]), 0xffff, 'IPv4 header checksum of the whole');
+        assert.equal(be16(pkt, s.tcpOff + 16), sum16([pseudo(pkt, s.v6, pkt.length - s.tcpOff)]), 'TCP field: the pseudo-header sum (NEEDS_CSUM)');
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('GRO writes: any mix of flows, orders and damaged packets comes back unchanged and in order', () => {
+  fc.assert(
+    fc.property(
+      fc.array(mergeableArb, { minLength: 1, maxLength: 3 }),
+      fc.array(fc.nat(), { maxLength: 40 }),
+      fc.array(fc.tuple(fc.nat(), fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }),
+      fc.array(fc.nat(), { maxLength: 6 }),
+      (flows, picks, damage, drops) => {
+        // Interleave the flows' segments in runs chosen by `picks`, keeping each flow's order.
+        const queues = flows.map((f) => f.segs.map((x) => x.slice()));
+        const pkts: Uint8Array[] = [];
+        let k = 0;
+        while (queues.some((q) => q.length > 0)) {
+          const q = queues.filter((x) => x.length > 0);
+          const pick = picks[k++ % Math.max(1, picks.length)] ?? 0;
+          pkts.push(...q[pick % q.length]!.splice(0, 1 + (pick % 7)));
+        }
+        for (const d of drops) if (pkts.length > 1) pkts.splice(d % pkts.length, 1); // a lost segment: a gap in seq
+        for (const [i, at, x] of damage) {
+          const p = pkts[i % pkts.length]!;
+          p[at % Math.min(p.length, 120)]! ^= x;
+        }
+        const writes = coalesce(pkts);
+        assert.ok(writes.length <= pkts.length);
+        assert.deepEqual(resegment(writes), pkts);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('GRO writes: what must not be merged is not (flags, options, IDs, TTL, window, short middle segments)', () => {
+  const { s, segs } = fc.sample(mergeableArb.filter((m) => !m.s.v6 && m.segs.length >= 4 && m.segs[0]!.length > m.s.hdrLen && m.s.pkt[m.s.tcpOff + 13] === 0x10), { numRuns: 1, seed: 3 })[0]!;
+  assert.equal(coalesce(segs).length, Math.ceil(segs.length / 256), 'the untouched flow merges');
+  const t = s.tcpOff;
+  /** Changes segment 1 (and fixes its checksums, so only the rule can refuse it). */
+  const variant = (edit: (p: Uint8Array) => Uint8Array | void): Uint8Array[] => {
+    const copy: Uint8Array[] = segs.map((x) => x.slice());
+    let p: Uint8Array = copy[1]!;
+    p = edit(p) ?? p;
+    put16(p, 10, 0);
+    put16(p, 10, ~sum16([p.subarray(0, 20)]) & 0xffff);
+    put16(p, t + 16, 0);
+    put16(p, t + 16, ~sum16([pseudo(p, false, p.length - t), p.subarray(t)]) & 0xffff);
+    copy[1] = p;
+    return copy;
+  };
+  const cases: [string, (p: Uint8Array) => Uint8Array | void][] = [
+    ['SYN', (p) => void (p[t + 13] = 0x12)],
+    ['ECE', (p) => void (p[t + 13] = 0x50)],
+    ['CWR', (p) => void (p[t + 13] = 0x90)],
+    ['URG', (p) => void (p[t + 13] = 0x30)],
+    ['no ACK', (p) => void (p[t + 13] = 0x00)],
+    ['IPv4 ID not counting up', (p) => put16(p, 4, be16(p, 4) + 1)],
+    ['TTL', (p) => void (p[8] = p[8]! - 1)],
+    ['TOS', (p) => void (p[1] = p[1]! ^ 1)],
+    ['window', (p) => put16(p, t + 14, be16(p, t + 14) ^ 1)],
+    ['ack', (p) => put16(p, t + 10, be16(p, t + 10) ^ 1)],
+    ['seq gap', (p) => put32(p, t + 4, (be32(p, t + 4) + 1) % 2 ** 32)],
+  ];
+  for (const [why, edit] of cases) {
+    const v = variant(edit);
+    const writes = coalesce(v);
+    assert.ok(writes.length >= 2, why);
+    assert.ok(writes[0]![1] === GSO_NONE, `${why}: segment 0 alone`);
+    assert.deepEqual(resegment(writes), v, why);
+  }
+  // A short segment can only end a run: 0 and 1 merge, 2 starts the next.
+  const short = variant((p) => {
+    const q = p.slice(0, p.length - 1);
+    put16(q, 2, q.length);
+    return q;
+  });
+  const sw = coalesce(short);
+  assert.equal(sw[0]![1], GSO_TCPV4);
+  assert.equal(resegment([sw[0]!]).length, 2, 'segments 0 and 1');
+  assert.deepEqual(resegment(sw), short);
+  // A broken checksum: not merged, written as it is for the kernel to drop.
+  const bad = segs.map((x) => x.slice());
+  bad[2]![bad[2]!.length - 1]! ^= 1;
+  const writes = coalesce(bad);
+  assert.ok(writes.some((w) => w[1] === GSO_NONE && Buffer.from(w.subarray(VNET)).equals(bad[2]!)), 'the damaged segment goes alone');
+  assert.deepEqual(resegment(writes), bad);
 });

@@ -7,7 +7,8 @@
 // builds, routes and queues a tenth as many skbs, and a read() returns that
 // much more data. This is the change that took wireguard-go from ~1 to ~10
 // Gbit/s (tun/offload_linux.go). We do the segmentation here, in C++, so the
-// rest of tunnelbyte still sees one IP packet per slot.
+// rest of tunnelbyte still sees one IP packet per slot. The write side does
+// the reverse for runs of TCP segments (GRO-style coalescing, further down).
 //
 // Each read starts with a struct virtio_net_hdr (include/uapi/linux/
 // virtio_net.h), filled by virtio_net_hdr_from_skb() in drivers/net/tun.c

@@ -11,7 +11,7 @@
  * reported as `null`; the handshake then fails, as in wireguard-go.
  */
 import { x25519 as nobleCurve } from '@noble/curves/ed25519.js';
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomFillSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, diffieHellman, randomFillSync, type KeyObject } from 'node:crypto';
 
 export const KEY_LEN = 32;
 
@@ -65,12 +65,25 @@ export const nobleX25519: X25519 = {
   },
 };
 
-// node:crypto works on KeyObjects. Building them from DER costs more than
-// the DH itself (~5k/s here), from JWK ~50k/s; exporting as JWK is cheap too.
-// So keys cross the boundary as JWK, the private key's KeyObject is cached
-// per key array (a WeakMap on the array's identity, so no copy of the secret
-// is kept anywhere else; callers treat key arrays as immutable), and
-// generated key pairs start life as KeyObjects.
+// node:crypto works on KeyObjects. Building them from DER costs ten times
+// the DH itself (~3k/s here), from JWK ~30k/s; exporting as JWK is cheap too.
+// So keys cross the boundary as JWK, and the private key's KeyObject is
+// cached per key array (a WeakMap on the array's identity, so no copy of the
+// secret is kept anywhere else; callers treat key arrays as immutable).
+//
+// Node's JWK import of an OKP private key builds the key from `d` alone
+// (EVP_PKEY_new_raw_private_key, which derives the public half) and only
+// checks that `x` is a string, so we pass an empty one rather than compute
+// the public key first. Should a Node version check `x`, the import throws
+// and the DER path takes over; the vectors and the backend-agreement property
+// would catch any other change.
+//
+// generateKeyPairSync is deliberately not used: in Node 20 a garbage
+// collection during the JWK export of a generated key can finalize the key's
+// KeyGenJob, whose destructor takes the mutex the export is holding — a
+// self-deadlock of the main thread (gdb: ~KeyGenJob under ExportJWKEdKey,
+// seen in the idle-peer benchmark about one run in three). Random bytes are
+// as good a private key and cost less.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const privateKeyCache = new WeakMap<Uint8Array, KeyObject>();
 const publicKeyCache = new WeakMap<Uint8Array, KeyObject>();
@@ -78,12 +91,23 @@ const publicKeyCache = new WeakMap<Uint8Array, KeyObject>();
 const b64u = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('base64url');
 const fromB64u = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64url'));
 
+function importPrivateKey(sk: Uint8Array): KeyObject {
+  try {
+    return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64u(sk), x: '' }, format: 'jwk' });
+  } catch {
+    const der = Buffer.concat([PKCS8_PREFIX, sk]);
+    try {
+      return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    } finally {
+      der.fill(0);
+    }
+  }
+}
+
 function privateKeyObject(sk: Uint8Array): KeyObject {
   let ko = privateKeyCache.get(sk);
   if (!ko) {
-    const der = Buffer.concat([PKCS8_PREFIX, sk]);
-    ko = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
-    der.fill(0);
+    ko = importPrivateKey(sk);
     privateKeyCache.set(sk, ko);
   }
   return ko;
@@ -101,11 +125,8 @@ function publicKeyObject(pk: Uint8Array): KeyObject {
 export const nodeX25519: X25519 = {
   name: 'node',
   generatePrivateKey() {
-    const { privateKey } = generateKeyPairSync('x25519');
-    // Stored clamped like `wg genkey` output; X25519 clamps at use, so the cached KeyObject agrees.
-    const sk = clamp(fromB64u(privateKey.export({ format: 'jwk' }).d!));
-    privateKeyCache.set(sk, privateKey);
-    return sk;
+    // Clamped like `wg genkey` output; the KeyObject is made when the key is first used.
+    return clamp(randomFillSync(new Uint8Array(KEY_LEN)));
   },
   publicKey(sk) {
     checkKey(sk, 'private key');

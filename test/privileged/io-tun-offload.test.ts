@@ -16,32 +16,21 @@ import { join } from 'node:path';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { PacketBatch } from '../../src/io/batch.js';
-import { openLinuxTun, type LinuxTun } from '../../src/io/linux/tun.js';
-import { icmpEchoRequest, IoNetns, ioSkipReason, parseEchoReply, until } from '../support/io-netns.js';
+import type { LinuxTun, LinuxTunOptions } from '../../src/io/linux/tun.js';
+import { icmpEchoRequest, IoNetns, IoScope, ioSkipReason, parseEchoReply, until } from '../support/io-netns.js';
 
 const skip = ioSkipReason();
-const namespaces: IoNetns[] = [];
-const tuns: LinuxTun[] = [];
+const scope = new IoScope();
 const children = new Set<ChildProcess>();
 const dir = mkdtempSync(join(tmpdir(), 'tb-offload-'));
 after(() => {
   for (const c of children) c.kill('SIGKILL');
-  for (const t of tuns) t.close();
-  for (const ns of namespaces) ns.destroy();
+  scope.release();
   rmSync(dir, { recursive: true, force: true });
 });
 
-function netns(tag: string): IoNetns {
-  const ns = IoNetns.create(tag);
-  namespaces.push(ns);
-  return ns;
-}
-
-function tun(opts: Parameters<typeof openLinuxTun>[0]): LinuxTun {
-  const t = openLinuxTun(opts);
-  tuns.push(t);
-  return t;
-}
+const netns = (tag: string): IoNetns => scope.netns(tag);
+const tun = (opts: LinuxTunOptions): LinuxTun => scope.tun(opts);
 
 /** Runs `node -e script` inside a namespace without blocking our event loop (which forwards the packets); resolves with its stdout. */
 function nodeIn(ns: IoNetns, script: string, args: string[], timeoutMs = 60_000): { done: Promise<string>; stdout: () => string } {

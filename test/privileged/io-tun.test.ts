@@ -7,28 +7,17 @@ import { spawnSync } from 'node:child_process';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { PacketBatch } from '../../src/io/batch.js';
-import { openLinuxTun, type LinuxTun } from '../../src/io/linux/tun.js';
-import { icmpEchoRequest, IoNetns, ioSkipReason, parseEchoReply, until } from '../support/io-netns.js';
+import type { LinuxTun, LinuxTunOptions } from '../../src/io/linux/tun.js';
+import { icmpEchoRequest, IoNetns, IoScope, ioSkipReason, parseEchoReply, until } from '../support/io-netns.js';
 
 const skip = ioSkipReason();
-const namespaces: IoNetns[] = [];
-const tuns: LinuxTun[] = [];
+const scope = new IoScope();
 after(() => {
-  for (const t of tuns) t.close();
-  for (const ns of namespaces) ns.destroy();
+  scope.release();
 });
 
-function netns(tag: string): IoNetns {
-  const ns = IoNetns.create(tag);
-  namespaces.push(ns);
-  return ns;
-}
-
-function tun(opts: Parameters<typeof openLinuxTun>[0]): LinuxTun {
-  const t = openLinuxTun(opts);
-  tuns.push(t);
-  return t;
-}
+const netns = (tag: string): IoNetns => scope.netns(tag);
+const tun = (opts: LinuxTunOptions): LinuxTun => scope.tun(opts);
 
 /** A batch holding `pkts` at offset `headroom`. */
 function batchOf(pkts: Uint8Array[], headroom = 16, slotSize = 2048): PacketBatch {

@@ -7,6 +7,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { openLinuxTun, type LinuxTun, type LinuxTunOptions } from '../../src/io/linux/tun.js';
 
 const live = new Set<string>();
 let counter = 0;
@@ -53,6 +54,29 @@ export class IoNetns {
   destroy(): void {
     if (!live.delete(this.name)) return;
     spawnSync('ip', ['netns', 'del', this.name]);
+  }
+}
+
+/** The namespaces and TUNs one test file opens, closed together by release() (call it in `after`). */
+export class IoScope {
+  private readonly namespaces: IoNetns[] = [];
+  private readonly tuns: LinuxTun[] = [];
+
+  netns(tag: string): IoNetns {
+    const ns = IoNetns.create(tag);
+    this.namespaces.push(ns);
+    return ns;
+  }
+
+  tun(opts: LinuxTunOptions): LinuxTun {
+    const t = openLinuxTun(opts);
+    this.tuns.push(t);
+    return t;
+  }
+
+  release(): void {
+    for (const t of this.tuns.splice(0)) t.close();
+    for (const ns of this.namespaces.splice(0)) ns.destroy();
   }
 }
 

@@ -271,6 +271,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTun(env, exports);
   InitTunOffload(env, exports);
   InitUdp(env, exports);
+  InitUdpOffload(env, exports);
   InitAead(env, exports);
   return exports;
 }

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,12 @@
 namespace tb {
 
 struct EnvState;
+
+// Room for one control message of an int (UDP_SEGMENT's uint16_t on send,
+// UDP_GRO's int on receive), aligned as a struct cmsghdr must be.
+struct UdpCmsg {
+  alignas(struct cmsghdr) uint8_t b[CMSG_SPACE(sizeof(int))];
+};
 
 // One owned, non-blocking file descriptor (a TUN queue or a UDP socket) and
 // the uv_poll_t that watches it for readability. Created by tunOpen/udpOpen,
@@ -64,6 +71,31 @@ class Handle : public Napi::ObjectWrap<Handle> {
   std::vector<uint8_t> tunScratch;
   size_t tunPendLen = 0;  // 0: nothing pending
   size_t tunPendNext = 0;
+
+  // UDP offloads (udp.cc, udp-offload.cc). udpGso: sends group runs of
+  // datagrams into UDP_SEGMENT messages (turned off for good when the kernel
+  // refuses one as unsupported); udpGsoConfirmed once one went out, after
+  // which EINVAL means "this message" rather than "this kernel".
+  bool udpGso = false;
+  bool udpGsoConfirmed = false;
+  // The send plan, one entry per message (run): its first datagram, how many
+  // datagrams, and the cmsg carrying UDP_SEGMENT when more than one.
+  std::vector<uint32_t> msgFirst;
+  std::vector<uint32_t> msgSegs;
+  std::vector<UdpCmsg> cmsgs;
+  // UDP_GRO: once it has been on, every receive goes through `groScratch`
+  // (kGroMsgs buffers of kGroBufSize, allocated once, reused) so a coalesced
+  // datagram always fits; its pieces go to the batch. What did not fit the
+  // batch stays there (messages groNext..groCount-1, the first from piece
+  // groPiece) and is delivered before anything new is read.
+  bool udpGro = false;
+  std::unique_ptr<uint8_t[]> groScratch;
+  std::vector<struct sockaddr_in6> groAddrs;
+  std::vector<int32_t> groLens;   // -1: truncated (dropped)
+  std::vector<uint16_t> groSizes;  // gso_size from the UDP_GRO cmsg, 0 without one
+  size_t groCount = 0;
+  size_t groNext = 0;
+  size_t groPiece = 0;
 
  private:
   Napi::Value Poll(const Napi::CallbackInfo& info);
@@ -192,6 +224,41 @@ struct Coalesced {
 // checksums verify are merged, so the kernel's checksum check is not lost.
 size_t TunCoalesce(const BatchArgs& b, size_t first, Coalesced* c);
 
+// ---- UDP offloads (udp-offload.cc)
+// A UDP_SEGMENT message holds at most this many datagrams: UDP_MAX_SEGMENTS
+// in include/linux/udp.h (64 until 6.9 raised it to 128; 64 works everywhere).
+constexpr size_t kGsoMaxSegs = 64;
+// And at most this many payload bytes: the largest UDP payload, since
+// udp_sendmsg builds one skb of the whole message before segmenting it and
+// checks it as one datagram (EMSGSIZE beyond) — over IPv4 65535 - 20 (IP
+// header) - 8 (ip_append_data), over IPv6 65535 - 8 (the payload length
+// field covers the UDP header; measured on 6.18: 65527 goes, 65528 does not).
+constexpr size_t kGsoMaxBytes4 = 65535 - 20 - 8;
+constexpr size_t kGsoMaxBytes6 = 65535 - 8;
+// How many datagrams from `first` on go out as one message: 1, or a run of
+// consecutive datagrams with the same endpoint record, all `*segSize` bytes
+// but the last, which may be shorter (and ends the run), capped as above.
+// Zero-length datagrams are never grouped (a 0-byte segment would vanish).
+// With gso false always 1. Only reads lengths[first..count) and endpoints.
+size_t UdpRun(const uint8_t* endpoints, const int32_t* lengths, size_t first, size_t count, bool gso, size_t* segSize);
+// Coalesced datagrams from UDP_GRO: udp_gro_receive (net/ipv4/udp_offload.c)
+// merges at most UDP_GRO_CNT_MAX (64) of them, up to 64 KiB.
+constexpr size_t kGroBufSize = 65536;
+// recvmmsg messages per call with GRO (the scratch is kGroMsgs * 64 KiB).
+constexpr size_t kGroMsgs = 64;
+// Splits one received message (len bytes at buf, gsoSize from its UDP_GRO
+// cmsg or 0) into datagrams of gsoSize bytes (the last may be shorter) in
+// slots first, first+1, ... < out.count, starting at piece *next. Returns the
+// slots filled; *more when pieces are left for lack of slots (continue at
+// *next), else *next = 0. A piece too big for a slot's room is dropped and
+// counted (kResDropped, EMSGSIZE); a message split in two or more pieces is
+// counted in res[kResGso] when its first piece is delivered.
+size_t GroDeliver(const uint8_t* buf, size_t len, size_t gsoSize, size_t* next, bool* more, const SlotsOut& out,
+                  size_t first, int32_t* res);
+// Endpoint record → destination for a socket of this kind (v6sock: dual-stack
+// AF_INET6); 0 or an errno (EAFNOSUPPORT, EDESTADDRREQ). udp.cc.
+int DecodeEndpoint(const uint8_t* rec, bool v6sock, struct sockaddr_in6* out, socklen_t* len);
+
 // ---- errors
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall);
 
@@ -210,6 +277,7 @@ bool IsOwnNetns(int nsfd);
 void InitTun(Napi::Env env, Napi::Object exports);
 void InitTunOffload(Napi::Env env, Napi::Object exports);  // tunSegmentForTest, tunCoalesceForTest
 void InitUdp(Napi::Env env, Napi::Object exports);
+void InitUdpOffload(Napi::Env env, Napi::Object exports);  // udpPlanForTest, udpSplitForTest
 void InitAead(Napi::Env env, Napi::Object exports);  // aead.cc: the transport AEAD, not I/O
 
 }  // namespace tb

@@ -6,21 +6,64 @@
 // stored as family 4 in the endpoint record (src/io/endpoint.ts). Where IPv6
 // is unavailable the wrapper asks for an AF_INET socket instead.
 //
-// Not done yet (issue 7): UDP_GRO/UDP_SEGMENT offloads (a received datagram
-// would then hold several, split by a cmsg's segment size — so GRO must stay
-// off until the receive path reads that cmsg), and sticky source addresses
-// (IP_PKTINFO), which wireguard-go keeps per endpoint.
+// With the offloads (udpSetOffload; udp-offload.cc says how they work) a
+// send groups runs of equal-size datagrams to one endpoint into UDP_SEGMENT
+// messages, still one sendmmsg per batch, and a receive reads into a 64 KiB
+// buffer per message and splits UDP_GRO messages into their datagrams.
+//
+// Not done yet (issue 7): sticky source addresses (IP_PKTINFO), which
+// wireguard-go keeps per endpoint.
 #include "io.h"
 
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
 namespace tb {
+
+// Endpoint record → destination for a socket of this kind; 0 or an errno.
+int DecodeEndpoint(const uint8_t* rec, bool v6sock, struct sockaddr_in6* out, socklen_t* len) {
+  memset(out, 0, sizeof *out);
+  if (rec[0] == 4 && !v6sock) {
+    auto* in = reinterpret_cast<struct sockaddr_in*>(out);
+    in->sin_family = AF_INET;
+    memcpy(&in->sin_port, rec + 2, 2);
+    memcpy(&in->sin_addr, rec + 4, 4);
+    *len = sizeof(struct sockaddr_in);
+    return 0;
+  }
+  if (rec[0] == 4 || rec[0] == 6) {
+    if (!v6sock) return EAFNOSUPPORT;
+    out->sin6_family = AF_INET6;
+    memcpy(&out->sin6_port, rec + 2, 2);
+    if (rec[0] == 4) {
+      out->sin6_addr.s6_addr[10] = 0xff;
+      out->sin6_addr.s6_addr[11] = 0xff;
+      memcpy(out->sin6_addr.s6_addr + 12, rec + 4, 4);
+    } else {
+      memcpy(out->sin6_addr.s6_addr, rec + 4, 16);
+    }
+    *len = sizeof(struct sockaddr_in6);
+    return 0;
+  }
+  return EDESTADDRREQ;
+}
 
 namespace {
 
@@ -56,39 +99,14 @@ void EncodeEndpoint(const struct sockaddr_in6* sa, uint8_t* rec) {
   }
 }
 
-// Endpoint record → destination for a socket of this kind; 0 or an errno.
-int DecodeEndpoint(const uint8_t* rec, bool v6sock, struct sockaddr_in6* out, socklen_t* len) {
-  memset(out, 0, sizeof *out);
-  if (rec[0] == 4 && !v6sock) {
-    auto* in = reinterpret_cast<struct sockaddr_in*>(out);
-    in->sin_family = AF_INET;
-    memcpy(&in->sin_port, rec + 2, 2);
-    memcpy(&in->sin_addr, rec + 4, 4);
-    *len = sizeof(struct sockaddr_in);
-    return 0;
-  }
-  if (rec[0] == 4 || rec[0] == 6) {
-    if (!v6sock) return EAFNOSUPPORT;
-    out->sin6_family = AF_INET6;
-    memcpy(&out->sin6_port, rec + 2, 2);
-    if (rec[0] == 4) {
-      out->sin6_addr.s6_addr[10] = 0xff;
-      out->sin6_addr.s6_addr[11] = 0xff;
-      memcpy(out->sin6_addr.s6_addr + 12, rec + 4, 4);
-    } else {
-      memcpy(out->sin6_addr.s6_addr, rec + 4, 16);
-    }
-    *len = sizeof(struct sockaddr_in6);
-    return 0;
-  }
-  return EDESTADDRREQ;
-}
-
 void EnsureScratch(Handle* h, size_t n) {
   if (h->msgs.size() < n) {
     h->msgs.resize(n);
     h->iovs.resize(n);
     h->addrs.resize(n);
+    h->msgFirst.resize(n);
+    h->msgSegs.resize(n);
+    h->cmsgs.resize(n);
   }
 }
 
@@ -218,17 +236,117 @@ Napi::Value UdpSetMark(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// With UDP_GRO: hands out the messages left in the scratch (groNext.., from
+// piece groPiece) into slots filled.. of the batch; returns the new count.
+size_t DeliverPending(Handle* h, const BatchArgs& b, const SlotsOut& out, size_t filled) {
+  while (h->groNext < h->groCount && filled < b.count) {
+    const size_t m = h->groNext;
+    if (h->groLens[m] < 0) {  // MSG_TRUNC: not with 64 KiB buffers, but never deliver part of a datagram
+      b.res[kResDropped]++;
+      b.res[kResLastErrno] = EMSGSIZE;
+      h->groNext++;
+      continue;
+    }
+    size_t next = h->groPiece;
+    bool more;
+    const size_t n = GroDeliver(h->groScratch.get() + m * kGroBufSize, static_cast<size_t>(h->groLens[m]),
+                                h->groSizes[m], &next, &more, out, filled, b.res);
+    for (size_t k = filled; k < filled + n; k++) EncodeEndpoint(&h->groAddrs[m], b.endpoints + k * kEndpointSize);
+    filled += n;
+    if (more) {
+      h->groPiece = next;
+      return filled;
+    }
+    h->groPiece = 0;
+    h->groNext++;
+  }
+  return filled;
+}
+
+// Reads with UDP_GRO (once h->groScratch exists): delivers what is pending
+// from the last recvmmsg, then reads up to kGroMsgs messages at a time into
+// the scratch, each with room for a whole coalesced datagram (64 KiB) and a
+// cmsg, and splits them into the batch until it is full or the socket is
+// drained. Returns the slots filled or -errno.
+//
+// Why keep a remainder rather than read only as many messages as the batch
+// holds in the worst case (64 pieces each, as wireguard-go does): that allows
+// one message per 64 slots — a batch of 128 would read two datagrams per
+// recvmmsg when traffic does not coalesce (many peers, small packets), and a
+// batch of fewer than 64 slots not even one safely. The remainder works like
+// the TUN's (tunPendLen): handed out first on the next call, so order is kept
+// and nothing is lost; the wrapper comes back after a full batch.
+int RecvGro(Handle* h, const BatchArgs& b) {
+  const SlotsOut out{b.data, b.offsets, b.lengths, b.slotSize, b.headroom, b.count};
+  size_t filled = 0;
+  bool drained = false;
+  for (;;) {
+    filled = DeliverPending(h, b, out, filled);
+    if (filled >= b.count || drained) return static_cast<int>(filled);
+    const size_t want = b.count - filled < kGroMsgs ? b.count - filled : kGroMsgs;
+    EnsureScratch(h, want);
+    for (size_t i = 0; i < want; i++) {
+      h->iovs[i].iov_base = h->groScratch.get() + i * kGroBufSize;
+      h->iovs[i].iov_len = kGroBufSize;
+      struct msghdr& mh = h->msgs[i].msg_hdr;
+      memset(&mh, 0, sizeof mh);
+      mh.msg_name = &h->groAddrs[i];
+      mh.msg_namelen = sizeof(struct sockaddr_in6);
+      mh.msg_iov = &h->iovs[i];
+      mh.msg_iovlen = 1;
+      mh.msg_control = h->cmsgs[i].b;
+      mh.msg_controllen = sizeof h->cmsgs[i].b;
+      h->msgs[i].msg_len = 0;
+    }
+    int r;
+    do {
+      r = recvmmsg(h->fd(), h->msgs.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      if (filled == 0) return errno == EAGAIN ? 0 : -errno;
+      if (errno != EAGAIN) b.res[kResLastErrno] = errno;
+      return static_cast<int>(filled);
+    }
+    // Take everything out of msgs/cmsgs now: a udpSend before the next call reuses them.
+    for (size_t i = 0; i < static_cast<size_t>(r); i++) {
+      struct msghdr& mh = h->msgs[i].msg_hdr;
+      h->groLens[i] = (mh.msg_flags & MSG_TRUNC) ? -1 : static_cast<int32_t>(h->msgs[i].msg_len);
+      h->groSizes[i] = 0;
+      if (mh.msg_controllen == 0 || (mh.msg_flags & MSG_CTRUNC)) continue;
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_UDP || c->cmsg_type != UDP_GRO || c->cmsg_len < CMSG_LEN(sizeof(uint16_t))) continue;
+        // udp_cmsg_recv (include/net/udp.h) puts an int; take it as one when it is that long.
+        int v = 0;
+        if (c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+          memcpy(&v, CMSG_DATA(c), sizeof v);
+        } else {
+          uint16_t v16;
+          memcpy(&v16, CMSG_DATA(c), sizeof v16);
+          v = v16;
+        }
+        h->groSizes[i] = v > 0 && v <= 65535 ? static_cast<uint16_t>(v) : 0;
+      }
+    }
+    h->groCount = static_cast<size_t>(r);
+    h->groNext = 0;
+    h->groPiece = 0;
+    drained = static_cast<size_t>(r) < want;
+  }
+}
+
 // udpRecv(h, data, offsets, lengths, endpoints, slotSize, capacity, headroom, res)
 //   → datagrams received (0 when none is pending) or -errno. One recvmmsg of
 //     up to `capacity` datagrams; datagram i goes to data[i*slotSize + headroom]
 //     and its source to endpoints[i*20]. A datagram larger than the room in a
-//     slot is dropped and counted in res[0].
+//     slot is dropped and counted in res[0]. With UDP_GRO (RecvGro above)
+//     coalesced messages are split into their datagrams, counted in res[3].
 Napi::Value UdpRecv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BatchArgs b;
   if (!ArgBatch(info, true, true, &b)) return env.Undefined();
   Handle* h = b.handle;
   if (b.count == 0) return Napi::Number::New(env, 0);
+  if (h->groScratch) return Napi::Number::New(env, RecvGro(h, b));
   EnsureScratch(h, b.count);
   const size_t room = b.slotSize - b.headroom;
   for (size_t i = 0; i < b.count; i++) {
@@ -265,11 +383,58 @@ Napi::Value UdpRecv(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(kept));
 }
 
+// Errors with which the kernel may refuse a UDP_SEGMENT message as such
+// (udp_send_skb: EINVAL, EIO; ENOPROTOOPT/EOPNOTSUPP where the option or the
+// route cannot do it; EMSGSIZE for a run longer than the path allows).
+bool IsGsoRefusal(int e) { return e == EINVAL || e == EIO || e == ENOPROTOOPT || e == EOPNOTSUPP || e == EMSGSIZE; }
+
+struct SendTally {
+  size_t sent = 0;
+  size_t gsoSent = 0;  // datagrams that went out in UDP_SEGMENT messages
+  size_t left = 0;     // datagrams in messages not yet accounted for
+};
+
+// Sends the datagrams of message `m` one sendmsg each, without the cmsg: the
+// fallback for a message the kernel refused as a UDP_SEGMENT message. Per
+// datagram as ever: a refusal is counted and skipped; a full buffer drops
+// everything left in the batch and returns false (stop).
+bool SendSingly(Handle* h, const BatchArgs& b, size_t m, SendTally* t) {
+  const size_t first = h->msgFirst[m], segs = h->msgSegs[m];
+  for (size_t j = first; j < first + segs; j++) {
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_name = &h->addrs[m];
+    mh.msg_namelen = h->msgs[m].msg_hdr.msg_namelen;
+    mh.msg_iov = &h->iovs[j];
+    mh.msg_iovlen = 1;
+    ssize_t r;
+    do {
+      r = sendmsg(h->fd(), &mh, MSG_DONTWAIT);
+    } while (r < 0 && errno == EINTR);
+    t->left--;
+    if (r >= 0) {
+      t->sent++;
+      continue;
+    }
+    const int e = errno;
+    b.res[kResLastErrno] = e;
+    if (e == EAGAIN || e == ENOBUFS) {
+      b.res[kResDropped] += static_cast<int32_t>(t->left + 1);
+      t->left = 0;
+      return false;
+    }
+    b.res[kResFailed]++;
+  }
+  return true;
+}
+
 // udpSend(h, data, offsets, lengths, endpoints, slotSize, count, 0, res)
 //   → datagrams sent. sendmmsg of the whole batch, each to its endpoint
 //     record. A full socket buffer (EAGAIN, ENOBUFS) drops the rest of the
 //     batch (res[0]); a datagram the kernel refuses (EMSGSIZE, ENETUNREACH,
-//     a bad endpoint ...) is skipped and counted in res[1].
+//     a bad endpoint ...) is skipped and counted in res[1]. With GSO a
+//     message is a run of datagrams (UdpRun) with a UDP_SEGMENT cmsg; the
+//     counts stay per datagram, and res[3] counts those sent in such runs.
 Napi::Value UdpSend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BatchArgs b;
@@ -278,44 +443,150 @@ Napi::Value UdpSend(const Napi::CallbackInfo& info) {
   if (b.count == 0) return Napi::Number::New(env, 0);
   EnsureScratch(h, b.count);
   const bool v6sock = h->kind() == Handle::kUdp6;
+  SendTally t;
   size_t m = 0;
-  for (size_t i = 0; i < b.count; i++) {
+  for (size_t i = 0; i < b.count;) {
     socklen_t len;
     int err = DecodeEndpoint(b.endpoints + i * kEndpointSize, v6sock, &h->addrs[m], &len);
     if (err != 0) {
       b.res[kResFailed]++;
       b.res[kResLastErrno] = err;
+      i++;
       continue;
     }
-    h->iovs[m].iov_base = b.data + i * b.slotSize + b.offsets[i];
-    h->iovs[m].iov_len = static_cast<size_t>(b.lengths[i]);
+    size_t seg;
+    const size_t k = UdpRun(b.endpoints, b.lengths, i, b.count, h->udpGso, &seg);
+    for (size_t j = i; j < i + k; j++) {
+      h->iovs[j].iov_base = b.data + j * b.slotSize + b.offsets[j];
+      h->iovs[j].iov_len = static_cast<size_t>(b.lengths[j]);
+    }
     struct msghdr& mh = h->msgs[m].msg_hdr;
     memset(&mh, 0, sizeof mh);
     mh.msg_name = &h->addrs[m];
     mh.msg_namelen = len;
-    mh.msg_iov = &h->iovs[m];
-    mh.msg_iovlen = 1;
+    mh.msg_iov = &h->iovs[i];
+    mh.msg_iovlen = k;
+    if (k > 1) {
+      // SOL_UDP/UDP_SEGMENT with a uint16_t, as udp_cmsg_send (net/ipv4/udp.c) reads it.
+      memset(h->cmsgs[m].b, 0, sizeof h->cmsgs[m].b);
+      mh.msg_control = h->cmsgs[m].b;
+      mh.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+      struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      const uint16_t gs = static_cast<uint16_t>(seg);
+      memcpy(CMSG_DATA(c), &gs, sizeof gs);
+    }
+    h->msgFirst[m] = static_cast<uint32_t>(i);
+    h->msgSegs[m] = static_cast<uint32_t>(k);
+    t.left += k;
     m++;
+    i += k;
   }
-  size_t done = 0, sent = 0;
+  size_t done = 0;
   while (done < m) {
-    int r = sendmmsg(h->fd(), h->msgs.data() + done, static_cast<unsigned>(m - done), MSG_DONTWAIT);
+    if (!h->udpGso && h->msgSegs[done] > 1) {
+      // GSO was turned off during this batch: the rest goes without it.
+      if (!SendSingly(h, b, done, &t)) break;
+      done++;
+      continue;
+    }
+    size_t upto = m;
+    if (!h->udpGso) {  // (turned off during this batch: only up to the next run, which goes singly above)
+      upto = done + 1;
+      while (upto < m && h->msgSegs[upto] == 1) upto++;
+    }
+    int r = sendmmsg(h->fd(), h->msgs.data() + done, static_cast<unsigned>(upto - done), MSG_DONTWAIT);
     if (r > 0) {
+      for (size_t k = done; k < done + static_cast<size_t>(r); k++) {
+        t.sent += h->msgSegs[k];
+        t.left -= h->msgSegs[k];
+        if (h->msgSegs[k] > 1) {
+          t.gsoSent += h->msgSegs[k];
+          h->udpGsoConfirmed = true;
+        }
+      }
       done += static_cast<size_t>(r);
-      sent += static_cast<size_t>(r);
       continue;
     }
     if (r < 0 && errno == EINTR) continue;
-    int e = r < 0 ? errno : EIO;
+    const int e = r < 0 ? errno : EIO;
+    if (h->msgSegs[done] > 1 && IsGsoRefusal(e)) {
+      // The kernel would not take this run as one message. ENOPROTOOPT,
+      // EOPNOTSUPP and EIO (no checksum offload on the route's device, see
+      // udp_send_skb; wireguard-go's errShouldDisableUDPGSO) mean it never
+      // will on this socket, as does EINVAL before any GSO send worked;
+      // later EINVAL/EMSGSIZE are about this run (a segment over the MTU,
+      // too long a run). Either way its datagrams go again one by one.
+      if (e == ENOPROTOOPT || e == EOPNOTSUPP || e == EIO || (e == EINVAL && !h->udpGsoConfirmed)) h->udpGso = false;
+      if (!SendSingly(h, b, done, &t)) break;
+      done++;
+      continue;
+    }
     b.res[kResLastErrno] = e;
     if (e == EAGAIN || e == ENOBUFS) {
-      b.res[kResDropped] += static_cast<int32_t>(m - done);
+      b.res[kResDropped] += static_cast<int32_t>(t.left);
+      t.left = 0;
       break;
     }
-    b.res[kResFailed]++;
-    done++;  // skip the datagram the kernel refused, keep sending the rest
+    // Refused for another reason (no route ...): every datagram of the message.
+    b.res[kResFailed] += static_cast<int32_t>(h->msgSegs[done]);
+    t.left -= h->msgSegs[done];
+    done++;
   }
-  return Napi::Number::New(env, static_cast<double>(sent));
+  b.res[kResGso] = static_cast<int32_t>(t.gsoSent);
+  return Napi::Number::New(env, static_cast<double>(t.sent));
+}
+
+// udpSetOffload(h, gso, gro) → state, bit 0 GSO, bit 1 GRO.
+//   GSO is on when asked and the kernel knows UDP_SEGMENT (the getsockopt
+//   probe wireguard-go's supportsUDPOffload makes; it fails with ENOPROTOOPT
+//   before 4.18); a send may still turn it off (UdpSend). GRO is on when
+//   setsockopt(SOL_UDP, UDP_GRO, 1) works (5.0+) and the 4 MiB receive
+//   scratch could be allocated. Turning GRO off stops the coalescing, but
+//   receives keep going through the scratch: datagrams queued while it was
+//   on may still arrive coalesced.
+Napi::Value UdpSetOffload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ArgCount(info, 3)) return env.Undefined();
+  Handle* h = ArgHandle(info, 0, true);
+  bool gso, gro;
+  if (h == nullptr || !ArgBool(info, 1, &gso) || !ArgBool(info, 2, &gro)) return env.Undefined();
+  if (gso) {
+    int v = 0;
+    socklen_t l = sizeof v;
+    h->udpGso = getsockopt(h->fd(), SOL_UDP, UDP_SEGMENT, &v, &l) == 0;
+  } else {
+    h->udpGso = false;
+  }
+  if (gro && !h->udpGro) {
+    if (!h->groScratch) {
+      h->groScratch.reset(new (std::nothrow) uint8_t[kGroMsgs * kGroBufSize]);
+      if (h->groScratch) {
+        h->groAddrs.resize(kGroMsgs);
+        h->groLens.resize(kGroMsgs);
+        h->groSizes.resize(kGroMsgs);
+      }
+    }
+    const int one = 1;
+    h->udpGro = h->groScratch && setsockopt(h->fd(), SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  } else if (!gro && h->udpGro) {
+    const int zero = 0;
+    setsockopt(h->fd(), SOL_UDP, UDP_GRO, &zero, sizeof zero);
+    h->udpGro = false;
+  }
+  return Napi::Number::New(env, (h->udpGso ? 1 : 0) | (h->udpGro ? 2 : 0));
+}
+
+// udpGetOffload(h) → state as udpSetOffload returns it (GSO may have been
+// turned off by a refused send since).
+Napi::Value UdpGetOffload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ArgCount(info, 1)) return env.Undefined();
+  Handle* h = ArgHandle(info, 0, true);
+  if (h == nullptr) return env.Undefined();
+  return Napi::Number::New(env, (h->udpGso ? 1 : 0) | (h->udpGro ? 2 : 0));
 }
 
 }  // namespace
@@ -327,6 +598,8 @@ void InitUdp(Napi::Env env, Napi::Object exports) {
   exports.Set("udpSetMark", Napi::Function::New<UdpSetMark>(env, "udpSetMark"));
   exports.Set("udpRecv", Napi::Function::New<UdpRecv>(env, "udpRecv"));
   exports.Set("udpSend", Napi::Function::New<UdpSend>(env, "udpSend"));
+  exports.Set("udpSetOffload", Napi::Function::New<UdpSetOffload>(env, "udpSetOffload"));
+  exports.Set("udpGetOffload", Napi::Function::New<UdpGetOffload>(env, "udpGetOffload"));
 }
 
 }  // namespace tb

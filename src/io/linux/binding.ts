@@ -82,8 +82,31 @@ export interface NativeBinding {
   udpSetMark(h: NativeHandle, mark: number): void;
   /** Datagrams received into slots 0..n-1 with sources in `endpoints` (0: none pending), or -errno; res[0] truncated. */
   udpRecv(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: Uint8Array, slotSize: number, capacity: number, headroom: number, res: Int32Array): number;
-  /** Datagrams sent; res[0] dropped (buffer full), res[1] failed. */
+  /**
+   * Datagrams sent; res[0] dropped (buffer full), res[1] failed (per datagram, also with GSO);
+   * res[3] datagrams that went out in UDP_SEGMENT messages. With GRO, udpRecv's res[3] counts
+   * coalesced messages split into their datagrams.
+   */
   udpSend(h: NativeHandle, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: Uint8Array, slotSize: number, count: number, headroom: number, res: Int32Array): number;
+  /**
+   * UDP offloads (native/src/udp-offload.cc): GSO = UDP_SEGMENT sends of runs of equal-size datagrams
+   * to one endpoint; GRO = setsockopt UDP_GRO, coalesced receives split back. Returns the state
+   * (bit 0 GSO, bit 1 GRO): what the kernel accepted. A refused GSO send may turn GSO off later
+   * (udpGetOffload). Optional so that older builds and fakes still load.
+   */
+  udpSetOffload?(h: NativeHandle, gso: boolean, gro: boolean): number;
+  udpGetOffload?(h: NativeHandle): number;
+  /**
+   * Test-only: the messages udpSend would make of datagrams 0..count-1: message m is
+   * out[3m] first datagram, out[3m+1] datagrams, out[3m+2] UDP_SEGMENT size (0: single, no cmsg).
+   * Datagrams with an endpoint this socket kind cannot reach are skipped. Returns the messages.
+   */
+  udpPlanForTest?(lengths: Int32Array, endpoints: Uint8Array, count: number, gso: boolean, v6sock: boolean, out: Int32Array): number;
+  /**
+   * Test-only: one received message (`input`, gsoSize from its UDP_GRO cmsg, 0 = none) split into
+   * slots 0..count-1 as udpRecv with GRO does; cursor = Int32Array(2) [next piece, more].
+   */
+  udpSplitForTest?(input: Uint8Array, gsoSize: number, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, slotSize: number, count: number, headroom: number, res: Int32Array, cursor: Int32Array): number;
 
   /**
    * Test-only: what tunRead does with one read from a TUN with offloads. `input` is a
@@ -108,8 +131,14 @@ export const DEFAULT_MAX_BATCHES_PER_WAKEUP = 8;
 export const RES_DROPPED = 0;
 export const RES_FAILED = 1;
 export const RES_LAST_ERRNO = 2;
-/** tunRead with offloads: TCP super-packets split in this call. */
+/**
+ * tunRead with offloads: TCP super-packets split in this call; tunWrite: GSO writes; udpSend: datagrams
+ * sent in UDP_SEGMENT messages; udpRecv: UDP_GRO messages split.
+ */
 export const RES_GSO = 3;
+/** udpSetOffload/udpGetOffload state bits. */
+export const UDP_OFFLOAD_GSO = 1;
+export const UDP_OFFLOAD_GRO = 2;
 
 /** Where `npm run build` puts the addon (from dist/src/io/linux/). */
 export const DEFAULT_BINDING_PATH = new URL('../../../../native/build/Release/tunnelbyte_io.node', import.meta.url).pathname;

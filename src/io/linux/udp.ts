@@ -14,6 +14,14 @@
  * up to `maxBatchesPerWakeup`. Sending: one sendmmsg per batch; a full socket
  * buffer drops the rest of the batch and counts it.
  *
+ * Offloads (`gso`, `gro`, default on where the kernel has them; TB_UDP_OFFLOAD=0
+ * turns the default off): a send groups each run of equal-size datagrams to
+ * one endpoint into one UDP_SEGMENT message (Linux 4.18), so the kernel
+ * takes it through the stack once and segments it at the device; a receive
+ * with UDP_GRO (5.0) gets coalesced datagrams that the addon splits back, so
+ * onBatch still sees one datagram per slot, in order. See
+ * native/src/udp-offload.cc.
+ *
  * Socket buffers are 7 MiB like wireguard-go's (forced past
  * net.core.[rw]mem_max when we have CAP_NET_ADMIN), and path-MTU discovery
  * is off (IP_PMTUDISC_DONT), so a datagram bigger than the path is
@@ -22,7 +30,7 @@
 import { isIP } from 'node:net';
 import { PacketBatch, MAX_PACKET_SIZE } from '../batch.js';
 import type { UdpBind } from '../types.js';
-import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_LAST_ERRNO, type NativeBinding, type NativeHandle } from './binding.js';
+import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_GSO, RES_LAST_ERRNO, UDP_OFFLOAD_GRO, UDP_OFFLOAD_GSO, type NativeBinding, type NativeHandle } from './binding.js';
 
 /** wireguard-go's socketBufferSize (conn/bind_std.go). */
 export const DEFAULT_SOCKET_BUFFER_SIZE = 7 << 20;
@@ -49,6 +57,14 @@ export interface LinuxUdpOptions {
   slotSize?: number;
   /** Receive batches per event-loop wakeup before yielding (default 8). */
   maxBatchesPerWakeup?: number;
+  /**
+   * UDP_SEGMENT sends (runs of equal-size datagrams to one endpoint as one message). Default true
+   * (unless TB_UDP_OFFLOAD=0); off where the kernel lacks it, and turned off if it refuses a GSO
+   * send as unsupported (the batch then goes without) — see LinuxUdpBind.gso.
+   */
+  gso?: boolean;
+  /** UDP_GRO receives (coalesced datagrams split back by the addon). Default true (unless TB_UDP_OFFLOAD=0); off where the kernel lacks it. */
+  gro?: boolean;
   /** Another build of the addon (tests). */
   binding?: NativeBinding;
 }
@@ -68,6 +84,10 @@ export interface UdpStats {
   /** Datagrams the kernel refused (EMSGSIZE, ENETUNREACH, no route, bad endpoint record ...). */
   sendFailed: number;
   lastSendErrno: number;
+  /** Datagrams sent inside UDP_SEGMENT (GSO) messages (part of `sent`). */
+  sendGsoDatagrams: number;
+  /** UDP_GRO messages received that held two or more datagrams (split into `received`). */
+  recvGroMessages: number;
 }
 
 /** Binds a UDP port. Throws an Error with `code` (EADDRINUSE, EACCES ...) when the kernel refuses. */
@@ -79,6 +99,10 @@ export function openLinuxUdpBind(opts: LinuxUdpOptions = {}): LinuxUdpBind {
   const slotSize = intOption('slotSize', opts.slotSize, 256, MAX_PACKET_SIZE + 1024, DEFAULT_UDP_SLOT_SIZE);
   const maxBatches = intOption('maxBatchesPerWakeup', opts.maxBatchesPerWakeup, 1, 1024, DEFAULT_MAX_BATCHES_PER_WAKEUP);
   const ns = netnsPath(opts.netns);
+  if (opts.gso !== undefined && typeof opts.gso !== 'boolean') throw new TypeError('gso must be a boolean');
+  if (opts.gro !== undefined && typeof opts.gro !== 'boolean') throw new TypeError('gro must be a boolean');
+  const gso = opts.gso ?? defaultOffload();
+  const gro = opts.gro ?? defaultOffload();
   let host = '';
   let family: 4 | 6 | 0 = 0; // 0: dual-stack with IPv4 fallback
   if (opts.host !== undefined && opts.host !== '') {
@@ -106,6 +130,8 @@ export function openLinuxUdpBind(opts: LinuxUdpOptions = {}): LinuxUdpBind {
     }
   }
   try {
+    // Where the kernel refuses an offload it just stays off (udp.gso / udp.gro say which are on).
+    if (binding.udpSetOffload && (gso || gro)) binding.udpSetOffload(handle, gso, gro);
     return new LinuxUdpBind(binding, handle, dual ? 'dual' : family === 6 ? 6 : 4, new PacketBatch(batchSize, slotSize), maxBatches);
   } catch (e) {
     handle.close();
@@ -113,16 +139,26 @@ export function openLinuxUdpBind(opts: LinuxUdpOptions = {}): LinuxUdpBind {
   }
 }
 
+/** The `gso`/`gro` default: on, unless TB_UDP_OFFLOAD is 0/false/off. */
+function defaultOffload(): boolean {
+  const v = process.env.TB_UDP_OFFLOAD;
+  return v === undefined || !/^(0|false|off|no)$/i.test(v.trim());
+}
+
 export class LinuxUdpBind implements UdpBind {
   readonly stats: UdpStats = {
     recvBatches: 0, received: 0, recvTruncated: 0, recvErrors: 0, lastRecvErrno: 0,
-    sent: 0, sendDropped: 0, sendFailed: 0, lastSendErrno: 0,
+    sent: 0, sendDropped: 0, sendFailed: 0, lastSendErrno: 0, sendGsoDatagrams: 0, recvGroMessages: 0,
   };
   private readonly boundPort: number;
   private onBatch: ((batch: PacketBatch) => void) | null = null;
   private headroom = 0;
   private isClosed = false;
   private readonly res = new Int32Array(4);
+  /** A read is scheduled: with GRO, pieces of a coalesced datagram may be left in the addon. */
+  private rereadScheduled = false;
+  /** GRO was on at open (the addon then reads through its scratch, which may hold a remainder). */
+  private readonly groOn: boolean;
 
   /** @internal use openLinuxUdpBind */
   constructor(
@@ -134,6 +170,7 @@ export class LinuxUdpBind implements UdpBind {
     private readonly maxBatches: number,
   ) {
     this.boundPort = binding.udpPort(handle);
+    this.groOn = binding.udpGetOffload !== undefined && (binding.udpGetOffload(handle) & UDP_OFFLOAD_GRO) !== 0;
   }
 
   port(): number {
@@ -142,6 +179,16 @@ export class LinuxUdpBind implements UdpBind {
 
   get closed(): boolean {
     return this.isClosed;
+  }
+
+  /** Whether sends use UDP_SEGMENT (GSO) now: asked for, accepted by the kernel, and not turned off by a refused send. */
+  get gso(): boolean {
+    return !this.isClosed && this.binding.udpGetOffload !== undefined && (this.binding.udpGetOffload(this.handle) & UDP_OFFLOAD_GSO) !== 0;
+  }
+
+  /** Whether the socket receives coalesced datagrams (UDP_GRO), split back by the addon. */
+  get gro(): boolean {
+    return !this.isClosed && this.binding.udpGetOffload !== undefined && (this.binding.udpGetOffload(this.handle) & UDP_OFFLOAD_GRO) !== 0;
   }
 
   /** [SO_RCVBUF, SO_SNDBUF] as the kernel reports them (twice the usable bytes). */
@@ -177,6 +224,7 @@ export class LinuxUdpBind implements UdpBind {
     const res = this.res;
     const n = this.binding.udpSend(this.handle, batch.data, batch.offsets, batch.lengths, batch.endpoints, batch.slotSize, batch.count, 0, res);
     s.sent += n;
+    s.sendGsoDatagrams += res[RES_GSO]!;
     if (n !== batch.count) {
       s.sendDropped += res[RES_DROPPED]!;
       s.sendFailed += res[RES_FAILED]!;
@@ -204,9 +252,12 @@ export class LinuxUdpBind implements UdpBind {
     const b = this.batch;
     const s = this.stats;
     const res = this.res;
+    let full = false;
     for (let k = 0; k < this.maxBatches && this.onBatch !== null && !this.isClosed; k++) {
+      full = false;
       const n = this.binding.udpRecv(this.handle, b.data, b.offsets, b.lengths, b.endpoints, b.slotSize, b.capacity, this.headroom, res);
       s.recvTruncated += res[RES_DROPPED]!;
+      s.recvGroMessages += res[RES_GSO]!;
       if (n < 0) {
         s.recvErrors++;
         s.lastRecvErrno = -n;
@@ -221,10 +272,24 @@ export class LinuxUdpBind implements UdpBind {
       s.received += n;
       this.onBatch(b);
       if (n + res[RES_DROPPED]! < b.capacity) break;
+      full = true;
     }
+    // Stopped with a full batch: with GRO the rest of a coalesced datagram
+    // may sit in the addon with nothing left in the kernel's queue to wake
+    // the poll, so come back after yielding to the loop.
+    if (full && this.groOn && !this.isClosed && this.onBatch !== null) this.scheduleReread();
     // libuv stops polling on POLLERR (a socket error, which the recv above has consumed): resume.
     if (status < 0 && !this.isClosed && this.onBatch !== null) this.handle.poll(this.onReadable);
   };
+
+  private scheduleReread(): void {
+    if (this.rereadScheduled) return;
+    this.rereadScheduled = true;
+    setImmediate(() => {
+      this.rereadScheduled = false;
+      if (this.onBatch !== null && !this.isClosed) this.onReadable(0);
+    });
+  }
 
   private checkOpen(): NativeHandle {
     if (this.isClosed) throw new Error('UDP bind is closed');

@@ -331,3 +331,71 @@ test('loadBinding explains a missing or incomplete addon', () => {
     rmSync(dir, { recursive: true });
   }
 });
+
+test('UDP offloads: asked for by default (TB_UDP_OFFLOAD=0 changes that), validated, state and counters from the addon', () => {
+  const withOffload = (state: number) => {
+    const f = fakeBinding();
+    let cur = 0; // nothing on until asked, as in the addon
+    return Object.assign(f, {
+      udpSetOffload: (_h: NativeHandle, gso: boolean, gro: boolean) => {
+        f.calls.push(['udpSetOffload', gso, gro]);
+        cur = state & ((gso ? 1 : 0) | (gro ? 2 : 0));
+        return cur;
+      },
+      udpGetOffload: () => cur,
+    });
+  };
+  const saved = process.env.TB_UDP_OFFLOAD;
+  try {
+    delete process.env.TB_UDP_OFFLOAD;
+    let f = withOffload(3);
+    let u = openLinuxUdpBind({ binding: f });
+    assert.deepEqual(f.calls.at(-1), ['udpSetOffload', true, true]);
+    assert.deepEqual([u.gso, u.gro], [true, true]);
+    f = withOffload(2); // a kernel without UDP_SEGMENT
+    u = openLinuxUdpBind({ binding: f });
+    assert.deepEqual([u.gso, u.gro], [false, true]);
+    f = withOffload(3);
+    u = openLinuxUdpBind({ gso: false, binding: f });
+    assert.deepEqual(f.calls.at(-1), ['udpSetOffload', false, true]);
+    assert.deepEqual([u.gso, u.gro], [false, true]);
+    process.env.TB_UDP_OFFLOAD = '0';
+    f = withOffload(3);
+    u = openLinuxUdpBind({ binding: f });
+    assert.deepEqual(f.calls.map((c) => c[0]), ['udpOpen'], 'nothing asked for');
+    assert.deepEqual([u.gso, u.gro], [false, false]);
+    u = openLinuxUdpBind({ gso: true, binding: f });
+    assert.deepEqual([u.gso, u.gro], [true, false]);
+    for (const bad of [{ gso: 1 }, { gro: 'on' }, { gso: null }]) {
+      assert.throws(() => openLinuxUdpBind({ ...(bad as object), binding: f }), TypeError, JSON.stringify(bad));
+    }
+
+    // Counters: res[3] of udpSend (datagrams in GSO messages) and udpRecv (GRO messages split).
+    const b = new PacketBatch(10, 256);
+    b.count = 10;
+    f.res = [0, 0, 0, 8];
+    u.send(b);
+    assert.equal(u.stats.sendGsoDatagrams, 8);
+    // Without GRO a full batch is not read again after yielding; a fake without the offload exports has neither.
+    const plain = openLinuxUdpBind({ binding: fakeBinding() });
+    assert.deepEqual([plain.gso, plain.gro], [false, false]);
+  } finally {
+    if (saved === undefined) delete process.env.TB_UDP_OFFLOAD;
+    else process.env.TB_UDP_OFFLOAD = saved;
+  }
+});
+
+test('UDP with GRO: split messages are counted; a full batch is read again after yielding (a remainder may wait in the addon)', async () => {
+  const f = Object.assign(fakeBinding(), { udpSetOffload: () => 3, udpGetOffload: () => 3 });
+  const u = openLinuxUdpBind({ batchSize: 4, maxBatchesPerWakeup: 1, gso: true, gro: true, binding: f });
+  const seen: number[] = [];
+  u.start((b) => seen.push(b.count), 0);
+  f.res = [0, 0, 0, 1];
+  f.reads = [4, 2];
+  f.handle.cb!(0);
+  assert.deepEqual(seen, [4]);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, [4, 2], 'came back without a wakeup');
+  assert.equal(u.stats.recvGroMessages, 2);
+  u.close();
+});

@@ -241,7 +241,7 @@ Napi::Value UdpSetMark(const Napi::CallbackInfo& info) {
 size_t DeliverPending(Handle* h, const BatchArgs& b, const SlotsOut& out, size_t filled) {
   while (h->groNext < h->groCount && filled < b.count) {
     const size_t m = h->groNext;
-    if (h->groLens[m] < 0) {  // MSG_TRUNC: not with 64 KiB buffers, but never deliver part of a datagram
+    if (h->groLens[m] < 0) {  // MSG_TRUNC (only a gro_max_size raised past 64 KiB): never deliver part of one
       b.res[kResDropped]++;
       b.res[kResLastErrno] = EMSGSIZE;
       h->groNext++;

@@ -197,3 +197,9 @@ export function intOption(name: string, value: number | undefined, min: number, 
   }
   return value;
 }
+
+/** An on/off environment switch that defaults to on (TB_TUN_OFFLOAD, TB_UDP_OFFLOAD): off only for 0, false, off or no. */
+export function envSwitch(name: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env[name];
+  return v === undefined || !/^(0|false|off|no)$/i.test(v.trim());
+}

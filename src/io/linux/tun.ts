@@ -26,7 +26,7 @@
  */
 import { PacketBatch, MAX_PACKET_SIZE } from '../batch.js';
 import type { TunDevice } from '../types.js';
-import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_GSO, RES_LAST_ERRNO, type NativeBinding, type NativeHandle } from './binding.js';
+import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, envSwitch, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_GSO, RES_LAST_ERRNO, type NativeBinding, type NativeHandle } from './binding.js';
 
 /** Slots hold a 64 KiB packet plus the transport header in front and the tag and padding behind (like io/memory.ts). */
 export const DEFAULT_TUN_SLOT_SIZE = 65536 + 128;
@@ -100,7 +100,7 @@ export function openLinuxTun(opts: LinuxTunOptions): LinuxTun {
   if (opts.up !== undefined && typeof opts.up !== 'boolean') throw new TypeError('up must be a boolean');
   if (opts.exclusive !== undefined && typeof opts.exclusive !== 'boolean') throw new TypeError('exclusive must be a boolean');
   if (opts.offload !== undefined && typeof opts.offload !== 'boolean') throw new TypeError('offload must be a boolean');
-  const wantOffload = opts.offload ?? defaultOffload();
+  const wantOffload = opts.offload ?? envSwitch('TB_TUN_OFFLOAD');
   const batchSize = intOption('batchSize', opts.batchSize, 1, 4096, DEFAULT_TUN_BATCH_SIZE);
   const slotSize = intOption('slotSize', opts.slotSize, 256, MAX_PACKET_SIZE + 1024, DEFAULT_TUN_SLOT_SIZE);
   const maxBatches = intOption('maxBatchesPerWakeup', opts.maxBatchesPerWakeup, 1, 1024, DEFAULT_MAX_BATCHES_PER_WAKEUP);
@@ -133,12 +133,6 @@ export function openLinuxTun(opts: LinuxTunOptions): LinuxTun {
     handle.close();
     throw e;
   }
-}
-
-/** The `offload` default: on, unless TB_TUN_OFFLOAD is 0/false/off. */
-function defaultOffload(): boolean {
-  const v = process.env.TB_TUN_OFFLOAD;
-  return v === undefined || !/^(0|false|off|no)$/i.test(v.trim());
 }
 
 export class LinuxTun implements TunDevice {

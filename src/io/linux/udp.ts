@@ -30,7 +30,7 @@
 import { isIP } from 'node:net';
 import { PacketBatch, MAX_PACKET_SIZE } from '../batch.js';
 import type { UdpBind } from '../types.js';
-import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_GSO, RES_LAST_ERRNO, UDP_OFFLOAD_GRO, UDP_OFFLOAD_GSO, type NativeBinding, type NativeHandle } from './binding.js';
+import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, envSwitch, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_GSO, RES_LAST_ERRNO, UDP_OFFLOAD_GRO, UDP_OFFLOAD_GSO, type NativeBinding, type NativeHandle } from './binding.js';
 
 /** wireguard-go's socketBufferSize (conn/bind_std.go). */
 export const DEFAULT_SOCKET_BUFFER_SIZE = 7 << 20;
@@ -101,8 +101,8 @@ export function openLinuxUdpBind(opts: LinuxUdpOptions = {}): LinuxUdpBind {
   const ns = netnsPath(opts.netns);
   if (opts.gso !== undefined && typeof opts.gso !== 'boolean') throw new TypeError('gso must be a boolean');
   if (opts.gro !== undefined && typeof opts.gro !== 'boolean') throw new TypeError('gro must be a boolean');
-  const gso = opts.gso ?? defaultOffload();
-  const gro = opts.gro ?? defaultOffload();
+  const gso = opts.gso ?? envSwitch('TB_UDP_OFFLOAD');
+  const gro = opts.gro ?? envSwitch('TB_UDP_OFFLOAD');
   let host = '';
   let family: 4 | 6 | 0 = 0; // 0: dual-stack with IPv4 fallback
   if (opts.host !== undefined && opts.host !== '') {
@@ -137,12 +137,6 @@ export function openLinuxUdpBind(opts: LinuxUdpOptions = {}): LinuxUdpBind {
     handle.close();
     throw e;
   }
-}
-
-/** The `gso`/`gro` default: on, unless TB_UDP_OFFLOAD is 0/false/off. */
-function defaultOffload(): boolean {
-  const v = process.env.TB_UDP_OFFLOAD;
-  return v === undefined || !/^(0|false|off|no)$/i.test(v.trim());
 }
 
 export class LinuxUdpBind implements UdpBind {

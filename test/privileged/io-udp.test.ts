@@ -168,19 +168,28 @@ test('34 KB datagrams over loopback, IPv4 and IPv6', { skip: skip ?? false }, as
   assert.deepEqual(got.got.map((g) => [g.from.family, g.data]), [[4, big(1)], [6, big(2)]]);
 });
 
-test('34 KB datagrams across a 1500-byte link are fragmented, not refused (no DF)', { skip: skip ?? false }, async () => {
-  const left = IoNetns.create('l');
-  const right = IoNetns.create('r');
+/**
+ * Two namespaces joined by a 1500-byte veth: 192.0.2.1 on the left, .2 on the
+ * right (and 2001:db8::1/::2 when `v6`); `vb` is the right end's name. The
+ * veth goes with the namespaces.
+ */
+function vethPair(leftTag: string, rightTag: string, v6: boolean): { left: IoNetns; right: IoNetns; vb: string } {
+  const left = IoNetns.create(leftTag);
+  const right = IoNetns.create(rightTag);
   namespaces.push(left, right);
-  const va = `tbva${process.pid % 100000}`;
-  const vb = `tbvb${process.pid % 100000}`;
+  const va = `tbv${leftTag}${process.pid % 100000}`;
+  const vb = `tbv${rightTag}${process.pid % 100000}`;
   left.ip('link', 'add', va, 'mtu', '1500', 'type', 'veth', 'peer', 'name', vb, 'mtu', '1500', 'netns', right.name);
-  left.ip('addr', 'add', '192.0.2.1/24', 'dev', va);
-  left.ip('addr', 'add', '2001:db8::1/64', 'dev', va, 'nodad');
-  left.ip('link', 'set', va, 'up');
-  right.ip('addr', 'add', '192.0.2.2/24', 'dev', vb);
-  right.ip('addr', 'add', '2001:db8::2/64', 'dev', vb, 'nodad');
-  right.ip('link', 'set', vb, 'up');
+  for (const [ns, dev, n] of [[left, va, 1], [right, vb, 2]] as const) {
+    ns.ip('addr', 'add', `192.0.2.${n}/24`, 'dev', dev);
+    if (v6) ns.ip('addr', 'add', `2001:db8::${n}/64`, 'dev', dev, 'nodad');
+    ns.ip('link', 'set', dev, 'up');
+  }
+  return { left, right, vb };
+}
+
+test('34 KB datagrams across a 1500-byte link are fragmented, not refused (no DF)', { skip: skip ?? false }, async () => {
+  const { left, right, vb } = vethPair('l', 'r', true);
 
   const a = openLinuxUdpBind({ netns: left.name });
   const r = openLinuxUdpBind({ netns: right.name });
@@ -311,16 +320,7 @@ for (const offload of [true, false]) {
 }
 
 test('GSO across a 1500-byte veth: a run the link cannot take as one message is resent datagram by datagram, nothing lost', { skip: skip ?? false }, async () => {
-  const left = IoNetns.create('gl');
-  const right = IoNetns.create('gr');
-  namespaces.push(left, right);
-  const va = `tbga${process.pid % 100000}`;
-  const vb = `tbgb${process.pid % 100000}`;
-  left.ip('link', 'add', va, 'mtu', '1500', 'type', 'veth', 'peer', 'name', vb, 'mtu', '1500', 'netns', right.name);
-  left.ip('addr', 'add', '192.0.2.1/24', 'dev', va);
-  left.ip('link', 'set', va, 'up');
-  right.ip('addr', 'add', '192.0.2.2/24', 'dev', vb);
-  right.ip('link', 'set', vb, 'up');
+  const { left, right } = vethPair('gl', 'gr', false);
   const a = openLinuxUdpBind({ netns: left.name, gso: true, gro: true });
   const r = openLinuxUdpBind({ netns: right.name, gso: true, gro: true });
   binds.push(a, r);

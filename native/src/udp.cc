@@ -110,6 +110,22 @@ void EnsureScratch(Handle* h, size_t n) {
   }
 }
 
+// Points receive message i at one buffer, a source-address slot and, when
+// given, a control buffer (UDP_GRO's cmsg). recvmmsg fills in the rest.
+void SetRecvMsg(Handle* h, size_t i, uint8_t* buf, size_t len, struct sockaddr_in6* from, void* control, size_t controlLen) {
+  h->iovs[i].iov_base = buf;
+  h->iovs[i].iov_len = len;
+  struct msghdr& m = h->msgs[i].msg_hdr;
+  memset(&m, 0, sizeof m);
+  m.msg_name = from;
+  m.msg_namelen = sizeof(struct sockaddr_in6);
+  m.msg_iov = &h->iovs[i];
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = controlLen;
+  h->msgs[i].msg_len = 0;
+}
+
 // udpOpen(family, address, port, bufferSize, netns) → Handle.
 //   family 6: AF_INET6 with IPV6_V6ONLY=0 (IPv4 and IPv6); 4: AF_INET.
 //   address "" binds the wildcard; bufferSize sets SO_RCVBUF/SO_SNDBUF, also
@@ -286,17 +302,7 @@ int RecvGro(Handle* h, const BatchArgs& b) {
     const size_t want = b.count - filled < kGroMsgs ? b.count - filled : kGroMsgs;
     EnsureScratch(h, want);
     for (size_t i = 0; i < want; i++) {
-      h->iovs[i].iov_base = h->groScratch.get() + i * kGroBufSize;
-      h->iovs[i].iov_len = kGroBufSize;
-      struct msghdr& mh = h->msgs[i].msg_hdr;
-      memset(&mh, 0, sizeof mh);
-      mh.msg_name = &h->groAddrs[i];
-      mh.msg_namelen = sizeof(struct sockaddr_in6);
-      mh.msg_iov = &h->iovs[i];
-      mh.msg_iovlen = 1;
-      mh.msg_control = h->cmsgs[i].b;
-      mh.msg_controllen = sizeof h->cmsgs[i].b;
-      h->msgs[i].msg_len = 0;
+      SetRecvMsg(h, i, h->groScratch.get() + i * kGroBufSize, kGroBufSize, &h->groAddrs[i], h->cmsgs[i].b, sizeof h->cmsgs[i].b);
     }
     int r;
     do {
@@ -349,17 +355,7 @@ Napi::Value UdpRecv(const Napi::CallbackInfo& info) {
   if (h->groScratch) return Napi::Number::New(env, RecvGro(h, b));
   EnsureScratch(h, b.count);
   const size_t room = b.slotSize - b.headroom;
-  for (size_t i = 0; i < b.count; i++) {
-    h->iovs[i].iov_base = b.data + i * b.slotSize + b.headroom;
-    h->iovs[i].iov_len = room;
-    struct msghdr& m = h->msgs[i].msg_hdr;
-    memset(&m, 0, sizeof m);
-    m.msg_name = &h->addrs[i];
-    m.msg_namelen = sizeof(struct sockaddr_in6);
-    m.msg_iov = &h->iovs[i];
-    m.msg_iovlen = 1;
-    h->msgs[i].msg_len = 0;
-  }
+  for (size_t i = 0; i < b.count; i++) SetRecvMsg(h, i, b.data + i * b.slotSize + b.headroom, room, &h->addrs[i], nullptr, 0);
   int r;
   do {
     r = recvmmsg(h->fd(), h->msgs.data(), static_cast<unsigned>(b.count), MSG_DONTWAIT, nullptr);

@@ -68,13 +68,16 @@ export class ExitServer {
   ) {}
 
   static async start(o: ServeOptions, log: Logger): Promise<ExitServer> {
+    // The data directory first (0700, parents as needed): the key and the database both live in it,
+    // and on a first run neither it nor /var/lib/tunnelbyte exists yet.
+    const dbPath = databasePath(o.dataDir);
     const key = loadOrCreateServerKey(o.dataDir);
     const publicKey = keyToBase64(key.publicKey);
     const route = detectDefaultRoute();
     const exitAddresses = o.exitAddresses.length ? o.exitAddresses : [...route.addresses4, ...route.addresses6];
     const endpoint = endpointOf(o.endpoint, route, o.listenPort);
     const control = createControlPlane({
-      dbPath: databasePath(o.dataDir),
+      dbPath,
       config: controlConfig({ dns: o.dns, trustProxy: o.trustProxy, billing: billingConfigFromEnv(o.env), tiers: o.tiers }),
     });
     const cleanups: (() => void)[] = [() => control.close()];

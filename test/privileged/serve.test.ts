@@ -6,13 +6,14 @@
 //   nsC, nsD        clients at 198.51.100.2 and 198.51.101.2: Debian's wireguard-go loaded with the API's config
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Netns, privilegedSkipReason, veth, waitFor } from '../support/netns.js';
 import { ifname, startInterface } from '../support/wg.js';
 import { REPO_ROOT } from '../support/repo.js';
+import { curlApi, fetchFile, loadSessionConfig, signupAndSession, startInternet } from '../support/exit-net.js';
 
 const skip = privilegedSkipReason(['ip', 'wg', 'wireguard-go', 'curl', 'nft']);
 const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
@@ -21,26 +22,6 @@ const FILE_BYTES = 4 * 1024 * 1024;
 const TUN = ifname('tbx');
 const WG1 = ifname('wgc');
 const WG2 = ifname('wgc');
-
-// The "internet": GET /ip answers the caller's address, GET /file?n=N sends N deterministic bytes.
-const INTERNET_SERVER = `
-const http = require('node:http');
-const s = http.createServer((req, res) => {
-  const u = new URL(req.url, 'http://x');
-  if (u.pathname === '/ip') { res.end(req.socket.remoteAddress.replace(/^::ffff:/, '')); return; }
-  if (u.pathname === '/file') {
-    const n = Number(u.searchParams.get('n'));
-    res.setHeader('content-length', n);
-    const chunk = Buffer.alloc(65536);
-    for (let i = 0; i < chunk.length; i++) chunk[i] = i % 251;
-    let left = n;
-    const pump = () => { while (left > 0) { const c = chunk.subarray(0, Math.min(left, chunk.length)); left -= c.length; if (!res.write(c)) { res.once('drain', pump); return; } } res.end(); };
-    pump(); return;
-  }
-  res.statusCode = 404; res.end();
-});
-s.listen(8000, '::');
-`;
 
 interface Client {
   ns: Netns;
@@ -62,54 +43,18 @@ describe('tunnelbyte serve', { skip: skip ?? false }, () => {
     await waitFor('API up', () => exit.try('curl', ['-sf', 'http://127.0.0.1:8080/v1/health']).status === 0, 20_000);
   };
 
-  const api = (ns: Netns, method: string, path: string, opts: { token?: string; fp?: string; body?: unknown } = {}): { status: number; body: any } => {
-    const args = ['-s', '-X', method, '-w', '\n%{http_code}', '-H', 'content-type: application/json'];
-    if (opts.token) args.push('-H', `authorization: Bearer ${opts.token}`);
-    if (opts.fp) args.push('-H', `x-tb-fingerprint: ${opts.fp}`);
-    if (opts.body !== undefined) args.push('--data', JSON.stringify(opts.body));
-    const out = ns.run('curl', [...args, API + path]);
-    const nl = out.lastIndexOf('\n');
-    const text = out.slice(0, nl);
-    return { status: Number(out.slice(nl + 1)), body: text ? JSON.parse(text) : null };
-  };
+  const api = (ns: Netns, method: string, path: string, opts: { token?: string; fp?: string; body?: unknown } = {}) => curlApi(ns, API, method, path, opts);
 
-  /** Signs up, creates a session and loads its config into wireguard-go (wg-quick-only keys stripped). */
+  /** Signs up, creates a session and loads its config into wireguard-go. */
   const connect = (ns: Netns, name: string, ifname: string): Client => {
     const fp = `fp-${name}-${process.pid}`;
-    const signup = api(ns, 'POST', '/v1/signup', { body: { fingerprint: fp } });
-    assert.ok(signup.status === 201 || signup.status === 200, JSON.stringify(signup));
-    const token = signup.body.token as string;
-    const created = api(ns, 'POST', '/v1/sessions', { token, fp, body: { region: 'local' } });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    loadConfig(ns, ifname, created.body);
-    return { ns, fp, token, session: created.body };
+    const { token, session } = signupAndSession(ns, API, fp);
+    loadConfig(ns, ifname, session);
+    return { ns, fp, token, session };
   };
 
-  const loadConfig = (ns: Netns, ifname: string, session: any) => {
-    const config = String(session.config);
-    assert.match(config, /\[Interface\][\s\S]*PrivateKey = [\s\S]*\[Peer\][\s\S]*Endpoint = 198\.51\.100\.1:51820/);
-    const wgOnly = config
-      .split('\n')
-      .filter((l) => !/^\s*(Address|DNS|MTU|Table|PreUp|PostUp|PreDown|PostDown|SaveConfig)\s*=/i.test(l))
-      .join('\n');
-    const dir = mkdtempSync(join(tmpdir(), 'tb-cfg-'));
-    try {
-      const f = join(dir, 'c.conf');
-      writeFileSync(f, wgOnly, { mode: 0o600 });
-      ns.run('wg', ['setconf', ifname, f]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-    for (const a of session.client.addresses as string[]) ns.run('ip', ['addr', 'add', a, 'dev', ifname, ...(a.includes(':') ? ['nodad'] : [])]);
-    ns.run('ip', ['link', 'set', ifname, 'up']);
-    ns.run('ip', ['route', 'replace', '203.0.113.0/24', 'dev', ifname]);
-    ns.run('ip', ['-6', 'route', 'replace', '2001:db8:ff::/64', 'dev', ifname]);
-  };
-
-  const fetchFile = (ns: Netns, n: number, timeoutS = 20): number => {
-    const r = ns.try('curl', ['-s', '-o', '/dev/null', '-w', '%{size_download}', '--max-time', String(timeoutS), `http://203.0.113.1:8000/file?n=${n}`], { timeoutMs: (timeoutS + 5) * 1000 });
-    return Number(r.stdout || 0);
-  };
+  const loadConfig = (ns: Netns, ifname: string, session: any) =>
+    loadSessionConfig(ns, ifname, session, { endpoint: '198.51.100.1:51820', routes: ['203.0.113.0/24', '2001:db8:ff::/64'] });
 
   before(async () => {
     inet = Netns.create('I');
@@ -124,8 +69,7 @@ describe('tunnelbyte serve', { skip: skip ?? false }, () => {
     veth(exit, ['198.51.100.1/24'], c1, ['198.51.100.2/24']);
     veth(exit, ['198.51.101.1/24'], c2, ['198.51.101.2/24']);
     c2.run('ip', ['route', 'add', '198.51.100.0/24', 'via', '198.51.101.1']);
-    inet.spawn('node', ['-e', INTERNET_SERVER]);
-    await waitFor('internet HTTP', () => inet.try('curl', ['-sf', 'http://127.0.0.1:8000/ip']).status === 0);
+    await startInternet(inet);
     startInterface(c1, 'wireguard-go', WG1);
     startInterface(c2, 'wireguard-go', WG2);
     await startServer();

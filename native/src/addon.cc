@@ -273,6 +273,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitUdp(env, exports);
   InitUdpOffload(env, exports);
   InitAead(env, exports);
+  InitBlake2s(env, exports);
+  InitXaead(env, exports);
   return exports;
 }
 

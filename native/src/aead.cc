@@ -24,6 +24,7 @@
 // TypeError/RangeError before any byte is touched. The wrapper checks the
 // same bounds first; these checks are the ones memory safety rests on.
 #include "io.h"
+#include "crypto-args.h"
 
 #include <climits>
 #include <cmath>
@@ -61,22 +62,6 @@ void FreeAeadState(void* arg) {
   delete st;
 }
 
-napi_value Fail(napi_env env, bool range, const std::string& msg) {
-  if (range) {
-    napi_throw_range_error(env, nullptr, msg.c_str());
-  } else {
-    napi_throw_type_error(env, nullptr, msg.c_str());
-  }
-  return nullptr;
-}
-
-// An OpenSSL call that cannot fail for valid arguments did: a broken build, not bad input.
-napi_value FailSsl(napi_env env, const char* what) {
-  ERR_clear_error();
-  napi_throw_error(env, "ERR_TB_OPENSSL", (std::string(what) + " failed").c_str());
-  return nullptr;
-}
-
 std::string Num(double d) {
   char s[32];
   snprintf(s, sizeof s, "%.17g", d);
@@ -91,20 +76,9 @@ struct Call {
   size_t len;    // the region's length (open: including the tag)
 };
 
-bool Bytes(napi_env env, napi_value v, size_t i, uint8_t** data, size_t* len) {
-  napi_typedarray_type type;
-  void* p = nullptr;
-  if (napi_get_typedarray_info(env, v, &type, len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
-    Fail(env, false, "argument " + std::to_string(i) + ": expected a Uint8Array");
-    return false;
-  }
-  *data = static_cast<uint8_t*>(p);  // already advanced by the view's byteOffset
-  return true;
-}
-
 bool Number(napi_env env, napi_value v, size_t i, double* out) {
   if (napi_get_value_double(env, v, out) != napi_ok) {
-    Fail(env, false, "argument " + std::to_string(i) + ": expected a number");
+    CryptoFail(env, false, "argument " + std::to_string(i) + ": expected a number");
     return false;
   }
   return true;
@@ -118,29 +92,29 @@ bool ReadCall(napi_env env, napi_callback_info info, size_t extra, Call* c) {
   void* data = nullptr;
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return false;
   if (argc != 5) {
-    Fail(env, false, "expected 5 arguments, got " + std::to_string(argc));
+    CryptoFail(env, false, "expected 5 arguments, got " + std::to_string(argc));
     return false;
   }
   c->st = static_cast<AeadState*>(data);
   uint8_t* key;
   size_t keyLen, bufLen;
   double counter, at, len;
-  if (!Bytes(env, argv[0], 0, &key, &keyLen) || !Number(env, argv[1], 1, &counter) ||
-      !Bytes(env, argv[2], 2, &c->buf, &bufLen) || !Number(env, argv[3], 3, &at) || !Number(env, argv[4], 4, &len)) {
+  if (!CryptoBytes(env, argv[0], 0, &key, &keyLen) || !Number(env, argv[1], 1, &counter) ||
+      !CryptoBytes(env, argv[2], 2, &c->buf, &bufLen) || !Number(env, argv[3], 3, &at) || !Number(env, argv[4], 4, &len)) {
     return false;
   }
   if (keyLen != kKeyLen) {
-    Fail(env, true, "argument 0: expected a 32-byte key, got " + std::to_string(keyLen) + " bytes");
+    CryptoFail(env, true, "argument 0: expected a 32-byte key, got " + std::to_string(keyLen) + " bytes");
     return false;
   }
   if (!(counter >= 0 && counter < kTwoTo64) || std::trunc(counter) != counter) {
-    Fail(env, true, "argument 1: expected an integer counter in [0, 2^64)");
+    CryptoFail(env, true, "argument 1: expected an integer counter in [0, 2^64)");
     return false;
   }
   // at and len: integers with at + len + extra <= buf.length and len <= INT_MAX (EVP lengths are ints).
   if (!(at >= 0 && len >= 0 && len <= INT_MAX && at <= static_cast<double>(bufLen)) || std::trunc(at) != at ||
       std::trunc(len) != len || static_cast<size_t>(len) + extra > bufLen - static_cast<size_t>(at)) {
-    Fail(env, true, "region at " + Num(at) + " of length " + Num(len) + (extra ? " plus a tag" : "") +
+    CryptoFail(env, true, "region at " + Num(at) + " of length " + Num(len) + (extra ? " plus a tag" : "") +
                         " is outside a buffer of " + std::to_string(bufLen) + " bytes");
     return false;
   }
@@ -161,14 +135,14 @@ napi_value AeadSeal(napi_env env, napi_callback_info info) {
   if (!ReadCall(env, info, kTagLen, &c)) return nullptr;
   EVP_CIPHER_CTX* ctx = c.st->enc;
   int outl = 0;
-  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, c.key, c.nonce) != 1) return FailSsl(env, "EVP_EncryptInit_ex");
+  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, c.key, c.nonce) != 1) return CryptoFailSsl(env, "EVP_EncryptInit_ex");
   // §2.8: the plaintext is XORed with the keystream from block 1 on; exact overlap (in == out) is allowed.
   if (c.len > 0 && EVP_EncryptUpdate(ctx, c.buf, &outl, c.buf, static_cast<int>(c.len)) != 1) {
-    return FailSsl(env, "EVP_EncryptUpdate");
+    return CryptoFailSsl(env, "EVP_EncryptUpdate");
   }
-  if (EVP_EncryptFinal_ex(ctx, c.buf + c.len, &outl) != 1) return FailSsl(env, "EVP_EncryptFinal_ex");
+  if (EVP_EncryptFinal_ex(ctx, c.buf + c.len, &outl) != 1) return CryptoFailSsl(env, "EVP_EncryptFinal_ex");
   if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagLen, c.buf + c.len) != 1) {
-    return FailSsl(env, "EVP_CTRL_AEAD_GET_TAG");
+    return CryptoFailSsl(env, "EVP_CTRL_AEAD_GET_TAG");
   }
   napi_value undefined;
   napi_get_undefined(env, &undefined);
@@ -188,12 +162,12 @@ napi_value AeadOpen(napi_env env, napi_callback_info info) {
     if (scratch.size() < clen) scratch.resize(clen);  // never on the steady path: starts at 64 KiB
     EVP_CIPHER_CTX* ctx = c.st->dec;
     int outl = 0;
-    if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, c.key, c.nonce) != 1) return FailSsl(env, "EVP_DecryptInit_ex");
+    if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, c.key, c.nonce) != 1) return CryptoFailSsl(env, "EVP_DecryptInit_ex");
     if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagLen, c.buf + clen) != 1) {
-      return FailSsl(env, "EVP_CTRL_AEAD_SET_TAG");
+      return CryptoFailSsl(env, "EVP_CTRL_AEAD_SET_TAG");
     }
     if (clen > 0 && EVP_DecryptUpdate(ctx, scratch.data(), &outl, c.buf, static_cast<int>(clen)) != 1) {
-      return FailSsl(env, "EVP_DecryptUpdate");
+      return CryptoFailSsl(env, "EVP_DecryptUpdate");
     }
     // §2.8: the tag is compared in constant time by OpenSSL (CRYPTO_memcmp).
     ok = EVP_DecryptFinal_ex(ctx, scratch.data() + clen, &outl) == 1;
@@ -207,12 +181,6 @@ napi_value AeadOpen(napi_env env, napi_callback_info info) {
   napi_value result;
   napi_get_boolean(env, ok, &result);
   return result;
-}
-
-bool Export(napi_env env, napi_value exports, const char* name, napi_callback cb, AeadState* st) {
-  napi_value fn;
-  return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, st, &fn) == napi_ok &&
-         napi_set_named_property(env, exports, name, fn) == napi_ok;
 }
 
 }  // namespace
@@ -235,8 +203,8 @@ void InitAead(Napi::Env env, Napi::Object exports) {
     FreeAeadState(st);
     return;
   }
-  if (!Export(env, exports, "aeadSeal", AeadSeal, st)) return;
-  Export(env, exports, "aeadOpen", AeadOpen, st);
+  if (!CryptoExport(env, exports, "aeadSeal", AeadSeal, st)) return;
+  CryptoExport(env, exports, "aeadOpen", AeadOpen, st);
 }
 
 }  // namespace tb

@@ -279,5 +279,7 @@ void InitTunOffload(Napi::Env env, Napi::Object exports);  // tunSegmentForTest,
 void InitUdp(Napi::Env env, Napi::Object exports);
 void InitUdpOffload(Napi::Env env, Napi::Object exports);  // udpPlanForTest, udpSplitForTest
 void InitAead(Napi::Env env, Napi::Object exports);  // aead.cc: the transport AEAD, not I/O
+void InitBlake2s(Napi::Env env, Napi::Object exports);  // blake2s.cc: HASH, MAC, HMAC of the handshake
+void InitXaead(Napi::Env env, Napi::Object exports);  // xaead.cc: XChaCha20-Poly1305 of cookie replies
 
 }  // namespace tb

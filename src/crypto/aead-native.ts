@@ -12,9 +12,10 @@
  * bounds again (cheaply) so no call can reach memory outside the buffer.
  * `nativeAeadFrom(binding)` takes any build with that shape, for tests.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { AEAD_KEY_LEN, TAG_LEN, type TransportAead } from './aead.js';
+import { DEFAULT_ADDON_PATH, loadAddonFunctions, loadOrReason } from './native-addon.js';
+
+export { DEFAULT_ADDON_PATH } from './native-addon.js';
 
 /** The addon's AEAD exports (native/README.md). */
 export interface NativeAeadBinding {
@@ -24,28 +25,9 @@ export interface NativeAeadBinding {
   aeadOpen(key: Uint8Array, counter: number, buf: Uint8Array, at: number, len: number): boolean;
 }
 
-/**
- * Where `npm run build` puts the addon, from dist/src/crypto/. The same file
- * src/io/linux/binding.ts loads (require caches it once); the path is
- * repeated here because crypto is the lowest layer and imports nothing above.
- */
-export const DEFAULT_ADDON_PATH = fileURLToPath(new URL('../../../native/build/Release/tunnelbyte_io.node', import.meta.url));
-
-const require = createRequire(import.meta.url);
-
 /** Loads the AEAD part of the addon at `path`; throws, saying why, when it cannot. */
 export function loadNativeAeadBinding(path: string = DEFAULT_ADDON_PATH): NativeAeadBinding {
-  let mod: unknown;
-  try {
-    mod = require(path);
-  } catch (e) {
-    throw new Error(`cannot load the native addon at ${path} (run \`npm run build\`): ${(e as Error).message}`, { cause: e });
-  }
-  const m = mod as Record<string, unknown> | null;
-  if (typeof m !== 'object' || m === null || typeof m.aeadSeal !== 'function' || typeof m.aeadOpen !== 'function') {
-    throw new TypeError(`${path}: the addon has no aeadSeal()/aeadOpen() (built without OpenSSL's ChaCha20-Poly1305?)`);
-  }
-  return m as unknown as NativeAeadBinding;
+  return loadAddonFunctions<NativeAeadBinding>(path, ['aeadSeal', 'aeadOpen'], 'ChaCha20-Poly1305');
 }
 
 function misuse(what: string, key: Uint8Array, counter: number, buf: Uint8Array, at: number, len: number, extra: number): RangeError {
@@ -94,18 +76,10 @@ export function nativeAeadFrom(binding: NativeAeadBinding, name = 'native'): Tra
   };
 }
 
-function loadDefault(): { aead: TransportAead | null; error: string | null } {
-  try {
-    return { aead: nativeAeadFrom(loadNativeAeadBinding()), error: null };
-  } catch (e) {
-    return { aead: null, error: (e as Error).message };
-  }
-}
-
-const loaded = loadDefault();
+const loaded = loadOrReason(() => nativeAeadFrom(loadNativeAeadBinding()));
 
 /** The native backend of this checkout's build; null when the addon cannot be loaded (see nativeAeadLoadError). */
-export const nativeTransportAead: TransportAead | null = loaded.aead;
+export const nativeTransportAead: TransportAead | null = loaded.value;
 
 /** Why `nativeTransportAead` is null; null when it loaded. */
 export const nativeAeadLoadError: string | null = loaded.error;

@@ -136,7 +136,7 @@ export class Device {
     } else {
       const sk = new Uint8Array(privateKey); // a copy (Buffer#slice would alias)
       const pk = this.crypto.x25519.publicKey(sk);
-      this.identity = { privateKey: sk, publicKey: pk, checker: new CookieChecker(pk, this.random), initial: responderInitialState(pk) };
+      this.identity = { privateKey: sk, publicKey: pk, checker: new CookieChecker(pk, this.random, this.crypto), initial: responderInitialState(pk) };
       const self = this.peersById.get(keyToBase64(pk));
       if (self) this.removePeer(self.publicKey);
     }
@@ -171,7 +171,7 @@ export class Device {
       if (this.identity && Buffer.compare(this.identity.publicKey, publicKey) === 0) {
         throw new RangeError('a peer cannot have the device\'s own public key');
       }
-      peer = new Peer(publicKey, this.identity?.privateKey ?? null, this.crypto.x25519, this.random);
+      peer = new Peer(publicKey, this.identity?.privateKey ?? null, this.crypto.x25519, this.random, this.crypto);
       this.peersById.set(id, peer);
     }
     return peer;

@@ -6,7 +6,7 @@
  */
 import type { X25519 } from '../crypto/x25519.js';
 import { ENDPOINT_SIZE } from '../io/endpoint.js';
-import { CookieGenerator } from '../protocol/cookie.js';
+import { CookieGenerator, type CookieCrypto } from '../protocol/cookie.js';
 import { type InitiationState, type PeerKeys, responderInitialState, ZERO_PSK } from '../protocol/handshake.js';
 import type { Keypair } from '../protocol/keypair.js';
 import type { Random } from '../protocol/random.js';
@@ -53,7 +53,7 @@ export class Peer {
   /** Wall-clock ms of the last completed handshake, 0 if never. */
   lastHandshakeWallMs = 0;
 
-  constructor(publicKey: Uint8Array, ourPrivate: Uint8Array | null, dh: X25519, random: Random) {
+  constructor(publicKey: Uint8Array, ourPrivate: Uint8Array | null, dh: X25519, random: Random, cookieCrypto: CookieCrypto) {
     this.publicKey = new Uint8Array(publicKey);
     this.id = keyToBase64(this.publicKey);
     this.keys = {
@@ -62,7 +62,7 @@ export class Peer {
       staticStatic: ourPrivate ? dh.sharedSecret(ourPrivate, this.publicKey) : null,
       initialState: responderInitialState(this.publicKey),
     };
-    this.cookies = new CookieGenerator(this.publicKey);
+    this.cookies = new CookieGenerator(this.publicKey, cookieCrypto);
     this.timers = new PeerTimers(random);
   }
 

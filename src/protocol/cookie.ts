@@ -11,10 +11,15 @@
  * public key). `CookieGenerator` is the sending side, one per peer (keyed on
  * the peer's public key): it adds MACs to our handshake messages and keeps
  * the cookie the peer sent us.
+ *
+ * Both take their MAC and XChaCha20-Poly1305 from the device's crypto backend
+ * (crypto/backend.ts): on a flooded exit the checker runs for every handshake
+ * message received, so it allocates nothing to check mac1 or mac2.
  */
 import { bytesEqual } from '../crypto/aead.js';
-import { hash, mac, MAC_LEN } from '../crypto/blake2s.js';
-import { XNONCE_LEN, xaeadOpen, xaeadSeal } from '../crypto/xaead.js';
+import type { CryptoBackend } from '../crypto/backend.js';
+import { hash, MAC_LEN } from '../crypto/blake2s.js';
+import { XNONCE_LEN } from '../crypto/xaead.js';
 import { COOKIE_REFRESH_TIME, LABEL_COOKIE, LABEL_MAC1 } from './constants.js';
 import { CookieReply, MSG_COOKIE_REPLY, writeType, writeU32 } from './messages.js';
 import type { Random } from './random.js';
@@ -32,29 +37,36 @@ function sourceBytes(rec: Uint8Array, at: number): Uint8Array {
   return rec.subarray(at, at + 20);
 }
 
+/** The primitives cookies need. */
+export type CookieCrypto = Pick<CryptoBackend, 'blake2s' | 'xaead'>;
+
 export class CookieChecker {
   private readonly mac1Key: Uint8Array;
   private readonly cookieKey: Uint8Array;
   private readonly secret = new Uint8Array(32);
   private secretSetAt = -Infinity;
+  /** Scratch for the MACs computed to check a message (never escapes). */
+  private readonly scratchMac = new Uint8Array(MAC_LEN);
+  private readonly scratchCookie = new Uint8Array(MAC_LEN);
 
-  constructor(ourPublicKey: Uint8Array, private readonly random: Random) {
+  constructor(ourPublicKey: Uint8Array, private readonly random: Random, private readonly crypto: CookieCrypto) {
     this.mac1Key = hash(LABEL_MAC1, ourPublicKey);
     this.cookieKey = hash(LABEL_COOKIE, ourPublicKey);
   }
 
   /** Whether msg = buf[at, at+size) carries a valid mac1 for us. */
   checkMac1(buf: Uint8Array, at: number, size: number): boolean {
-    const m = mac(this.mac1Key, buf.subarray(at, at + mac1At(size)));
-    return bytesEqual(m, buf.subarray(at + mac1At(size), at + mac2At(size)));
+    this.crypto.blake2s.macInto(this.scratchMac, this.mac1Key, buf.subarray(at, at + mac1At(size)));
+    return bytesEqual(this.scratchMac, buf.subarray(at + mac1At(size), at + mac2At(size)));
   }
 
   /** Whether the message carries a valid mac2 for a cookie we would give its source now. */
   checkMac2(buf: Uint8Array, at: number, size: number, src: Uint8Array, srcAt: number, now: number): boolean {
     if (now - this.secretSetAt > COOKIE_REFRESH_TIME) return false; // no current secret: no valid cookie exists
-    const cookie = mac(this.secret, sourceBytes(src, srcAt));
-    const m = mac(cookie, buf.subarray(at, at + mac2At(size)));
-    return bytesEqual(m, buf.subarray(at + mac2At(size), at + size));
+    const b2s = this.crypto.blake2s;
+    b2s.macInto(this.scratchCookie, this.secret, sourceBytes(src, srcAt));
+    b2s.macInto(this.scratchMac, this.scratchCookie, buf.subarray(at, at + mac2At(size)));
+    return bytesEqual(this.scratchMac, buf.subarray(at + mac2At(size), at + size));
   }
 
   /**
@@ -66,14 +78,15 @@ export class CookieChecker {
       this.random.fill(this.secret);
       this.secretSetAt = now;
     }
-    const cookie = mac(this.secret, sourceBytes(src, srcAt));
+    const cookie = this.scratchCookie;
+    this.crypto.blake2s.macInto(cookie, this.secret, sourceBytes(src, srcAt));
     const out = new Uint8Array(CookieReply.SIZE);
     writeType(out, 0, MSG_COOKIE_REPLY);
     writeU32(out, CookieReply.RECEIVER, receiverIndex);
     const nonce = out.subarray(CookieReply.NONCE, CookieReply.NONCE + XNONCE_LEN);
     this.random.fill(nonce);
     const mac1 = buf.subarray(at + mac1At(size), at + mac2At(size));
-    out.set(xaeadSeal(this.cookieKey, nonce, cookie, mac1), CookieReply.COOKIE);
+    out.set(this.crypto.xaead.seal(this.cookieKey, nonce, cookie, mac1), CookieReply.COOKIE);
     return out;
   }
 }
@@ -85,18 +98,21 @@ export class CookieGenerator {
   private cookieSetAt = -Infinity;
   private lastMac1: Uint8Array | null = null;
 
-  constructor(peerPublicKey: Uint8Array) {
+  constructor(peerPublicKey: Uint8Array, private readonly crypto: CookieCrypto) {
     this.mac1Key = hash(LABEL_MAC1, peerPublicKey);
     this.cookieKey = hash(LABEL_COOKIE, peerPublicKey);
   }
 
   /** Writes mac1 and mac2 into the last 32 bytes of msg = buf[at, at+size). */
   addMacs(buf: Uint8Array, at: number, size: number, now: number): void {
-    const m1 = mac(this.mac1Key, buf.subarray(at, at + mac1At(size)));
+    const m1 = new Uint8Array(MAC_LEN);
+    this.crypto.blake2s.macInto(m1, this.mac1Key, buf.subarray(at, at + mac1At(size)));
     buf.set(m1, at + mac1At(size));
     this.lastMac1 = m1;
     if (this.cookie && now - this.cookieSetAt < COOKIE_REFRESH_TIME) {
-      buf.set(mac(this.cookie, buf.subarray(at, at + mac2At(size))), at + mac2At(size));
+      const m2 = new Uint8Array(MAC_LEN);
+      this.crypto.blake2s.macInto(m2, this.cookie, buf.subarray(at, at + mac2At(size)));
+      buf.set(m2, at + mac2At(size));
     } else {
       buf.fill(0, at + mac2At(size), at + size);
     }
@@ -107,7 +123,7 @@ export class CookieGenerator {
     if (!this.lastMac1) return false;
     const nonce = buf.subarray(at + CookieReply.NONCE, at + CookieReply.NONCE + XNONCE_LEN);
     const sealed = buf.subarray(at + CookieReply.COOKIE, at + CookieReply.SIZE);
-    const cookie = xaeadOpen(this.cookieKey, nonce, sealed, this.lastMac1);
+    const cookie = this.crypto.xaead.open(this.cookieKey, nonce, sealed, this.lastMac1);
     if (!cookie) return false;
     this.cookie = cookie;
     this.cookieSetAt = now;

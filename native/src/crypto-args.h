@@ -1,0 +1,53 @@
+// Argument checks and errors shared by the crypto exports (aead.cc,
+// blake2s.cc, xaead.cc). They use plain N-API, not node-addon-api: the crypto
+// calls run once per packet or handshake message and a Napi::CallbackInfo
+// costs more than the work of a 16-byte MAC. Each helper throws a
+// TypeError/RangeError naming the argument and returns false/nullptr.
+#pragma once
+
+#include <node_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <openssl/err.h>
+
+namespace tb {
+
+inline napi_value CryptoFail(napi_env env, bool range, const std::string& msg) {
+  if (range) {
+    napi_throw_range_error(env, nullptr, msg.c_str());
+  } else {
+    napi_throw_type_error(env, nullptr, msg.c_str());
+  }
+  return nullptr;
+}
+
+// An OpenSSL call that cannot fail for valid arguments did: a broken build, not bad input.
+inline napi_value CryptoFailSsl(napi_env env, const char* what) {
+  ERR_clear_error();
+  napi_throw_error(env, "ERR_TB_OPENSSL", (std::string(what) + " failed").c_str());
+  return nullptr;
+}
+
+// argument i must be a Uint8Array; its bytes (already advanced by the view's byteOffset) and length.
+inline bool CryptoBytes(napi_env env, napi_value v, size_t i, uint8_t** data, size_t* len) {
+  napi_typedarray_type type;
+  void* p = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+    CryptoFail(env, false, "argument " + std::to_string(i) + ": expected a Uint8Array");
+    return false;
+  }
+  *data = static_cast<uint8_t*>(p);
+  return true;
+}
+
+// exports[name] = a function calling cb with `data` (the export's per-environment state).
+inline bool CryptoExport(napi_env env, napi_value exports, const char* name, napi_callback cb, void* data) {
+  napi_value fn;
+  return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, data, &fn) == napi_ok &&
+         napi_set_named_property(env, exports, name, fn) == napi_ok;
+}
+
+}  // namespace tb

@@ -18,7 +18,7 @@ import { createControlPlane } from '../src/control/control-plane.js';
 import { createApp } from '../src/control/http/app.js';
 import { createMetrics } from '../src/control/http/metrics.js';
 import type { DataPlane, PeerCounters } from '../src/control/services/data-plane.js';
-import { generateKeyPair } from '../src/control/wireguard-keys.js';
+import { generateKeyPair } from '../src/crypto/wireguard-keys.js';
 
 class CountersOnlyDataPlane implements DataPlane {
   private readonly counters = new Map<string, PeerCounters>();

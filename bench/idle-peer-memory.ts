@@ -6,7 +6,7 @@
  * per peer is counted.
  */
 import { Device } from '../src/device/device.js';
-import { ManualClock } from '../src/device/clock.js';
+import { ManualClock } from '../src/protocol/clock.js';
 import { defaultBackend } from '../src/crypto/backend.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;

@@ -7,9 +7,10 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Device } from '../src/device/device.js';
-import { ManualClock } from '../src/device/clock.js';
+import { ManualClock } from '../src/protocol/clock.js';
 import { PacketBatch } from '../src/io/batch.js';
-import { encodeEndpoint, parseIPv4 } from '../src/io/endpoint.js';
+import { encodeEndpoint } from '../src/io/endpoint.js';
+import { parseIPv4 } from '../src/io/ip-address.js';
 import { nobleTransportAead, nodeTransportAead, type TransportAead } from '../src/crypto/aead.js';
 import { nobleX25519, nodeX25519, type X25519 } from '../src/crypto/x25519.js';
 import { nativeTransportAead } from '../src/crypto/aead-native.js';
@@ -180,8 +181,7 @@ export function benchHandshakes(scale: number): Row[] {
   const n = Math.max(20, Math.round(600 * scale));
   for (let i = 0; i < n; i++) {
     iClock.advance(5_001); // one initiation per REKEY_TIMEOUT; timestamps increase
-    initiator.sendHandshakeInitiation(peer, false, iClock.now());
-    initiator.flushOut();
+    initiator.sendKeepalive(peer); // no session: the keepalive waits and an initiation goes out
   }
   const batch = new PacketBatch(1, 256);
   encodeEndpoint({ family: 4, address: '192.0.2.1', port: 1 }, batch.endpoints);

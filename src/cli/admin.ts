@@ -125,7 +125,7 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
     .description('every account with its tier, active sessions and usage this period')
     .action(function (this: Command) {
       withControl(this, false, (cp, g) => {
-        const period = periodAt(cp.clock()).id;
+        const period = periodAt(cp.clock.wallMs()).id;
         const rows = cp.accounts.list().map((a) => {
           const u = cp.store.usage.get(a.id, period);
           return {

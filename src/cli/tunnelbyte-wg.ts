@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { createWgLogger, parseLogLevel } from '../server/wg-log.js';
 import { WgDaemon } from '../server/wg-daemon.js';
 import { linuxWgPlatform } from '../server/wg-platform.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../control/version.js';
 
 const READY_FD_ENV = 'TB_WG_READY_FD';
 

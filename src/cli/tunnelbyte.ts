@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { registerAdminCommands, reportAdminError } from './admin.js';
 import { registerCustomerCommands } from './customer/index.js';
 import { registerServeCommand } from './serve.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../control/version.js';
 
 // The `tunnelbyte` program: each command group adds itself with one register call.
 const program = new Command('tunnelbyte')

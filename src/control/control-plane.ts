@@ -14,7 +14,7 @@
  *   const app = createApp({ control: cp, logger });        // src/control/http/app.ts
  *   ...on shutdown: clearInterval(timer); agent.sync(); cp.close();
  */
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../protocol/clock.js';
 import { controlConfig, type ControlConfig } from './config.js';
 import { AccountService } from './services/accounts.js';
 import { AuthService } from './services/auth.js';
@@ -56,7 +56,7 @@ export class ControlPlane {
     if (!opts.store && !opts.dbPath) throw new TypeError('createControlPlane needs dbPath or store');
     this.config = opts.config ?? controlConfig();
     this.clock = opts.clock ?? systemClock;
-    this.store = opts.store ?? openStore(opts.dbPath!, { now: this.clock });
+    this.store = opts.store ?? openStore(opts.dbPath!, { now: () => this.clock.wallMs() });
     const peers: PeerSync = { nodeChanged: (nodeId) => void this.agents.get(nodeId)?.reconcile() };
     this.ctx = { store: this.store, config: this.config, clock: this.clock, peers };
     this.auth = new AuthService(this.ctx);

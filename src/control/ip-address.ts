@@ -1,10 +1,12 @@
 /**
  * IP addresses and CIDR pools as numbers, for address allocation and IP
- * attribution. Addresses are validated with node:net first, then converted
- * to a bigint; output is canonical (dotted quad; RFC 5952 for IPv6), so the
- * same address always compares equal as a string in SQLite.
+ * attribution. Addresses are parsed and printed by io/ip-address.ts (the
+ * program's one address text, RFC 5952 for IPv6) and held here as bigints;
+ * output is canonical, so the same address always compares equal as a
+ * string in SQLite.
  */
 import { isIP } from 'node:net';
+import { formatIPv4, formatIPv6, isV4Mapped, parseIPv4, parseIPv6 } from '../io/ip-address.js';
 
 export type IpVersion = 4 | 6;
 
@@ -22,66 +24,32 @@ export interface Cidr {
 
 const BITS: Record<IpVersion, number> = { 4: 32, 6: 128 };
 
-function parseV4(s: string): bigint {
-  return s.split('.').reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n);
+function toBigInt(bytes: Uint8Array): bigint {
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return v;
 }
 
-function parseV6(s: string): bigint {
-  let head = s;
-  let tailV4: bigint | null = null;
-  const lastColon = s.lastIndexOf(':');
-  if (s.indexOf('.', lastColon) !== -1) {
-    tailV4 = parseV4(s.slice(lastColon + 1));
-    head = s.slice(0, lastColon + 1) + '0:0';
-  }
-  const [left, right] = head.includes('::') ? head.split('::') : [head, null];
-  const l = left ? left.split(':') : [];
-  const r = right === null ? [] : right ? right.split(':') : [];
-  const missing = 8 - l.length - r.length;
-  const groups = right === null ? l : [...l, ...Array<string>(missing).fill('0'), ...r];
-  let v = groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-  if (tailV4 !== null) v = (v & ~0xffffffffn) | tailV4;
-  return v;
+function toBytes(value: bigint, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  for (let i = len - 1, v = value; i >= 0; i--, v >>= 8n) out[i] = Number(v & 0xffn);
+  return out;
 }
 
 /** Parses an IPv4 or IPv6 address (no zone, no brackets); null when malformed. IPv4-mapped IPv6 becomes IPv4. */
 export function parseIp(s: string): IpValue | null {
-  const kind = isIP(s);
-  if (kind === 4) return { version: 4, value: parseV4(s) };
-  if (kind === 6) {
-    if (s.includes('%')) return null;
-    const value = parseV6(s);
-    if (value >> 32n === 0xffffn) return { version: 4, value: value & 0xffffffffn };
-    return { version: 6, value };
-  }
-  return null;
+  const v4 = parseIPv4(s);
+  if (v4) return { version: 4, value: toBigInt(v4) };
+  if (s.includes('%')) return null;
+  const v6 = parseIPv6(s);
+  if (!v6) return null;
+  if (isV4Mapped(v6)) return { version: 4, value: toBigInt(v6.subarray(12)) };
+  return { version: 6, value: toBigInt(v6) };
 }
 
+/** Canonical text: a dotted quad, or RFC 5952 for IPv6 (io/ip-address.ts, the one formatter). */
 export function formatIp(version: IpVersion, value: bigint): string {
-  if (version === 4) {
-    return [24n, 16n, 8n, 0n].map((sh) => String((value >> sh) & 0xffn)).join('.');
-  }
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952 §4.2: compress the longest run (≥ 2) of zero groups, the first on a tie.
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestAt < 0) return hex.join(':');
-  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
+  return version === 4 ? formatIPv4(toBytes(value, 4)) : formatIPv6(toBytes(value, 16));
 }
 
 /** The canonical text of an address, or null when malformed. */

@@ -1,122 +1,32 @@
 /**
- * The WireGuard device: our static identity, the peers, the cryptokey
- * routing table, the receiver-index table, and the three entry points that
- * turn input into output:
+ * The WireGuard device as the rest of the program sees it: configuration
+ * (our private key, peers, their allowed IPs and keepalives), the three entry
+ * points that turn input into output, and the figures the UAPI and /metrics
+ * report.
  *
  *   receiveFromTun(batch)      IP packets from the TUN  → datagrams for the network  (send.ts)
  *   receiveFromNetwork(batch)  datagrams from the network → IP packets for the TUN  (receive.ts)
  *   tick()                     timers (whitepaper §6)   → keepalives, handshakes
  *
- * The device has no sockets, no timers and reads time only from the injected
- * clock; output goes to the two sinks it was given. Handshake messages,
- * keepalives and packets that waited for a handshake are collected in a
- * device-owned output batch and handed to the network sink at the end of each
- * entry point (or when it fills up).
+ * This surface is what runtime.ts, the UAPI (uapi.ts) and the exit server
+ * use; the state machine behind it (sessions, handshakes, the receiver-index
+ * table, the output batch) is device-core.ts, and the packet paths reach it
+ * only through data-path.ts.
  */
-import { defaultBackend, type CryptoBackend } from '../crypto/backend.js';
-import { PacketBatch, MAX_PACKET_SIZE } from '../io/batch.js';
-import { ENDPOINT_SIZE } from '../io/endpoint.js';
-import { AllowedIps } from '../protocol/allowed-ips.js';
-import {
-  DEFAULT_MTU,
-  INITIATIONS_MIN_INTERVAL,
-  MAX_TIMER_HANDSHAKES,
-  REJECT_AFTER_TIME,
-  REKEY_TIMEOUT,
-  STAGED_QUEUE_SIZE,
-  KEEPALIVE_TIMEOUT,
-  TRANSPORT_HEADER_LEN,
-} from '../protocol/constants.js';
-import { CookieChecker } from '../protocol/cookie.js';
-import { consumeInitiation, consumeResponse, createInitiation, createResponse, responderInitialState } from '../protocol/handshake.js';
-import { IndexTable } from '../protocol/index-table.js';
-import { Keypair } from '../protocol/keypair.js';
-import { CookieReply, DROP_REASONS, type DropReason, Initiation, MSG_INITIATION, readU32, Response } from '../protocol/messages.js';
-import type { SymmetricState } from '../protocol/noise.js';
-import { systemRandom, type Random } from '../protocol/random.js';
-import { RateLimiter } from '../protocol/rate-limiter.js';
-import { tai64n, tai64nAfter } from '../protocol/tai64n.js';
-import type { Clock } from './clock.js';
-import { keyToBase64, Peer } from './peer.js';
-import { receiveBatch } from './receive.js';
-import { sealStaged, sendBatch } from './send.js';
+import type { PacketBatch } from '../io/batch.js';
+import type { AllowedIps } from '../protocol/allowed-ips.js';
+import type { DropReason } from '../protocol/messages.js';
+import { DeviceCore, type DeviceOptions } from './device-core.js';
+import type { Peer } from './peer.js';
 
 export { Peer } from './peer.js';
-
-/** Handshake messages per second above which the device counts as under load (wireguard-go: a queue 1/8 full). */
-export const UNDER_LOAD_HANDSHAKES_PER_SECOND = 128;
-const UNDER_LOAD_HOLD = 1000;
-
-/** Output batch geometry: big enough for any staged packet plus header, padding and tag. */
-const OUT_SLOTS = 64;
-export const SLOT_SIZE = MAX_PACKET_SIZE + 64 + 1;
-
-export interface DeviceOptions {
-  clock: Clock;
-  /** Receives batches of datagrams to send; each slot's endpoint record says where. */
-  sendToNetwork: (batch: PacketBatch) => void;
-  /** Receives batches of decrypted IP packets. */
-  writeToTun: (batch: PacketBatch) => void;
-  privateKey?: Uint8Array | null;
-  crypto?: CryptoBackend;
-  random?: Random;
-  /** Interface MTU, for padding (whitepaper §5.4.6 pads to 16 without exceeding it). */
-  mtu?: number;
-  /** Drop packets from one peer addressed to another peer's allowed IPs (an exit's client isolation). */
-  isolatePeers?: boolean;
-  /** Force the under-load state (tests); default: measured. */
-  underLoad?: 'auto' | 'always' | 'never';
-}
-
-/** One entry of the receiver-index table: a pending handshake or a keypair of a peer. */
-export interface IndexEntry {
-  peer: Peer;
-  keypair: Keypair | null;
-}
-
-export interface Identity {
-  privateKey: Uint8Array;
-  publicKey: Uint8Array;
-  checker: CookieChecker;
-  initial: SymmetricState;
-}
+export type { DeviceOptions } from './device-core.js';
 
 export class Device {
-  readonly clock: Clock;
-  readonly crypto: CryptoBackend;
-  readonly random: Random;
-  readonly allowedIps = new AllowedIps<Peer>();
-  readonly indices: IndexTable<IndexEntry>;
-  readonly rateLimiter = new RateLimiter();
-  readonly drops: Record<DropReason, number>;
-  readonly isolatePeers: boolean;
-  mtu: number;
-  identity: Identity | null = null;
-
-  readonly sendToNetwork: (batch: PacketBatch) => void;
-  readonly writeToTun: (batch: PacketBatch) => void;
-  /** Handshakes, keepalives and staged packets waiting to be handed to the network sink. */
-  readonly out = new PacketBatch(OUT_SLOTS, SLOT_SIZE);
-
-  private readonly peersById = new Map<string, Peer>();
-  private readonly underLoadMode: 'auto' | 'always' | 'never';
-  private underLoadUntil = -Infinity;
-  private handshakeWindowStart = -Infinity;
-  private handshakeWindowCount = 0;
-  private lastGc = -Infinity;
+  private readonly core: DeviceCore;
 
   constructor(opts: DeviceOptions) {
-    this.clock = opts.clock;
-    this.crypto = opts.crypto ?? defaultBackend();
-    this.random = opts.random ?? systemRandom;
-    this.indices = new IndexTable(this.random);
-    this.sendToNetwork = opts.sendToNetwork;
-    this.writeToTun = opts.writeToTun;
-    this.mtu = opts.mtu ?? DEFAULT_MTU;
-    this.isolatePeers = opts.isolatePeers ?? false;
-    this.underLoadMode = opts.underLoad ?? 'auto';
-    this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
-    if (opts.privateKey) this.setPrivateKey(opts.privateKey);
+    this.core = new DeviceCore(opts);
   }
 
   // ---- configuration -------------------------------------------------------
@@ -127,428 +37,78 @@ export class Device {
    * static-static DH is recomputed and current sessions are expired.
    */
   setPrivateKey(privateKey: Uint8Array | null): void {
-    if (privateKey && privateKey.length !== 32) throw new TypeError('private key must be 32 bytes');
-    const old = this.identity;
-    if (old && privateKey && Buffer.compare(old.privateKey, privateKey) === 0) return;
-    old?.privateKey.fill(0);
-    if (!privateKey) {
-      this.identity = null;
-    } else {
-      const sk = new Uint8Array(privateKey); // a copy (Buffer#slice would alias)
-      const pk = this.crypto.x25519.publicKey(sk);
-      this.identity = { privateKey: sk, publicKey: pk, checker: new CookieChecker(pk, this.random, this.crypto), initial: responderInitialState(pk) };
-      const self = this.peersById.get(keyToBase64(pk));
-      if (self) this.removePeer(self.publicKey);
-    }
-    for (const peer of this.peersById.values()) {
-      peer.rekeyStatic(this.identity?.privateKey ?? null, this.crypto.x25519);
-      this.expireCurrentKeypairs(peer);
-    }
+    this.core.setPrivateKey(privateKey);
   }
 
+  /** Our public key, or null without a private key. */
   publicKey(): Uint8Array | null {
-    return this.identity?.publicKey ?? null;
+    return this.core.publicKey();
+  }
+
+  /** A copy of our private key, or null (the UAPI `get` prints it, as wireguard-go does). */
+  privateKey(): Uint8Array | null {
+    return this.core.privateKey();
   }
 
   peer(publicKey: Uint8Array): Peer | undefined {
-    return this.peersById.get(keyToBase64(publicKey));
+    return this.core.peer(publicKey);
   }
 
   peers(): IterableIterator<Peer> {
-    return this.peersById.values();
+    return this.core.peers();
   }
 
   get peerCount(): number {
-    return this.peersById.size;
+    return this.core.peerCount;
   }
 
   /** Returns the peer with this public key, creating it if needed. */
   addPeer(publicKey: Uint8Array): Peer {
-    if (publicKey.length !== 32) throw new TypeError('public key must be 32 bytes');
-    const id = keyToBase64(publicKey);
-    let peer = this.peersById.get(id);
-    if (!peer) {
-      if (this.identity && Buffer.compare(this.identity.publicKey, publicKey) === 0) {
-        throw new RangeError('a peer cannot have the device\'s own public key');
-      }
-      peer = new Peer(publicKey, this.identity?.privateKey ?? null, this.crypto.x25519, this.random, this.crypto);
-      this.peersById.set(id, peer);
-    }
-    return peer;
+    return this.core.addPeer(publicKey);
   }
 
+  /** Removes a peer, its allowed IPs, sessions and staged packets; false if it was not there. */
   removePeer(publicKey: Uint8Array): boolean {
-    const peer = this.peersById.get(keyToBase64(publicKey));
-    if (!peer) return false;
-    this.peersById.delete(peer.id);
-    this.allowedIps.removeValue(peer);
-    peer.timers.stopAll();
-    this.clearHandshake(peer);
-    for (const kp of [peer.previous, peer.current, peer.next]) if (kp) this.deleteKeypair(kp);
-    peer.previous = peer.current = peer.next = null;
-    peer.staged = [];
-    peer.setPresharedKey(null);
-    peer.keys.staticStatic?.fill(0);
-    return true;
+    return this.core.removePeer(publicKey);
   }
 
   removeAllPeers(): void {
-    for (const p of [...this.peersById.values()]) this.removePeer(p.publicKey);
+    this.core.removeAllPeers();
   }
 
   setPersistentKeepalive(peer: Peer, seconds: number): void {
-    if (!Number.isInteger(seconds) || seconds < 0 || seconds > 65535) throw new RangeError('persistent keepalive must be 0..65535 seconds');
-    peer.timers.persistentKeepaliveInterval = seconds * 1000;
-    if (seconds === 0) peer.timers.persistentKeepalive = Infinity;
+    this.core.setPersistentKeepalive(peer, seconds);
+  }
+
+  /** Sends a keepalive now (e.g. when persistent keepalive is switched on). */
+  sendKeepalive(peer: Peer): void {
+    this.core.sendKeepalive(peer);
+  }
+
+  /** Cryptokey routing (whitepaper §2): each peer's allowed IPs. */
+  get allowedIps(): AllowedIps<Peer> {
+    return this.core.allowedIps;
+  }
+
+  /** Datagrams and packets dropped so far, by reason. */
+  get drops(): Readonly<Record<DropReason, number>> {
+    return this.core.drops;
   }
 
   // ---- entry points ----------------------------------------------------------
 
   /** IP packets read from the TUN (16 bytes of headroom each) → datagrams to the network sink. */
   receiveFromTun(batch: PacketBatch): void {
-    sendBatch(this, batch);
+    this.core.receiveFromTun(batch);
   }
 
   /** Datagrams from the network → IP packets to the TUN sink. */
   receiveFromNetwork(batch: PacketBatch): void {
-    receiveBatch(this, batch);
+    this.core.receiveFromNetwork(batch);
   }
 
   /** Runs expired timers of every peer (whitepaper §6). Call a few times per second. */
   tick(): void {
-    const now = this.clock.now();
-    for (const peer of this.peersById.values()) {
-      if (peer.timers.next() > now) continue;
-      for (let t = peer.timers.popDue(now); t !== null; t = peer.timers.popDue(now)) {
-        switch (t) {
-          case 'retransmitHandshake':
-            if (peer.timers.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
-              // §6.4: give up after REKEY_ATTEMPT_TIME; drop what waited, erase keys later.
-              peer.staged = [];
-              peer.timers.sendKeepalive = Infinity;
-              if (peer.timers.zeroKeyMaterial === Infinity) peer.timers.zeroKeyMaterial = now + 3 * REJECT_AFTER_TIME;
-            } else {
-              peer.timers.handshakeAttempts++;
-              this.sendHandshakeInitiation(peer, true, now);
-            }
-            break;
-          case 'sendKeepalive':
-            this.queueKeepalive(peer, now);
-            if (peer.timers.needAnotherKeepalive) {
-              peer.timers.needAnotherKeepalive = false;
-              peer.timers.sendKeepalive = now + KEEPALIVE_TIMEOUT;
-            }
-            break;
-          case 'newHandshake':
-            this.sendHandshakeInitiation(peer, false, now);
-            break;
-          case 'zeroKeyMaterial':
-            // §6.3: after 3 × REJECT_AFTER_TIME without a new session, erase every key.
-            this.clearHandshake(peer);
-            for (const kp of [peer.previous, peer.current, peer.next]) if (kp) this.deleteKeypair(kp);
-            peer.previous = peer.current = peer.next = null;
-            break;
-          case 'persistentKeepalive':
-            if (peer.timers.persistentKeepaliveInterval > 0) this.queueKeepalive(peer, now);
-            break;
-        }
-      }
-    }
-    if (now - this.lastGc >= 1000) {
-      this.rateLimiter.gc(now);
-      this.lastGc = now;
-    }
-    this.flushOut();
+    this.core.tick();
   }
-
-  // ---- sessions ----------------------------------------------------------------
-
-  /** A keypair can send while younger than REJECT_AFTER_TIME and below REJECT_AFTER_MESSAGES. */
-  canSend(kp: Keypair | null, now: number): kp is Keypair {
-    return kp !== null && now - kp.createdAt < REJECT_AFTER_TIME && kp.sendCounter < Number.MAX_SAFE_INTEGER;
-  }
-
-  /** Sends a keepalive now (e.g. when persistent keepalive is switched on), flushing the output. */
-  sendKeepalive(peer: Peer): void {
-    this.queueKeepalive(peer, this.clock.now());
-    this.flushOut();
-  }
-
-  /**
-   * Queues a keepalive: an empty transport message (whitepaper §6.5). Like
-   * wireguard-go, it goes through the staged queue, so without a session it
-   * starts a handshake instead.
-   */
-  queueKeepalive(peer: Peer, now: number): void {
-    if (peer.staged.length === 0) peer.staged.push(new Uint8Array(0));
-    this.sendStaged(peer, now);
-  }
-
-  /** Sends what waits in the staged queue if the peer has a usable session, else asks for a handshake. */
-  sendStaged(peer: Peer, now: number): void {
-    if (peer.staged.length === 0) return;
-    const kp = peer.current;
-    if (!this.canSend(kp, now) || !peer.hasEndpoint()) {
-      this.sendHandshakeInitiation(peer, false, now);
-      return;
-    }
-    const staged = peer.staged;
-    peer.staged = [];
-    for (const pkt of staged) {
-      if (this.out.count === this.out.capacity) this.flushOut();
-      sealStaged(this, peer, kp, pkt, now);
-    }
-  }
-
-  /** Queues a packet in the peer's staged queue (bounded; the oldest is dropped first). */
-  stage(peer: Peer, pkt: Uint8Array): void {
-    if (peer.staged.length >= STAGED_QUEUE_SIZE) peer.staged.shift();
-    peer.staged.push(pkt);
-  }
-
-  /** wireguard-go ExpireCurrentKeypairs: nothing more is sent on the current/next keypairs. */
-  expireCurrentKeypairs(peer: Peer): void {
-    this.clearHandshake(peer);
-    peer.lastSentHandshake = -Infinity;
-    if (peer.current) peer.current.sendCounter = Number.MAX_SAFE_INTEGER;
-    if (peer.next) peer.next.sendCounter = Number.MAX_SAFE_INTEGER;
-  }
-
-  deleteKeypair(kp: Keypair): void {
-    if (this.indices.get(kp.localIndex)?.keypair === kp) this.indices.delete(kp.localIndex);
-    kp.wipe();
-  }
-
-  private clearHandshake(peer: Peer): void {
-    if (peer.handshake.kind === 'initiation-sent') {
-      const hs = peer.handshake.initiation;
-      if (this.indices.get(hs.localIndex)?.keypair === null) this.indices.delete(hs.localIndex);
-      hs.ephemeralPrivate.fill(0);
-      hs.st.wipe();
-    }
-    peer.handshake = { kind: 'none' };
-  }
-
-  /**
-   * Installs new transport keys (whitepaper §5.4.5 and the key rotation of
-   * wireguard-go's BeginSymmetricSession): the initiator uses them at once
-   * (current; the old current becomes previous), the responder holds them as
-   * `next` until the initiator's first packet confirms them.
-   */
-  private beginSession(peer: Peer, kp: Keypair, now: number): void {
-    if (kp.isInitiator) {
-      if (peer.next) {
-        const oldNext = peer.next;
-        peer.next = null;
-        if (peer.previous) this.deleteKeypair(peer.previous);
-        peer.previous = oldNext;
-        if (peer.current) this.deleteKeypair(peer.current);
-      } else {
-        if (peer.previous) this.deleteKeypair(peer.previous);
-        peer.previous = peer.current;
-      }
-      peer.current = kp;
-    } else {
-      if (peer.next) this.deleteKeypair(peer.next);
-      peer.next = kp;
-      if (peer.previous) this.deleteKeypair(peer.previous);
-      peer.previous = null;
-    }
-    peer.sentLastMinuteHandshake = false;
-    peer.timers.sessionDerived(now);
-  }
-
-  /**
-   * The first authenticated packet on `next` confirms it (whitepaper §5.4.5:
-   * the responder may not send with a session before the initiator used it).
-   * Returns true when this packet did the promotion.
-   */
-  confirmKeypair(peer: Peer, kp: Keypair): boolean {
-    if (peer.next !== kp) return false;
-    if (peer.previous) this.deleteKeypair(peer.previous);
-    peer.previous = peer.current;
-    peer.current = kp;
-    peer.next = null;
-    return true;
-  }
-
-  // ---- handshakes -------------------------------------------------------------
-
-  /**
-   * Sends an initiation (whitepaper §5.4.2), at most one per REKEY_TIMEOUT
-   * per peer (§6.1). `isRetry` is set by the retransmit timer.
-   */
-  sendHandshakeInitiation(peer: Peer, isRetry: boolean, now: number): void {
-    const id = this.identity;
-    if (!id) return;
-    if (!isRetry) peer.timers.handshakeAttempts = 0;
-    if (now - peer.lastSentHandshake < REKEY_TIMEOUT) return;
-    peer.lastSentHandshake = now;
-    this.clearHandshake(peer);
-    const entry: IndexEntry = { peer, keypair: null };
-    const localIndex = this.indices.allocate(entry);
-    const msg = new Uint8Array(Initiation.SIZE);
-    const initiation = createInitiation(
-      this.crypto.x25519,
-      { staticPrivate: id.privateKey, staticPublic: id.publicKey },
-      peer.keys,
-      localIndex,
-      tai64n(this.clock.wallMs()),
-      msg,
-    );
-    if (!initiation) {
-      this.indices.delete(localIndex);
-      return;
-    }
-    peer.handshake = { kind: 'initiation-sent', initiation, sentAt: now };
-    peer.cookies.addMacs(msg, 0, Initiation.SIZE, now);
-    peer.timers.anyAuthenticatedPacketTraversal(now);
-    peer.timers.anyAuthenticatedPacketSent();
-    this.queueOut(peer, msg);
-    peer.timers.handshakeInitiated(now);
-  }
-
-  /** Copies a message into the output batch, addressed to the peer's endpoint. */
-  queueOut(peer: Peer, msg: Uint8Array): void {
-    if (!peer.hasEndpoint()) return;
-    if (this.out.count === this.out.capacity) this.flushOut();
-    const i = this.out.count++;
-    this.out.offsets[i] = 0;
-    this.out.lengths[i] = msg.length;
-    this.out.data.set(msg, i * this.out.slotSize);
-    this.out.endpoints.set(peer.endpoint, i * ENDPOINT_SIZE);
-    peer.txBytes += msg.length;
-  }
-
-  /** Queues a reply to the datagram's source (cookie replies go to whoever asked). */
-  queueReply(msg: Uint8Array, src: Uint8Array, srcAt: number): void {
-    if (this.out.count === this.out.capacity) this.flushOut();
-    const i = this.out.count++;
-    this.out.offsets[i] = 0;
-    this.out.lengths[i] = msg.length;
-    this.out.data.set(msg, i * this.out.slotSize);
-    this.out.endpoints.set(src.subarray(srcAt, srcAt + ENDPOINT_SIZE), i * ENDPOINT_SIZE);
-  }
-
-  flushOut(): void {
-    if (this.out.count === 0) return;
-    this.sendToNetwork(this.out);
-    this.out.count = 0;
-  }
-
-  /** Whether handshake processing is under load (whitepaper §5.3: then cookies and rate limits apply). */
-  underLoad(now: number): boolean {
-    if (this.underLoadMode !== 'auto') return this.underLoadMode === 'always';
-    if (now - this.handshakeWindowStart >= 1000) {
-      this.handshakeWindowStart = now;
-      this.handshakeWindowCount = 0;
-    }
-    if (++this.handshakeWindowCount > UNDER_LOAD_HANDSHAKES_PER_SECOND) this.underLoadUntil = now + UNDER_LOAD_HOLD;
-    return now < this.underLoadUntil;
-  }
-
-  /**
-   * Handles one handshake message (type 1, 2 or 3) of exact length at
-   * batch slot i. Returns a drop reason, or null when it was consumed.
-   */
-  handleHandshake(type: number, buf: Uint8Array, at: number, len: number, src: Uint8Array, srcAt: number, now: number): DropReason | null {
-    const id = this.identity;
-    if (!id) return 'unknown-peer';
-    if (type === 3) {
-      const entry = this.indices.get(readU32(buf, at + CookieReply.RECEIVER));
-      if (!entry) return 'unknown-receiver';
-      return entry.peer.cookies.consumeReply(buf, at, now) ? null : 'bad-cookie';
-    }
-    if (!id.checker.checkMac1(buf, at, len)) return 'bad-mac1';
-    if (this.underLoad(now)) {
-      if (!id.checker.checkMac2(buf, at, len, src, srcAt, now)) {
-        const sender = readU32(buf, at + Initiation.SENDER); // same offset in both handshake messages
-        this.queueReply(id.checker.createReply(buf, at, len, sender, src, srcAt, now), src, srcAt);
-        return 'bad-mac2';
-      }
-      if (!this.rateLimiter.allow(src, srcAt, now)) return 'rate-limited';
-    }
-    const msg = buf.subarray(at, at + len);
-    return type === MSG_INITIATION ? this.consumeInitiation(id, msg, src, srcAt, now) : this.consumeResponse(id, msg, src, srcAt, now);
-  }
-
-  private consumeInitiation(id: Identity, msg: Uint8Array, src: Uint8Array, srcAt: number, now: number): DropReason | null {
-    const consumed = consumeInitiation(this.crypto.x25519, id.privateKey, id.initial, msg, (rs) => {
-      const peer = this.peersById.get(keyToBase64(rs));
-      return peer ? { peer, keys: peer.keys } : null;
-    });
-    if (!consumed) return 'handshake-failed';
-    const peer = consumed.peer;
-    // §5.1: the timestamp must be newer than any seen from this peer; §5.3: at most 50 initiations/s.
-    if (peer.latestTimestamp && !tai64nAfter(consumed.timestamp, peer.latestTimestamp)) return 'replayed-initiation';
-    if (now - peer.lastInitiationConsumed < INITIATIONS_MIN_INTERVAL) return 'initiation-flood';
-    peer.latestTimestamp = consumed.timestamp;
-    peer.lastInitiationConsumed = now;
-    peer.rxBytes += msg.length;
-    this.updateEndpoint(peer, src, srcAt);
-    peer.timers.anyAuthenticatedPacketTraversal(now);
-    peer.timers.anyAuthenticatedPacketReceived();
-
-    const entry: IndexEntry = { peer, keypair: null };
-    const localIndex = this.indices.allocate(entry);
-    const resp = new Uint8Array(Response.SIZE);
-    const keys = createResponse(this.crypto.x25519, consumed, peer.keys, localIndex, resp);
-    if (!keys) {
-      this.indices.delete(localIndex);
-      return 'handshake-failed';
-    }
-    const kp = new Keypair(keys.sendKey, keys.receiveKey, false, now, localIndex, consumed.remoteIndex);
-    entry.keypair = kp;
-    this.beginSession(peer, kp, now);
-    peer.cookies.addMacs(resp, 0, Response.SIZE, now);
-    peer.timers.anyAuthenticatedPacketTraversal(now);
-    peer.timers.anyAuthenticatedPacketSent();
-    this.queueOut(peer, resp);
-    return null;
-  }
-
-  private consumeResponse(id: Identity, msg: Uint8Array, src: Uint8Array, srcAt: number, now: number): DropReason | null {
-    const entry = this.indices.get(readU32(msg, Response.RECEIVER));
-    if (!entry || entry.keypair !== null) return 'unknown-receiver';
-    const peer = entry.peer;
-    const hs = peer.handshake;
-    if (hs.kind !== 'initiation-sent' || hs.initiation.localIndex !== readU32(msg, Response.RECEIVER)) return 'unexpected-response';
-    const keys = consumeResponse(this.crypto.x25519, { staticPrivate: id.privateKey, staticPublic: id.publicKey }, hs.initiation, peer.keys, msg);
-    if (!keys) return 'handshake-failed';
-    // The handshake's index now names the keypair (wireguard-go reuses it).
-    hs.initiation.ephemeralPrivate.fill(0);
-    hs.initiation.st.wipe();
-    peer.handshake = { kind: 'none' };
-    const kp = new Keypair(keys.sendKey, keys.receiveKey, true, now, hs.initiation.localIndex, keys.remoteIndex);
-    entry.keypair = kp;
-    this.indices.replace(kp.localIndex, entry);
-    peer.rxBytes += msg.length;
-    this.updateEndpoint(peer, src, srcAt);
-    peer.timers.anyAuthenticatedPacketTraversal(now);
-    peer.timers.anyAuthenticatedPacketReceived();
-    this.beginSession(peer, kp, now);
-    this.handshakeComplete(peer);
-    // Confirm the session to the responder at once: staged data, or a keepalive.
-    this.queueKeepalive(peer, now);
-    return null;
-  }
-
-  handshakeComplete(peer: Peer): void {
-    peer.timers.handshakeComplete();
-    peer.lastHandshakeWallMs = this.clock.wallMs();
-  }
-
-  /** Roaming (whitepaper §2.1): the endpoint follows the source of authenticated packets. */
-  updateEndpoint(peer: Peer, src: Uint8Array, srcAt: number): void {
-    const ep = peer.endpoint;
-    for (let i = 0; i < ENDPOINT_SIZE; i++) {
-      if (ep[i] !== src[srcAt + i]) {
-        ep.set(src.subarray(srcAt, srcAt + ENDPOINT_SIZE));
-        return;
-      }
-    }
-  }
-
-  /** Headroom the device needs in front of TUN packets (the transport header). */
-  static readonly TUN_HEADROOM = TRANSPORT_HEADER_LEN;
 }

@@ -4,6 +4,7 @@
  * handshake state, the previous/current/next keypairs, timers, the queue of
  * packets waiting for a handshake, and counters.
  */
+import { keyToBase64 } from '../crypto/wireguard-keys.js';
 import type { X25519 } from '../crypto/x25519.js';
 import { ENDPOINT_SIZE } from '../io/endpoint.js';
 import { CookieGenerator, type CookieCrypto } from '../protocol/cookie.js';
@@ -18,10 +19,6 @@ export type HandshakeState =
   | { readonly kind: 'initiation-sent'; readonly initiation: InitiationState; readonly sentAt: number };
 
 const NO_HANDSHAKE: HandshakeState = { kind: 'none' };
-
-export function keyToBase64(k: Uint8Array): string {
-  return Buffer.from(k.buffer, k.byteOffset, k.length).toString('base64');
-}
 
 export class Peer {
   readonly publicKey: Uint8Array;

@@ -8,7 +8,7 @@
  *     dropped silently and counted: unauthenticated input never gets an
  *     answer, except a cookie reply under load.
  *  2. Handshake messages (initiation, response, cookie reply) are handled one
- *     by one in device.ts: mac1 always; under load mac2 (else a cookie reply)
+ *     by one in device-core.ts: mac1 always; under load mac2 (else a cookie reply)
  *     and the per-source rate limiter; then the handshake. Replies collect in
  *     the device's output batch.
  *  3. Transport data: the receiver index names a keypair; a keypair older than
@@ -34,13 +34,13 @@ import { TAG_LEN } from '../crypto/aead.js';
 import { KEEPALIVE_TIMEOUT, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_TIMEOUT, TRANSPORT_HEADER_LEN } from '../protocol/constants.js';
 import { IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC, ipPacketLength } from '../protocol/ip.js';
 import { classify, MSG_TRANSPORT, readCounter, readU32, Transport } from '../protocol/messages.js';
-import type { Device } from './device.js';
+import type { DataPath } from './data-path.js';
 
 /** After this age an initiator's session asks for a new handshake when data arrives (wireguard-go keepKeyFreshReceiving). */
 const REKEY_ON_RECEIVE_AGE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT;
 
 /** The receive path for one network batch (see the comment at the top). */
-export function receiveBatch(dev: Device, batch: PacketBatch): void {
+export function receiveBatch(dev: DataPath, batch: PacketBatch): void {
   const now = dev.clock.now();
   const data = batch.data;
   const slotSize = batch.slotSize;
@@ -62,7 +62,7 @@ export function receiveBatch(dev: Device, batch: PacketBatch): void {
       continue;
     }
 
-    const entry = dev.indices.get(readU32(data, start + Transport.RECEIVER));
+    const entry = dev.lookupIndex(readU32(data, start + Transport.RECEIVER));
     if (entry === undefined || entry.keypair === null) {
       drops['unknown-receiver']++;
       continue;
@@ -89,10 +89,7 @@ export function receiveBatch(dev: Device, batch: PacketBatch): void {
     }
 
     // Authenticated from here on.
-    if (dev.confirmKeypair(peer, kp)) {
-      dev.handshakeComplete(peer);
-      dev.sendStaged(peer, now);
-    }
+    dev.authenticated(peer, kp, now);
     const cur = peer.current;
     if (cur !== null && cur.isInitiator && !peer.sentLastMinuteHandshake && now - cur.createdAt >= REKEY_ON_RECEIVE_AGE) {
       peer.sentLastMinuteHandshake = true;

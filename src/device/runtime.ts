@@ -8,7 +8,7 @@
 import type { PacketBatch } from '../io/batch.js';
 import type { TunDevice, UdpBind } from '../io/types.js';
 import { TRANSPORT_HEADER_LEN } from '../protocol/constants.js';
-import { systemClock } from './clock.js';
+import { systemClock } from '../protocol/clock.js';
 import { Device, type DeviceOptions } from './device.js';
 
 export interface RuntimeOptions extends Partial<Omit<DeviceOptions, 'sendToNetwork' | 'writeToTun'>> {

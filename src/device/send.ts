@@ -6,13 +6,14 @@
  *
  *  1. Route: read the destination address and find the peer by longest-prefix
  *     match in the allowed-IPs table (whitepaper §2 "cryptokey routing").
- *     No peer, or not an IP packet: drop and count.
+ *     No peer, or not an IP packet: drop and count; without a private key
+ *     nothing can be sent (counted as `no-private-key`).
  *  2. Key: the peer's current keypair, if it may still send (younger than
  *     REJECT_AFTER_TIME, counter below REJECT_AFTER_MESSAGES) and an endpoint
  *     is known. Otherwise the packet is copied to the peer's staged queue and
  *     a handshake is started (the only path here that allocates). Order per
  *     peer is kept: while packets are staged, new ones queue behind them; the
- *     queue is flushed when a session arrives (device.ts, receive.ts).
+ *     queue is flushed when a session arrives (device-core.ts, receive.ts).
  *  3. Seal in place (whitepaper §5.4.6): the 16-byte header is written into
  *     the headroom in front of the packet, the packet is padded with zeros to
  *     a multiple of 16 (not beyond the MTU), encrypted where it lies, and the
@@ -32,7 +33,7 @@ import { IPV4_DST, IPV6_DST, ipVersion } from '../protocol/ip.js';
 import type { Keypair } from '../protocol/keypair.js';
 import { MSG_TRANSPORT, writeCounter, writeType, writeU32 } from '../protocol/messages.js';
 import { TAG_LEN } from '../crypto/aead.js';
-import type { Device } from './device.js';
+import type { DataPath } from './data-path.js';
 import type { Peer } from './peer.js';
 
 /** Plaintext length after padding (wireguard-go calculatePaddingSize). */
@@ -48,7 +49,7 @@ export function paddedLength(len: number, mtu: number): number {
  * Writes header, padding and tag around the plaintext at data[at, at+len),
  * whose header goes at at-16; returns the datagram length.
  */
-function sealAt(dev: Device, kp: Keypair, data: Uint8Array, at: number, len: number, padded: number): number {
+function sealAt(dev: DataPath, kp: Keypair, data: Uint8Array, at: number, len: number, padded: number): number {
   data.fill(0, at + len, at + padded);
   const h = at - TRANSPORT_HEADER_LEN;
   writeType(data, h, MSG_TRANSPORT);
@@ -60,7 +61,7 @@ function sealAt(dev: Device, kp: Keypair, data: Uint8Array, at: number, len: num
 }
 
 /** Bookkeeping after a transport message left for `peer` (wireguard-go send.go + timers.go). */
-function afterSend(dev: Device, peer: Peer, kp: Keypair, isData: boolean, bytes: number, now: number): void {
+function afterSend(dev: DataPath, peer: Peer, kp: Keypair, isData: boolean, bytes: number, now: number): void {
   peer.txBytes += bytes;
   if (isData) peer.timers.dataSent(now);
   peer.timers.anyAuthenticatedPacketSent();
@@ -72,7 +73,7 @@ function afterSend(dev: Device, peer: Peer, kp: Keypair, isData: boolean, bytes:
 }
 
 /** The send path for one TUN batch (see the comment at the top). */
-export function sendBatch(dev: Device, batch: PacketBatch): void {
+export function sendBatch(dev: DataPath, batch: PacketBatch): void {
   const now = dev.clock.now();
   const data = batch.data;
   const slotSize = batch.slotSize;
@@ -84,14 +85,17 @@ export function sendBatch(dev: Device, batch: PacketBatch): void {
     const len = batch.lengths[i]!;
     const v = ipVersion(data, start, len);
     const peer = v === 4 ? dev.allowedIps.lookup4(data, start + IPV4_DST) : v === 6 ? dev.allowedIps.lookup6(data, start + IPV6_DST) : null;
-    if (peer === null || dev.identity === null) {
+    if (peer === null) {
       dev.drops[v === 0 ? 'invalid-inner-packet' : 'no-route']++;
+      continue;
+    }
+    if (!dev.hasPrivateKey()) {
+      dev.drops['no-private-key']++;
       continue;
     }
     const kp = peer.current;
     if (peer.staged.length > 0 || !dev.canSend(kp, now) || !peer.hasEndpoint()) {
-      dev.stage(peer, new Uint8Array(data.subarray(start, start + len))); // a copy
-      dev.sendStaged(peer, now);
+      dev.stageAndSend(peer, new Uint8Array(data.subarray(start, start + len)), now); // a copy
       continue;
     }
     const padded = paddedLength(len, dev.mtu);
@@ -114,7 +118,7 @@ export function sendBatch(dev: Device, batch: PacketBatch): void {
 }
 
 /** Seals one staged packet (or an empty keepalive) into the device's output batch. */
-export function sealStaged(dev: Device, peer: Peer, kp: Keypair, pkt: Uint8Array, now: number): void {
+export function sealStaged(dev: DataPath, peer: Peer, kp: Keypair, pkt: Uint8Array, now: number): void {
   const out = dev.out;
   const padded = paddedLength(pkt.length, dev.mtu);
   if (TRANSPORT_HEADER_LEN + padded + TAG_LEN > out.slotSize) {

@@ -8,7 +8,9 @@
  * This file is the protocol only — it reads and writes text and applies it
  * to a UapiTarget; the socket lives in server/wg-daemon.ts.
  */
-import { decodeEndpoint, encodeEndpoint, formatEndpoint, formatIPv4, formatIPv6, parseEndpoint, parseIPv4, parseIPv6 } from '../io/endpoint.js';
+import { keyFromHex, keyToHex } from '../crypto/wireguard-keys.js';
+import { decodeEndpoint, encodeEndpoint, formatEndpoint, parseEndpoint } from '../io/endpoint.js';
+import { formatPrefix, parsePrefix } from '../io/ip-address.js';
 import type { Device, Peer } from './device.js';
 
 export const UAPI_EIO = -5;
@@ -35,15 +37,10 @@ export class UapiError extends Error {
   }
 }
 
-const HEX_KEY = /^[0-9a-f]{64}$/i;
-
 function parseKey(value: string, what: string): Uint8Array {
-  if (!HEX_KEY.test(value)) throw new UapiError(UAPI_EINVAL, `failed to set ${what}: invalid key`);
-  return Uint8Array.from(Buffer.from(value, 'hex'));
-}
-
-function hexKey(k: Uint8Array): string {
-  return Buffer.from(k.buffer, k.byteOffset, k.length).toString('hex');
+  const k = keyFromHex(value);
+  if (!k) throw new UapiError(UAPI_EINVAL, `failed to set ${what}: invalid key`);
+  return k;
 }
 
 function parseUint(value: string, max: number, what: string): number {
@@ -51,34 +48,18 @@ function parseUint(value: string, max: number, what: string): number {
   return Number(value);
 }
 
-/** "10.0.0.0/8", "fd00::/64" (the prefix length is required, as in wireguard-go). */
-export function parsePrefix(s: string): { family: 4 | 6; address: Uint8Array; cidr: number } | null {
-  const slash = s.indexOf('/');
-  if (slash < 0) return null;
-  const addr = s.slice(0, slash);
-  const v4 = parseIPv4(addr);
-  const bytes = v4 ?? parseIPv6(addr);
-  if (!bytes) return null;
-  const max = v4 ? 32 : 128;
-  const c = s.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(c) || Number(c) > max) return null;
-  return { family: v4 ? 4 : 6, address: bytes, cidr: Number(c) };
-}
-
-export function formatPrefix(family: 4 | 6, address: Uint8Array, cidr: number): string {
-  return `${family === 4 ? formatIPv4(address) : formatIPv6(address)}/${cidr}`;
-}
-
 /** The reply to `get=1` (without the final errno line). */
 export function uapiGet(t: UapiTarget): string {
   const dev = t.device;
   const lines: string[] = [];
-  if (dev.identity) lines.push(`private_key=${hexKey(dev.identity.privateKey)}`);
+  const sk = dev.privateKey();
+  if (sk) lines.push(`private_key=${keyToHex(sk)}`);
+  sk?.fill(0);
   if (t.listenPort() !== 0) lines.push(`listen_port=${t.listenPort()}`);
   if (t.fwmark() !== 0) lines.push(`fwmark=${t.fwmark()}`);
   for (const peer of dev.peers()) {
-    lines.push(`public_key=${hexKey(peer.publicKey)}`);
-    lines.push(`preshared_key=${hexKey(peer.keys.presharedKey)}`);
+    lines.push(`public_key=${keyToHex(peer.publicKey)}`);
+    lines.push(`preshared_key=${keyToHex(peer.keys.presharedKey)}`);
     lines.push('protocol_version=1');
     const ep = peer.hasEndpoint() ? decodeEndpoint(peer.endpoint) : null;
     if (ep) lines.push(`endpoint=${formatEndpoint(ep)}`);
@@ -121,7 +102,8 @@ export function uapiSet(t: UapiTarget, lines: Iterable<string>): void {
     if (key === 'public_key') {
       endPeer();
       const pk = parseKey(value, 'peer public key');
-      const own = dev.identity && Buffer.compare(dev.identity.publicKey, pk) === 0;
+      const ownKey = dev.publicKey();
+      const own = ownKey !== null && Buffer.compare(ownKey, pk) === 0;
       if (own) {
         dummy = true; // wireguard-go ignores a peer with the device's own key
         peer = null;

@@ -12,6 +12,7 @@
  * them, are stored as family 4 so that one peer has one identity.
  */
 import { isIP } from 'node:net';
+import { formatIPv4, formatIPv6, isV4Mapped, parseIPv4, parseIPv6 } from './ip-address.js';
 
 export const ENDPOINT_SIZE = 20;
 
@@ -91,69 +92,4 @@ export function parseEndpoint(s: string): Endpoint | null {
     return { family: 6, address: formatIPv6(b), port };
   }
   return null;
-}
-
-export function parseIPv4(s: string): Uint8Array | null {
-  if (isIP(s) !== 4) return null;
-  return Uint8Array.from(s.split('.').map(Number));
-}
-
-export function parseIPv6(s: string): Uint8Array | null {
-  if (isIP(s) !== 6) return null;
-  const out = new Uint8Array(16);
-  let str = s;
-  // Trailing dotted quad: ::ffff:1.2.3.4
-  const lastColon = str.lastIndexOf(':');
-  const tail = str.slice(lastColon + 1);
-  let tailBytes: number[] = [];
-  if (tail.includes('.')) {
-    tailBytes = tail.split('.').map(Number);
-    str = str.slice(0, lastColon + 1) + '0:0';
-  }
-  const [head, rest] = str.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const r = rest !== undefined ? (rest ? rest.split(':') : []) : [];
-  const groups = rest !== undefined ? [...h, ...Array(8 - h.length - r.length).fill('0'), ...r] : h;
-  if (groups.length !== 8) return null;
-  for (let i = 0; i < 8; i++) {
-    const v = parseInt(groups[i]!, 16);
-    out[2 * i] = v >>> 8;
-    out[2 * i + 1] = v & 0xff;
-  }
-  if (tailBytes.length === 4) out.set(tailBytes, 12);
-  return out;
-}
-
-export function formatIPv4(b: Uint8Array): string {
-  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-}
-
-/** RFC 5952 canonical text form. */
-export function formatIPv6(b: Uint8Array): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push((b[2 * i]! << 8) | b[2 * i + 1]!);
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestStart === 0 && bestLen === 5 && g[5] === 0xffff) return `::ffff:${formatIPv4(b.subarray(12))}`;
-  const hex = g.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
-}
-
-function isV4Mapped(b: Uint8Array): boolean {
-  for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
-  return b[10] === 0xff && b[11] === 0xff;
 }

@@ -72,6 +72,7 @@ export type DropReason =
   | 'invalid-inner-packet'
   | 'inner-source-not-allowed'
   | 'no-route'
+  | 'no-private-key'
   | 'no-endpoint'
   | 'client-to-client';
 
@@ -96,6 +97,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'invalid-inner-packet',
   'inner-source-not-allowed',
   'no-route',
+  'no-private-key',
   'no-endpoint',
   'client-to-client',
 ];

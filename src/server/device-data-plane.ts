@@ -4,14 +4,15 @@
  * allowed IPs (so cryptokey routing both routes to it and checks its inner
  * source addresses).
  */
+import { keyFromBase64 } from '../crypto/wireguard-keys.js';
 import type { DataPlane, PeerCounters, PeerSpec } from '../control/services/data-plane.js';
 import type { Device } from '../device/device.js';
-import { parsePrefix } from '../device/uapi.js';
+import { parsePrefix } from '../io/ip-address.js';
 
 function decodeKey(b64: string): Uint8Array {
-  const k = Buffer.from(b64, 'base64');
-  if (k.length !== 32 || k.toString('base64') !== b64) throw new TypeError(`not a WireGuard public key: ${b64}`);
-  return new Uint8Array(k);
+  const k = keyFromBase64(b64);
+  if (!k) throw new TypeError(`not a WireGuard public key: ${b64}`);
+  return k;
 }
 
 export class DeviceDataPlane implements DataPlane {

@@ -27,7 +27,7 @@ import { DeviceDataPlane } from './device-data-plane.js';
 import { configureInterface, detectDefaultRoute, setupNat, type NatHandle } from './host-network.js';
 import { loadOrCreateServerKey } from './server-key.js';
 import { Gauge } from 'prom-client';
-import { keyToBase64 } from '../device/peer.js';
+import { keyToBase64 } from '../crypto/wireguard-keys.js';
 
 export interface ServeOptions {
   dataDir: string;

@@ -5,6 +5,7 @@
  */
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { keyFromBase64, keyToBase64 } from '../crypto/wireguard-keys.js';
 import { nodeX25519 } from '../crypto/x25519.js';
 
 export const SERVER_KEY_FILE = 'server.key';
@@ -13,14 +14,13 @@ export function loadOrCreateServerKey(dataDir: string): { privateKey: Uint8Array
   const path = join(dataDir, SERVER_KEY_FILE);
   let privateKey: Uint8Array;
   if (existsSync(path)) {
-    const raw = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
-    if (raw.length !== 32) throw new Error(`${path} does not hold a WireGuard private key (base64 of 32 bytes)`);
-    privateKey = new Uint8Array(raw);
-    raw.fill(0);
+    const key = keyFromBase64(readFileSync(path, 'utf8').trim());
+    if (!key) throw new Error(`${path} does not hold a WireGuard private key (base64 of 32 bytes)`);
+    privateKey = key;
     if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
   } else {
     privateKey = nodeX25519.generatePrivateKey();
-    writeFileSync(path, Buffer.from(privateKey).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+    writeFileSync(path, keyToBase64(privateKey) + '\n', { mode: 0o600, flag: 'wx' });
   }
   return { privateKey, publicKey: nodeX25519.publicKey(privateKey), path };
 }

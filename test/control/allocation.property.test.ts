@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { manualClock } from '../../src/control/clock.js';
+import { ManualClock } from '../../src/protocol/clock.js';
 import { controlConfig } from '../../src/control/config.js';
 import { createControlPlane } from '../../src/control/control-plane.js';
 import { ControlError } from '../../src/control/errors.js';
 import { cidrContains, parseCidr } from '../../src/control/ip-address.js';
-import { generateKeyPair } from '../../src/control/wireguard-keys.js';
+import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
 
 describe('address allocation (property)', () => {
   it('active addresses are unique, in the pool, lowest-free, and a full pool is a 503', () => {
@@ -22,7 +22,7 @@ describe('address allocation (property)', () => {
         (ops) => {
           const control = createControlPlane({
             dbPath: ':memory:',
-            clock: manualClock(0),
+            clock: new ManualClock(0),
             config: controlConfig({ tiers: { paid: { maxSessions: 1000 } } }),
           });
           try {

@@ -5,7 +5,7 @@ import { formatIp, normalizeIp, parseCidr } from '../../src/control/ip-address.j
 import { resolveDataDir, ROOT_DATA_DIR } from '../../src/control/paths.js';
 import { periodAt, secondsUntilPeriodEnd } from '../../src/control/services/periods.js';
 import { hashPassword, verifyPassword } from '../../src/control/services/secrets.js';
-import { generateKeyPair, isWireGuardKey, publicKeyOf } from '../../src/control/wireguard-keys.js';
+import { generateKeyPair, isWireGuardKey, publicKeyOf } from '../../src/crypto/wireguard-keys.js';
 import { startHarness, type Harness } from './harness.js';
 
 describe('OpenAPI and metrics', () => {

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { manualClock, type ManualClock } from '../../src/control/clock.js';
+import { ManualClock } from '../../src/protocol/clock.js';
 import { controlConfig, type ControlConfig, type DeepPartial } from '../../src/control/config.js';
 import { createControlPlane, type ControlPlane } from '../../src/control/control-plane.js';
 import { createApp } from '../../src/control/http/app.js';
@@ -16,7 +16,7 @@ import { createMetrics } from '../../src/control/http/metrics.js';
 import type { DataPlane, PeerCounters, PeerSpec } from '../../src/control/services/data-plane.js';
 import type { NodeAgent } from '../../src/control/services/node-agent.js';
 import type { NodeRecord } from '../../src/control/store/nodes.js';
-import { generateKeyPair } from '../../src/control/wireguard-keys.js';
+import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
 
 /** A data plane that records calls and whose counters the test sets. */
 export class RecordingDataPlane implements DataPlane {
@@ -95,7 +95,7 @@ export interface HarnessOptions {
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'tb-control-'));
   const dbPath = join(dir, 'tunnelbyte.db');
-  const clock = manualClock(opts.now ?? T0);
+  const clock = new ManualClock(opts.now ?? T0);
   const config: ControlConfig = controlConfig({ publicRateLimit: { burst: 1000, perSecond: 1000 }, ...opts.config });
   const control = createControlPlane({ dbPath, config, clock });
   const dataPlane = new RecordingDataPlane();

@@ -9,7 +9,7 @@ import { createControlPlane } from '../../src/control/control-plane.js';
 import { GiB } from '../../src/control/config.js';
 import { CreatedSessionView, SessionView, UsageResponse } from '../../src/control/http/schemas.js';
 import { cidrContains, parseCidr } from '../../src/control/ip-address.js';
-import { generateKeyPair, publicKeyOf } from '../../src/control/wireguard-keys.js';
+import { generateKeyPair, publicKeyOf } from '../../src/crypto/wireguard-keys.js';
 import { RecordingDataPlane, makePaid, startHarness, T0, type Harness } from './harness.js';
 
 describe('sessions', () => {
@@ -132,7 +132,7 @@ describe('sessions', () => {
     const auth = { token: a.token, fingerprint: a.fingerprint };
     const s = (await h.request('POST', '/v1/sessions', { ...auth, body: { region: 'local' } })).json;
     h.clock.advance(60_000);
-    h.dataPlane.traffic(s.client.public_key, 300, 1200, h.clock());
+    h.dataPlane.traffic(s.client.public_key, 300, 1200, h.clock.wallMs());
     const report = h.agent.sync();
     assert.equal(report.bytesFlushed, 1500);
     h.dataPlane.traffic(s.client.public_key, 100, 400);
@@ -140,8 +140,8 @@ describe('sessions', () => {
     const st = SessionView.parse((await h.request('GET', `/v1/sessions/${s.id}`, auth)).json);
     assert.equal(st.rx_bytes, 1600, 'what the client received = what the exit sent');
     assert.equal(st.tx_bytes, 400);
-    assert.equal(st.last_handshake_at, new Date(h.clock()).toISOString());
-    assert.equal(Date.parse(st.expires_at), h.clock() + h.control.config.sessionIdleTtlMs);
+    assert.equal(st.last_handshake_at, new Date(h.clock.wallMs()).toISOString());
+    assert.equal(Date.parse(st.expires_at), h.clock.wallMs() + h.control.config.sessionIdleTtlMs);
     const u = UsageResponse.parse((await h.request('GET', '/v1/usage', auth)).json);
     assert.deepEqual(u.bytes, { rx: 1600, tx: 400, total: 2000 });
     assert.equal(u.period.id, '2026-03');
@@ -173,7 +173,7 @@ describe('sessions', () => {
     const a = await h.signup();
     const auth = { token: a.token, fingerprint: a.fingerprint };
     const s = (await h.request('POST', '/v1/sessions', { ...auth, body: { region: 'local' } })).json;
-    h.dataPlane.traffic(s.client.public_key, 4000, 6500, h.clock());
+    h.dataPlane.traffic(s.client.public_key, 4000, 6500, h.clock.wallMs());
     const report = h.agent.sync();
     assert.ok(report.suspended.includes(s.id));
     assert.ok(!h.dataPlane.peers.has(s.client.public_key), 'peer stops passing traffic');

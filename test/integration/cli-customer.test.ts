@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { publicKeyOf } from '../../src/control/wireguard-keys.js';
+import { publicKeyOf } from '../../src/crypto/wireguard-keys.js';
 import { machineFingerprint } from '../../src/cli/customer/local-files.js';
 import { withPrivateKey } from '../../src/cli/customer/tunnel-commands.js';
 import { describeError, ApiError, humanDuration } from '../../src/cli/customer/errors.js';

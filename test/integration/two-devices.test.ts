@@ -230,6 +230,30 @@ test('a packet to an address no peer owns is dropped on send', () =>
     assert.equal(a.rt.device.drops['no-route'], 1);
   }));
 
+test('without a private key nothing is sent or answered, and the drops say why', () =>
+  withPair({}, async ({ a, b }) => {
+    b.rt.device.setPrivateKey(null);
+    b.tun.inject(ipv4Udp('10.0.0.2', '10.0.0.1', text('keyless')));
+    a.tun.inject(ipv4Udp('10.0.0.1', '10.0.0.2', text('to the keyless side')));
+    await settle();
+    assert.equal(b.rt.device.drops['no-private-key'], 2, 'the packet from the TUN and the initiation from A');
+    assert.equal(b.rt.device.drops['no-route'], 0);
+    assert.equal(a.tun.written.length + b.tun.written.length, 0);
+    assert.equal(a.peer.current, null);
+  }));
+
+test('a peer without an endpoint: the initiation cannot leave and is counted as no-endpoint', () =>
+  withPair({ endpoints: 'a-knows-b' }, async ({ a, b }) => {
+    b.tun.inject(ipv4Udp('10.0.0.2', '10.0.0.1', text('where is A?')));
+    await settle();
+    assert.equal(b.rt.device.drops['no-endpoint'], 1);
+    assert.equal(a.tun.written.length, 0);
+    // Once A's initiation arrives B learns the endpoint, and the packet that waited goes out.
+    a.tun.inject(ipv4Udp('10.0.0.1', '10.0.0.2', text('here')));
+    await settle();
+    assert.deepEqual(a.tun.written.map((p) => payloadOf(p, 4)), ['where is A?']);
+  }));
+
 test('under load: a cookie reply, then the retried initiation with mac2 succeeds', () =>
   withPair({ b: { underLoad: 'always' } }, async ({ clock, net, a, b }) => {
     const types: number[] = [];

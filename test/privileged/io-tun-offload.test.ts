@@ -17,10 +17,11 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { PacketBatch } from '../../src/io/batch.js';
 import type { LinuxTun, LinuxTunOptions } from '../../src/io/linux/tun.js';
-import { icmpEchoRequest, IoNetns, IoScope, ioSkipReason, parseEchoReply, until } from '../support/io-netns.js';
+import { Netns, privilegedSkipReason, Scope, waitFor } from '../support/netns.js';
+import { icmpEchoRequest, parseEchoReply } from '../support/packets.js';
 
-const skip = ioSkipReason();
-const scope = new IoScope();
+const skip = privilegedSkipReason();
+const scope = new Scope();
 const children = new Set<ChildProcess>();
 const dir = mkdtempSync(join(tmpdir(), 'tb-offload-'));
 after(() => {
@@ -29,11 +30,11 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const netns = (tag: string): IoNetns => scope.netns(tag);
+const netns = (tag: string): Netns => scope.netns(tag);
 const tun = (opts: LinuxTunOptions): LinuxTun => scope.tun(opts);
 
 /** Runs `node -e script` inside a namespace without blocking our event loop (which forwards the packets); resolves with its stdout. */
-function nodeIn(ns: IoNetns, script: string, args: string[], timeoutMs = 60_000): { done: Promise<string>; stdout: () => string } {
+function nodeIn(ns: Netns, script: string, args: string[], timeoutMs = 60_000): { done: Promise<string>; stdout: () => string } {
   const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
@@ -75,7 +76,7 @@ s.on('close', (hadError) => process.exit(hadError ? 1 : 0));
 `;
 
 /** Namespace A (10.79.0.1, fd79::1) and B (.2, ::2), each with its TUN, forwarded into each other by this process. */
-function pair(tag: string, offloadB: boolean): { a: IoNetns; b: IoNetns; ta: LinuxTun; tb: LinuxTun } {
+function pair(tag: string, offloadB: boolean): { a: Netns; b: Netns; ta: LinuxTun; tb: LinuxTun } {
   const a = netns(`${tag}a`);
   const b = netns(`${tag}b`);
   const ta = tun({ name: 'tbxa%d', netns: a.name, offload: true });
@@ -90,12 +91,12 @@ function pair(tag: string, offloadB: boolean): { a: IoNetns; b: IoNetns; ta: Lin
   return { a, b, ta, tb };
 }
 
-async function transfer(a: IoNetns, b: IoNetns, host: string, bytes: number): Promise<void> {
+async function transfer(a: Netns, b: Netns, host: string, bytes: number): Promise<void> {
   const file = join(dir, `data-${host.replace(/[:.]/g, '_')}-${bytes}`);
   const data = randomBytes(bytes);
   writeFileSync(file, data);
   const server = nodeIn(b, SERVER, [host, '5201']);
-  await until('server listening', () => server.stdout().includes('listening'), 10_000);
+  await waitFor('server listening', () => server.stdout().includes('listening'), 10_000, 10);
   await nodeIn(a, CLIENT, [host, '5201', file]).done;
   const got = JSON.parse((await server.done).split('\n').find((l) => l.startsWith('{'))!) as { n: number; sha: string };
   assert.equal(got.n, bytes, 'every byte arrived');
@@ -146,6 +147,6 @@ test('offload: false opens a plain TUN (no IFF_VNET_HDR) that still answers a pi
   batch.data.set(req, 16);
   batch.count = 1;
   t.write(batch);
-  await until('echo reply', () => replies.length > 0);
+  await waitFor('echo reply', () => replies.length > 0, 5000, 10);
   assert.deepEqual(replies, [4]);
 });

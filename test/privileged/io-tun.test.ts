@@ -8,15 +8,16 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { PacketBatch } from '../../src/io/batch.js';
 import type { LinuxTun, LinuxTunOptions } from '../../src/io/linux/tun.js';
-import { icmpEchoRequest, IoNetns, IoScope, ioSkipReason, parseEchoReply, until } from '../support/io-netns.js';
+import { Netns, privilegedSkipReason, Scope, waitFor } from '../support/netns.js';
+import { icmpEchoRequest, parseEchoReply } from '../support/packets.js';
 
-const skip = ioSkipReason();
-const scope = new IoScope();
+const skip = privilegedSkipReason();
+const scope = new Scope();
 after(() => {
   scope.release();
 });
 
-const netns = (tag: string): IoNetns => scope.netns(tag);
+const netns = (tag: string): Netns => scope.netns(tag);
 const tun = (opts: LinuxTunOptions): LinuxTun => scope.tun(opts);
 
 /** A batch holding `pkts` at offset `headroom`. */
@@ -46,7 +47,7 @@ function collect(t: LinuxTun, headroom = 16): { replies: ReturnType<typeof parse
 }
 
 /** Gives the TUN 10.77.N.1/24 inside `ns` and brings it up. */
-function configure(ns: IoNetns, name: string, net = 77): void {
+function configure(ns: Netns, name: string, net = 77): void {
   ns.ip('addr', 'add', `10.${net}.0.1/24`, 'dev', name);
   ns.ip('link', 'set', name, 'up');
 }
@@ -71,7 +72,7 @@ test('creates a TUN inside a namespace, sets MTU and up/down, and answers a ping
   const got = collect(t);
   t.write(batchOf([icmpEchoRequest('10.77.0.2', '10.77.0.1', 0x1234, 7, 100)]));
   assert.equal(t.stats.written, 1);
-  await until('echo reply', () => got.replies.length >= 1);
+  await waitFor('echo reply', () => got.replies.length >= 1, 5000, 10);
   const r = got.replies[0]!;
   assert.deepEqual([r.src, r.dst, r.id, r.seq], ['10.77.0.1', '10.77.0.2', 0x1234, 7]);
   assert.deepEqual([...r.payload], [...icmpEchoRequest('10.77.0.2', '10.77.0.1', 0x1234, 7, 100).subarray(28)]);
@@ -102,7 +103,7 @@ test('drains many packets per wakeup: one onBatch call per filled batch, not per
   assert.equal(t.stats.writeDropped + t.stats.writeFailed, 0);
   await new Promise((r) => setTimeout(r, 100)); // let every reply queue up before we start reading
   const got = collect(t);
-  await until(`${N} echo replies`, () => got.replies.length >= N);
+  await waitFor(`${N} echo replies`, () => got.replies.length >= N, 5000, 10);
   assert.deepEqual(got.replies.map((r) => r!.seq).sort((a, b) => a - b), reqs.map((_, i) => i));
   const max = Math.max(...got.perCall);
   assert.equal(max, 64, `full batches of 64, got per call ${got.perCall.join(',')}`);
@@ -119,7 +120,7 @@ test('deleting the interface closes the device with reason "interface deleted"',
   collect(t);
   assert.equal(t.isDeleted(), false);
   ns.ip('link', 'del', t.name);
-  await until('onClose', () => reasons.length > 0);
+  await waitFor('onClose', () => reasons.length > 0, 5000, 10);
   assert.deepEqual(reasons, ['interface deleted']);
   assert.equal(t.closed, true);
   assert.equal(t.isDeleted(), true);
@@ -140,11 +141,11 @@ test('deletion is noticed without reading, and after the interface was moved awa
   a.ip('link', 'set', t.name, 'netns', b.name);
   assert.equal(t.isDeleted(), false);
   b.destroy(); // deleting a namespace deletes the TUN interfaces in it
-  await until('deletion', () => t.isDeleted());
+  await waitFor('deletion', () => t.isDeleted(), 5000, 10);
   const reasons: string[] = [];
   t.onClose((r) => reasons.push(r));
   collect(t); // starting to read on a deleted device reports it
-  await until('onClose', () => reasons.length > 0);
+  await waitFor('onClose', () => reasons.length > 0, 5000, 10);
   assert.deepEqual(reasons, ['interface deleted']);
 });
 
@@ -164,7 +165,7 @@ test('keeps working after `ip link set NAME netns OTHER`; MTU and up/down follow
   assert.equal(t.isUp(), true);
   const got = collect(t);
   t.write(batchOf([icmpEchoRequest('10.78.0.2', '10.78.0.1', 0x77, 3)]));
-  await until('echo reply after the move', () => got.replies.length >= 1);
+  await waitFor('echo reply after the move', () => got.replies.length >= 1, 5000, 10);
   assert.deepEqual([got.replies[0]!.src, got.replies[0]!.seq], ['10.78.0.1', 3]);
   assert.equal(t.closed, false);
 });

@@ -9,21 +9,21 @@ import assert from 'node:assert/strict';
 import { PacketBatch } from '../../src/io/batch.js';
 import { decodeEndpoint, encodeEndpoint, ENDPOINT_SIZE, type Endpoint } from '../../src/io/endpoint.js';
 import { openLinuxUdpBind, type LinuxUdpBind, type LinuxUdpOptions } from '../../src/io/linux/udp.js';
-import { IoNetns, ioSkipReason, until } from '../support/io-netns.js';
+import { Netns, privilegedSkipReason, waitFor } from '../support/netns.js';
 
-const skip = ioSkipReason();
-const namespaces: IoNetns[] = [];
+const skip = privilegedSkipReason();
+const namespaces: Netns[] = [];
 const binds: LinuxUdpBind[] = [];
 after(() => {
   for (const b of binds) b.close();
   for (const ns of namespaces) ns.destroy();
 });
 
-let shared: IoNetns | null = null;
+let shared: Netns | null = null;
 /** One namespace for the loopback tests. */
-function loopNs(): IoNetns {
+function loopNs(): Netns {
   if (!shared) {
-    shared = IoNetns.create('u');
+    shared = Netns.create('u');
     namespaces.push(shared);
   }
   return shared;
@@ -90,7 +90,7 @@ for (const [fam, addr] of [[4, '127.0.0.1'], [6, '::1']] as const) {
     assert.equal(a.stats.sent, N);
     assert.equal(a.stats.sendDropped + a.stats.sendFailed, 0);
     const got = collect(r, 16); // all 100 are already queued: the wakeup drains them in batches of 32
-    await until(`${N} datagrams`, () => got.got.length >= N);
+    await waitFor(`${N} datagrams`, () => got.got.length >= N, 5000, 10);
     assert.deepEqual(got.perCall, [32, 32, 32, 4]);
     got.got.forEach((g, i) => {
       assert.deepEqual(g.from, { family: fam, address: addr, port: a.port() });
@@ -116,7 +116,7 @@ test('one batch to IPv4 and IPv6 peers; IPv4-mapped sources are family 4', { ski
   ]));
   only4.send(sendBatch([payload(4)], { family: 4, address: '127.0.0.1', port: dual.port() }));
   only6.send(sendBatch([payload(5)], { family: 6, address: '::1', port: dual.port() }));
-  await until('all datagrams', () => got4.got.length === 2 && got6.got.length === 1 && gotDual.got.length === 2);
+  await waitFor('all datagrams', () => got4.got.length === 2 && got6.got.length === 1 && gotDual.got.length === 2, 5000, 10);
   assert.deepEqual(got4.got.map((g) => g.data), [payload(1), payload(3)]);
   assert.deepEqual(got4.got[0]!.from, { family: 4, address: '127.0.0.1', port: dual.port() }, 'a dual-stack sender appears as IPv4');
   assert.deepEqual(got6.got[0]!.from, { family: 6, address: '::1', port: dual.port() });
@@ -140,7 +140,7 @@ test('a datagram the kernel refuses is counted and skipped; the rest of the batc
   a.send(noFamily);
   assert.equal(a.stats.sent, 2);
   assert.equal(a.stats.sendFailed, 2);
-  await until('two datagrams', () => got.got.length === 2);
+  await waitFor('two datagrams', () => got.got.length === 2, 5000, 10);
   assert.deepEqual(got.got.map((g) => g.data), [payload(1), payload(3)]);
 });
 
@@ -150,7 +150,7 @@ test('datagrams larger than a slot are dropped and counted, not truncated', { sk
   const got = collect(r, 24);
   a.send(sendBatch([payload(1, 1000), payload(2, 1001), payload(3, 1000)], { family: 4, address: '127.0.0.1', port: r.port() }));
   a.send(sendBatch([payload(4, 1024 - 24)], { family: 4, address: '127.0.0.1', port: r.port() }));
-  await until('datagrams', () => got.got.length === 3);
+  await waitFor('datagrams', () => got.got.length === 3, 5000, 10);
   assert.deepEqual(got.got.map((g) => g.data.length), [1000, 1000, 1000]);
   assert.equal(r.stats.recvTruncated, 1);
 });
@@ -164,7 +164,7 @@ test('34 KB datagrams over loopback, IPv4 and IPv6', { skip: skip ?? false }, as
     { family: 4, address: '127.0.0.1', port: r.port() },
     { family: 6, address: '::1', port: r.port() },
   ], 40 * 1024));
-  await until('two large datagrams', () => got.got.length === 2);
+  await waitFor('two large datagrams', () => got.got.length === 2, 5000, 10);
   assert.deepEqual(got.got.map((g) => [g.from.family, g.data]), [[4, big(1)], [6, big(2)]]);
 });
 
@@ -173,9 +173,9 @@ test('34 KB datagrams over loopback, IPv4 and IPv6', { skip: skip ?? false }, as
  * right (and 2001:db8::1/::2 when `v6`); `vb` is the right end's name. The
  * veth goes with the namespaces.
  */
-function vethPair(leftTag: string, rightTag: string, v6: boolean): { left: IoNetns; right: IoNetns; vb: string } {
-  const left = IoNetns.create(leftTag);
-  const right = IoNetns.create(rightTag);
+function vethPair(leftTag: string, rightTag: string, v6: boolean): { left: Netns; right: Netns; vb: string } {
+  const left = Netns.create(leftTag);
+  const right = Netns.create(rightTag);
   namespaces.push(left, right);
   const va = `tbv${leftTag}${process.pid % 100000}`;
   const vb = `tbv${rightTag}${process.pid % 100000}`;
@@ -201,7 +201,7 @@ test('34 KB datagrams across a 1500-byte link are fragmented, not refused (no DF
     { family: 6, address: '2001:db8::2', port: r.port() },
   ], 40 * 1024));
   assert.equal(a.stats.sendFailed, 0, `errno ${a.stats.lastSendErrno}`);
-  await until('two large datagrams across the veth', () => got.got.length === 2, 10_000);
+  await waitFor('two large datagrams across the veth', () => got.got.length === 2, 10_000, 10);
   assert.deepEqual(got.got.map((g) => [g.from, g.data]), [
     [{ family: 4, address: '192.0.2.1', port: a.port() }, big(1)],
     [{ family: 6, address: '2001:db8::1', port: a.port() }, big(2)],
@@ -216,7 +216,7 @@ test('close stops receiving and closes the socket', { skip: skip ?? false }, asy
   const got = collect(r);
   const to = { family: 4 as const, address: '127.0.0.1', port: r.port() };
   a.send(sendBatch([payload(1)], to));
-  await until('first datagram', () => got.got.length === 1);
+  await waitFor('first datagram', () => got.got.length === 1, 5000, 10);
   r.close();
   assert.equal(r.closed, true);
   assert.throws(() => r.bufferSizes(), /closed/);
@@ -264,7 +264,7 @@ for (const offload of [true, false]) {
     await burst(a, Array.from({ length: N }, () => ({ len: 1452, to })));
     assert.equal(a.stats.sent + a.stats.sendDropped, N);
     assert.equal(a.stats.sendFailed, 0);
-    await until(`${a.stats.sent} datagrams`, () => got.got.length >= a.stats.sent);
+    await waitFor(`${a.stats.sent} datagrams`, () => got.got.length >= a.stats.sent, 5000, 10);
     assert.equal(a.stats.sendDropped, 0, 'the 7 MiB buffers hold the burst');
     got.got.forEach((g, i) => {
       assert.deepEqual(g.data, numbered(i, 1452), `datagram ${i}`);
@@ -306,7 +306,7 @@ for (const offload of [true, false]) {
     assert.equal(a.stats.sendFailed + a.stats.sendDropped, 0, `errno ${a.stats.lastSendErrno}`);
     const want1 = plan.map((p, i) => ({ ...p, i })).filter((p) => p.to.port === r1.port());
     const want2 = plan.map((p, i) => ({ ...p, i })).filter((p) => p.to.port === r2.port());
-    await until('all datagrams', () => got1.got.length >= want1.length && got2.got.length >= want2.length);
+    await waitFor('all datagrams', () => got1.got.length >= want1.length && got2.got.length >= want2.length, 5000, 10);
     assert.equal(got1.got.length, want1.length);
     assert.equal(got2.got.length, want2.length);
     want1.forEach((w, k) => {
@@ -339,7 +339,7 @@ test('GSO across a 1500-byte veth: a run the link cannot take as one message is 
   assert.equal(a.gso, true, 'a refusal after GSO sends worked is about that run, not the socket');
   a.send(sendBatch(Array.from({ length: 20 }, (_, i) => numbered(50 + i, 1000)), to, 2048));
   assert.equal(a.stats.sendGsoDatagrams, 60);
-  await until('70 datagrams across the veth', () => got.got.length === 70, 10_000);
+  await waitFor('70 datagrams across the veth', () => got.got.length === 70, 10_000, 10);
   got.got.forEach((g, i) => assert.deepEqual(g.data, numbered(i, i < 40 ? 1472 : i < 50 ? 4000 : 1000), `datagram ${i}`));
 
   // A fresh socket whose very first GSO message is refused (with EINVAL on older kernels GSO is then
@@ -349,7 +349,7 @@ test('GSO across a 1500-byte veth: a run the link cannot take as one message is 
   b.send(sendBatch(Array.from({ length: 5 }, (_, i) => numbered(70 + i, 4000)), to, 4096));
   assert.equal(b.stats.sent, 5);
   assert.equal(b.stats.sendGsoDatagrams, 0);
-  await until('75 datagrams', () => got.got.length === 75, 10_000);
+  await waitFor('75 datagrams', () => got.got.length === 75, 10_000, 10);
   got.got.slice(70).forEach((g, i) => assert.deepEqual(g.data, numbered(70 + i, 4000)));
 });
 

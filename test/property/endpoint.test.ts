@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodeEndpoint, encodeEndpoint, ENDPOINT_SIZE, formatEndpoint, formatIPv6, parseEndpoint, parseIPv6 } from '../../src/io/endpoint.js';
+import { decodeEndpoint, encodeEndpoint, ENDPOINT_SIZE, formatEndpoint, parseEndpoint } from '../../src/io/endpoint.js';
+import { formatIPv6, parseIPv6 } from '../../src/io/ip-address.js';
 
 test('IPv6 format/parse round trip and canonical form', () => {
   fc.assert(

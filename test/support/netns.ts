@@ -6,6 +6,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { openLinuxTun, type LinuxTun, type LinuxTunOptions } from '../../src/io/linux/tun.js';
 
 let counter = 0;
 const live = new Set<Netns>();
@@ -58,6 +59,17 @@ export class Netns {
       throw new Error(`[${this.name}] ${cmd} ${args.join(' ').slice(0, 200)} failed (${r.status ?? r.signal}): ${why}`);
     }
     return r.stdout;
+  }
+
+  /** `ip ARGS...` inside the namespace; throws with stderr on failure. */
+  ip(...args: string[]): string {
+    return this.run('ip', args);
+  }
+
+  /** Interface names in the namespace. */
+  links(): string[] {
+    const out = JSON.parse(this.ip('-j', 'link', 'show')) as { ifname: string }[];
+    return out.map((l) => l.ifname);
   }
 
   /** Like run, but returns the status instead of throwing. */
@@ -123,6 +135,33 @@ export class Netns {
 
   destroy(): void {
     this.destroySync();
+  }
+}
+
+/**
+ * The namespaces and TUNs one test file opens (the native I/O tests open TUN
+ * devices directly inside a namespace through the `netns` option), closed
+ * together by release() (call it in `after`).
+ */
+export class Scope {
+  private readonly namespaces: Netns[] = [];
+  private readonly tuns: LinuxTun[] = [];
+
+  netns(tag: string): Netns {
+    const ns = Netns.create(tag);
+    this.namespaces.push(ns);
+    return ns;
+  }
+
+  tun(opts: LinuxTunOptions): LinuxTun {
+    const t = openLinuxTun(opts);
+    this.tuns.push(t);
+    return t;
+  }
+
+  release(): void {
+    for (const t of this.tuns.splice(0)) t.close();
+    for (const ns of this.namespaces.splice(0)) ns.destroy();
   }
 }
 

@@ -1,5 +1,5 @@
 /** Minimal IPv4/IPv6 UDP packets for tests (checksums left zero: the device does not read them). */
-import { parseIPv4, parseIPv6 } from '../../src/io/endpoint.js';
+import { parseIPv4, parseIPv6 } from '../../src/io/ip-address.js';
 
 export function ipv4Udp(src: string, dst: string, payload: Uint8Array, sport = 1000, dport = 2000): Uint8Array {
   const p = new Uint8Array(28 + payload.length);
@@ -43,3 +43,46 @@ export function ipv6Udp(src: string, dst: string, payload: Uint8Array, sport = 1
 }
 
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** An ICMPv4 echo request (IPv4 header + ICMP), checksums filled in. */
+export function icmpEchoRequest(src: string, dst: string, id: number, seq: number, payloadLen = 32): Uint8Array {
+  const p = new Uint8Array(20 + 8 + payloadLen);
+  const v = new DataView(p.buffer);
+  p[0] = 0x45;
+  v.setUint16(2, p.length);
+  v.setUint16(4, seq); // identification
+  p[8] = 64; // TTL
+  p[9] = 1; // ICMP
+  p.set(src.split('.').map(Number), 12);
+  p.set(dst.split('.').map(Number), 16);
+  v.setUint16(10, checksum(p.subarray(0, 20)));
+  p[20] = 8; // echo request
+  v.setUint16(24, id);
+  v.setUint16(26, seq);
+  for (let i = 0; i < payloadLen; i++) p[28 + i] = (seq + i) & 0xff;
+  v.setUint16(22, checksum(p.subarray(20)));
+  return p;
+}
+
+/** The ICMP echo reply fields of an IPv4 packet, or null if it is not one. */
+export function parseEchoReply(p: Uint8Array): { src: string; dst: string; id: number; seq: number; payload: Uint8Array } | null {
+  if (p.length < 28 || p[0]! >> 4 !== 4 || p[9] !== 1) return null;
+  const ihl = (p[0]! & 0xf) * 4;
+  if (p[ihl] !== 0) return null;
+  const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  return {
+    src: p.subarray(12, 16).join('.'),
+    dst: p.subarray(16, 20).join('.'),
+    id: v.getUint16(ihl + 4),
+    seq: v.getUint16(ihl + 6),
+    payload: p.subarray(ihl + 8),
+  };
+}
+
+function checksum(b: Uint8Array): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < b.length; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
+  if (b.length & 1) sum += b[b.length - 1]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}

@@ -4,12 +4,13 @@
  * 192.0.2.2:51820, each the other's peer. (192.0.2.0/24 is TEST-NET-1; these
  * addresses exist only inside the in-memory switch.)
  */
-import { ManualClock } from '../../src/device/clock.js';
+import { ManualClock } from '../../src/protocol/clock.js';
 import type { Peer } from '../../src/device/peer.js';
 import { DeviceRuntime } from '../../src/device/runtime.js';
 import { nodeX25519 } from '../../src/crypto/x25519.js';
 import { MemoryNetwork, MemoryTun, type MemoryUdpBind } from '../../src/io/memory.js';
-import { encodeEndpoint, parseIPv4, parseIPv6 } from '../../src/io/endpoint.js';
+import { encodeEndpoint } from '../../src/io/endpoint.js';
+import { parseIPv4, parseIPv6 } from '../../src/io/ip-address.js';
 import { PacketBatch } from '../../src/io/batch.js';
 import type { DeviceOptions } from '../../src/device/device.js';
 

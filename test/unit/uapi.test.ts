@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Device } from '../../src/device/device.js';
-import { ManualClock } from '../../src/device/clock.js';
+import { ManualClock } from '../../src/protocol/clock.js';
 import { UapiError, UapiSession, UAPI_EADDRINUSE, type UapiTarget } from '../../src/device/uapi.js';
 import { nodeX25519 } from '../../src/crypto/x25519.js';
 

@@ -14,7 +14,7 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import qrcode from 'qrcode-terminal';
 import type { SessionViewT } from '../../control/http/schemas.js';
-import { generateKeyPair } from '../../control/wireguard-keys.js';
+import { generateKeyPair } from '../../crypto/wireguard-keys.js';
 import { formatBytes } from '../admin-table.js';
 import { sessionTable } from './account-commands.js';
 import { action, ago, type Ctx, type Io, when, withCommonOptions } from './command-kit.js';

@@ -5,7 +5,7 @@
  * at /v1/openapi.json is generated from both.
  */
 import { z } from 'zod';
-import { isWireGuardKey } from '../wireguard-keys.js';
+import { isWireGuardKey } from '../../crypto/wireguard-keys.js';
 
 // ----- requests -----
 

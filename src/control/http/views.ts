@@ -3,13 +3,14 @@
  * Used by the routes and by `tunnelbyte admin --json`, so both print the
  * same shapes.
  */
-import { iso } from '../clock.js';
 import type { RegionWithNodes } from '../store/regions.js';
 import type { Attribution } from '../services/ip-attribution.js';
 import type { CreatedSession, SessionDetails } from '../services/sessions.js';
 import type { UsageReport } from '../services/usage.js';
 import type { CreatedSessionViewT, IpAttributionResponseT, RegionViewT, SessionViewT, UsageResponseT } from './schemas.js';
 
+/** Epoch milliseconds as ISO 8601 UTC text. */
+const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
 
 export function regionView(r: RegionWithNodes): RegionViewT {

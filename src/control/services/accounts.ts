@@ -45,7 +45,7 @@ export class AccountService {
     return store.transaction(() => {
       const fp = fingerprintHash(fingerprint);
       const existing = store.accounts.findAnonymousBySignupFingerprint(fp);
-      const account = existing ?? store.accounts.insert({ id: newId('acc'), tier: 'anonymous', signupFingerprintHash: fp, now: clock() });
+      const account = existing ?? store.accounts.insert({ id: newId('acc'), tier: 'anonymous', signupFingerprintHash: fp, now: clock.wallMs() });
       const token = this.auth.issueToken(account.id, 'signup', fingerprint);
       return { account, token, created: !existing };
     });
@@ -75,7 +75,7 @@ export class AccountService {
     const { store, clock } = this.ctx;
     return store.transaction(() => {
       this.checkEmailAvailable(account, email);
-      store.accounts.setCredentials(account.id, normalizeEmail(email), passwordHash, clock());
+      store.accounts.setCredentials(account.id, normalizeEmail(email), passwordHash, clock.wallMs());
       const token = this.auth.issueToken(account.id, 'upgrade', fingerprint);
       return { account: store.accounts.get(account.id)!, token };
     });
@@ -111,7 +111,7 @@ export class AccountService {
     const change = store.transaction((): TierChange => {
       const account = store.accounts.get(accountId);
       if (!account) throw notFound('no such account');
-      const now = clock();
+      const now = clock.wallMs();
       store.accounts.setTier(account.id, tier, now);
       const limits = config.tiers[tier];
       const active = store.sessions.listByAccount(account.id, { activeOnly: true }); // newest first

@@ -34,7 +34,7 @@ export class AuthService {
       tokenHash: sha256Hex(token),
       kind,
       fingerprintHash: fingerprint === null ? null : fingerprintHash(fingerprint),
-      now: this.ctx.clock(),
+      now: this.ctx.clock.wallMs(),
     });
     return token;
   }
@@ -58,7 +58,7 @@ export class AuthService {
         throw unauthorized('anonymous token used from another machine (X-TB-Fingerprint does not match)');
       }
     }
-    this.ctx.store.tokens.touch(token.id, this.ctx.clock());
+    this.ctx.store.tokens.touch(token.id, this.ctx.clock.wallMs());
     return { account, token };
   }
 }

@@ -104,7 +104,7 @@ export class BillingService {
     const { store, clock } = this.ctx;
     return store.transaction((): WebhookOutcome => {
       const base = { eventId: event.id, type: event.type };
-      if (!store.stripeEvents.recordIfNew(event.id, event.type, clock())) {
+      if (!store.stripeEvents.recordIfNew(event.id, event.type, clock.wallMs())) {
         return { ...base, firstDelivery: false, effect: 'ignored', accountId: null };
       }
       const applied = this.apply(event);
@@ -121,7 +121,7 @@ export class BillingService {
         const cs = event.data.object;
         const account = cs.client_reference_id ? store.accounts.get(cs.client_reference_id) : null;
         if (!account) return ignored;
-        store.accounts.setStripeIds(account.id, idOf(cs.customer), idOf(cs.subscription), clock());
+        store.accounts.setStripeIds(account.id, idOf(cs.customer), idOf(cs.subscription), clock.wallMs());
         if (event.type === 'checkout.session.completed' && cs.payment_status === 'unpaid') {
           return { effect: 'ignored', accountId: account.id }; // waits for async_payment_succeeded
         }

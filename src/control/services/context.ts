@@ -2,7 +2,7 @@
  * What every service is built from: the store, the settings, the clock, and
  * the hook that tells the data plane of a node that its sessions changed.
  */
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../protocol/clock.js';
 import type { ControlConfig } from '../config.js';
 import type { Store } from '../store/store.js';
 

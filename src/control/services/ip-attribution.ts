@@ -31,7 +31,7 @@ export class IpAttributionService {
   lookup(addressText: string, atText?: string): Attribution {
     const address = normalizeIp(addressText);
     if (!address) throw invalid(`malformed IP address ${JSON.stringify(addressText)}`);
-    let at = this.ctx.clock();
+    let at = this.ctx.clock.wallMs();
     if (atText !== undefined) {
       const t = parseIsoTime(atText);
       if (t === null) throw invalid('at must be an ISO 8601 time, e.g. 2025-01-31T12:00:00Z');

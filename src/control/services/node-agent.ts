@@ -107,7 +107,7 @@ export class NodeAgent {
     const counters = this.dataPlane.readCounters();
     let total = 0;
     store.transaction(() => {
-      const period = periodAt(clock()).id;
+      const period = periodAt(clock.wallMs()).id;
       for (const [publicKey, c] of counters) {
         const peer = this.installed.get(publicKey);
         if (!peer) continue;

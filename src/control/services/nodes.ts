@@ -14,7 +14,7 @@ import { invalid } from '../errors.js';
 import { newId } from '../ids.js';
 import { addressAt, cidrSize, formatCidr, normalizeIp, parseCidr, type Cidr } from '../ip-address.js';
 import type { NodeRecord } from '../store/nodes.js';
-import { isWireGuardKey } from '../wireguard-keys.js';
+import { isWireGuardKey } from '../../crypto/wireguard-keys.js';
 import type { ServiceContext } from './context.js';
 import { REGION_ID_RE } from './regions.js';
 
@@ -86,7 +86,7 @@ export class NodeService {
     const pool4 = checkPool(input.pool4, 4);
     const { store, clock } = this.ctx;
     const node = store.transaction(() => {
-      const now = clock();
+      const now = clock.wallMs();
       store.regions.ensure(input.regionId, now);
       const existing = store.nodes.getByPublicKey(input.publicKey);
       const pool6 = formatCidr(checkPool(input.pool6 ?? existing?.pool6 ?? randomUla64(), 6));
@@ -104,7 +104,7 @@ export class NodeService {
   heartbeat(nodeId: string, exitAddresses: string[]): void {
     const { store, clock } = this.ctx;
     store.transaction(() => {
-      const now = clock();
+      const now = clock.wallMs();
       store.nodes.heartbeat(nodeId, now);
       this.recordExitAddresses(nodeId, exitAddresses, now);
     });

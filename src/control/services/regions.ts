@@ -18,7 +18,7 @@ export class RegionService {
     if (!REGION_ID_RE.test(id)) throw invalid('region id must be 1-32 characters of a-z, 0-9 and -, starting with a letter or digit');
     const name = (opts.name ?? id).trim();
     if (name.length === 0 || name.length > 64) throw invalid('region name must be 1-64 characters');
-    return this.ctx.store.regions.upsert({ id, name, paidOnly: opts.paidOnly ?? false, now: this.ctx.clock() });
+    return this.ctx.store.regions.upsert({ id, name, paidOnly: opts.paidOnly ?? false, now: this.ctx.clock.wallMs() });
   }
 
   get(id: string): Region | null {
@@ -36,6 +36,6 @@ export class RegionService {
   }
 
   heartbeatCutoff(): number {
-    return this.ctx.clock() - this.ctx.config.nodeStaleAfterMs;
+    return this.ctx.clock.wallMs() - this.ctx.config.nodeStaleAfterMs;
   }
 }

@@ -14,7 +14,7 @@ import type { Account } from '../store/accounts.js';
 import type { NodeRecord } from '../store/nodes.js';
 import type { Region } from '../store/regions.js';
 import type { CloseReason, SessionRecord } from '../store/sessions.js';
-import { generateKeyPair, isWireGuardKey } from '../wireguard-keys.js';
+import { generateKeyPair, isWireGuardKey } from '../../crypto/wireguard-keys.js';
 import type { ServiceContext } from './context.js';
 import { FIRST_CLIENT_OFFSET, lastClientOffset } from './nodes.js';
 import type { UsageService } from './usage.js';
@@ -75,7 +75,7 @@ export class SessionService {
       if (active >= limits.maxSessions) {
         throw forbidden(`session limit of the ${fresh.tier} tier reached (${limits.maxSessions} active); close one first`);
       }
-      const now = clock();
+      const now = clock.wallMs();
       const nodes = store.nodes.activeInRegion(region.id, now - config.nodeStaleAfterMs);
       if (nodes.length === 0) throw unavailable(`no active node in region ${region.id}; try another region`);
       for (const node of nodes) {
@@ -173,7 +173,7 @@ export class SessionService {
     const { store, clock, peers } = this.ctx;
     const nodes = new Set<string>();
     const expired = store.transaction(() => {
-      const now = clock();
+      const now = clock.wallMs();
       const out: string[] = [];
       for (const id of store.sessions.idsDueForExpiry(now)) {
         const s = store.sessions.get(id)!;
@@ -189,7 +189,7 @@ export class SessionService {
   }
 
   private end(s: SessionRecord, reason: CloseReason): SessionDetails {
-    const ended = this.ctx.store.sessions.end(s.id, 'closed', reason, this.ctx.clock());
+    const ended = this.ctx.store.sessions.end(s.id, 'closed', reason, this.ctx.clock.wallMs());
     if (ended) this.ctx.peers.nodeChanged(s.nodeId);
     return this.withStatus(this.ctx.store.sessions.get(s.id)!, false);
   }

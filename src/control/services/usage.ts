@@ -27,7 +27,7 @@ export class UsageService {
 
   report(account: Account): UsageReport {
     const { store, config, clock } = this.ctx;
-    const period = periodAt(clock());
+    const period = periodAt(clock.wallMs());
     const u = store.usage.get(account.id, period.id);
     const limits = config.tiers[account.tier];
     const total = u.rxBytes + u.txBytes;
@@ -48,14 +48,14 @@ export class UsageService {
   isQuotaExhausted(account: Account): boolean {
     const quota = this.ctx.config.tiers[account.tier].quotaBytes;
     if (quota === null) return false;
-    const u = this.ctx.store.usage.get(account.id, periodAt(this.ctx.clock()).id);
+    const u = this.ctx.store.usage.get(account.id, periodAt(this.ctx.clock.wallMs()).id);
     return u.rxBytes + u.txBytes >= quota;
   }
 
   /** Throws the 429 of an exhausted quota, with Retry-After until the period ends. */
   assertQuotaLeft(account: Account): void {
     if (this.isQuotaExhausted(account)) {
-      const now = this.ctx.clock();
+      const now = this.ctx.clock.wallMs();
       throw new ControlError(
         'quota_exhausted',
         `data quota of this period is used up; it resets at ${new Date(periodAt(now).endMs).toISOString()}`,

@@ -1,12 +1,11 @@
 /**
  * A Linux TUN interface as a TunDevice (io/types.ts), over the native addon.
  *
- * Reading: the event loop polls the non-blocking fd; on each wakeup we read
- * packets into one PacketBatch until the kernel has no more or the batch is
- * full, call onBatch once per filled batch, and repeat while batches come
- * back full, up to `maxBatchesPerWakeup` — then yield to the loop (the poll is
- * level-triggered, so what is left wakes us again). Writing: one native call
- * per batch, one non-blocking write() per packet; a full queue drops.
+ * Reading (polled-reader.ts, shared with the UDP socket): on each wakeup
+ * packets are read into one PacketBatch until the kernel has no more or the
+ * batch is full, onBatch is called once per batch, up to
+ * `maxBatchesPerWakeup` batches. Writing: one native call per batch, one
+ * non-blocking write() per packet; a full queue drops.
  *
  * Offloads (`offload`, default on): the TUN is opened with IFF_VNET_HDR and
  * TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, so the kernel's TCP stack hands us
@@ -26,6 +25,7 @@
  */
 import { PacketBatch, MAX_PACKET_SIZE } from '../batch.js';
 import type { TunDevice } from '../types.js';
+import { PolledReader, READ_STOP } from './polled-reader.js';
 import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, envSwitch, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_GSO, RES_LAST_ERRNO, type NativeBinding, type NativeHandle } from './binding.js';
 
 /** Slots hold a 64 KiB packet plus the transport header in front and the tag and padding behind (like io/memory.ts). */
@@ -135,7 +135,7 @@ export function openLinuxTun(opts: LinuxTunOptions): LinuxTun {
   }
 }
 
-export class LinuxTun implements TunDevice {
+export class LinuxTun extends PolledReader implements TunDevice {
   /** The interface's name when it was opened (see currentName()). */
   readonly name: string;
   readonly stats: TunStats = {
@@ -145,10 +145,6 @@ export class LinuxTun implements TunDevice {
   };
   /** Whether the kernel offloads (IFF_VNET_HDR, checksum, TSO) are on for this device. */
   readonly offload: boolean;
-  /** An immediate read is scheduled (offloads: segments of a super-packet may be left over). */
-  private rereadScheduled = false;
-  private onBatch: ((batch: PacketBatch) => void) | null = null;
-  private headroom = 0;
   private closeReason: string | null = null;
   private readonly closeCbs: ((reason: string) => void)[] = [];
   private lastMtu = 0;
@@ -157,12 +153,13 @@ export class LinuxTun implements TunDevice {
   /** @internal use openLinuxTun */
   constructor(
     private readonly binding: NativeBinding,
-    private readonly handle: NativeHandle,
+    handle: NativeHandle,
     name: string,
-    private readonly batch: PacketBatch,
-    private readonly maxBatches: number,
+    batch: PacketBatch,
+    maxBatches: number,
     offload = false,
   ) {
+    super(handle, batch, maxBatches);
     this.name = name;
     this.offload = offload;
     this.lastMtu = binding.tunGetMtu(handle);
@@ -211,23 +208,6 @@ export class LinuxTun implements TunDevice {
     return this.closeReason !== null;
   }
 
-  start(onBatch: (batch: PacketBatch) => void, headroom: number): void {
-    if (typeof onBatch !== 'function') throw new TypeError('onBatch must be a function');
-    this.headroom = intOption('headroom', headroom, 0, this.batch.slotSize - 64, 0);
-    this.onBatch = onBatch;
-    if (this.closeReason === null) {
-      this.handle.poll(this.onReadable);
-      // Segments kept from before a pause() would otherwise wait for the next packet.
-      if (this.offload) this.scheduleReread();
-    }
-  }
-
-  /** Stops reading until start() is called again. */
-  pause(): void {
-    this.onBatch = null;
-    if (this.closeReason === null) this.handle.pause();
-  }
-
   write(batch: PacketBatch): void {
     const s = this.stats;
     if (this.closeReason !== null) {
@@ -255,64 +235,45 @@ export class LinuxTun implements TunDevice {
     this.closeWith('closed');
   }
 
-  /** Lets the process exit while reading (like socket.unref()). */
-  unref(): void {
-    if (this.closeReason === null) this.handle.unref();
+  protected get keepsRemainder(): boolean {
+    return this.offload;
   }
 
-  ref(): void {
-    if (this.closeReason === null) this.handle.ref();
-  }
-
-  private readonly onReadable = (status: number): void => {
-    const b = this.batch;
+  protected readOnce(b: PacketBatch, headroom: number): number {
     const s = this.stats;
-    const { EBADFD } = this.binding.constants;
     const res = this.res;
-    let full = false;
-    for (let k = 0; k < this.maxBatches && this.onBatch !== null && this.closeReason === null; k++) {
-      const n = this.binding.tunRead(this.handle, b.data, b.offsets, b.lengths, null, b.slotSize, b.capacity, this.headroom, res);
-      if (this.offload) {
-        s.readGsoPackets += res[RES_GSO]!;
-        const dropped = res[RES_DROPPED]! + res[RES_FAILED]!;
-        if (dropped !== 0) {
-          s.readDropped += dropped;
-          s.lastReadDropErrno = res[RES_LAST_ERRNO]!;
-        }
+    const n = this.binding.tunRead(this.handle, b.data, b.offsets, b.lengths, null, b.slotSize, b.capacity, headroom, res);
+    if (this.offload) {
+      s.readGsoPackets += res[RES_GSO]!;
+      const dropped = res[RES_DROPPED]! + res[RES_FAILED]!;
+      if (dropped !== 0) {
+        s.readDropped += dropped;
+        s.lastReadDropErrno = res[RES_LAST_ERRNO]!;
       }
-      full = false;
-      if (n < 0) {
-        if (-n === EBADFD) return this.closeWith('interface deleted');
+    }
+    if (n < 0) {
+      if (-n === this.binding.constants.EBADFD) this.closeWith('interface deleted');
+      else {
         s.readErrors++;
         s.lastReadErrno = -n;
-        break;
       }
-      if (n === 0) break;
-      b.count = n;
+      return READ_STOP;
+    }
+    if (n > 0) {
       s.readBatches++;
       s.readPackets += n;
-      this.onBatch(b);
-      if (n < b.capacity) break;
-      full = true;
     }
-    // We stopped with a full batch: with offloads the rest of a super-packet
-    // may sit in the addon with nothing left in the kernel's queue to wake
-    // the poll, so come back after yielding to the loop.
-    if (full && this.offload) this.scheduleReread();
-    if (status < 0 && this.closeReason === null) {
-      // libuv stopped polling on POLLERR; find out whether the interface is gone.
-      if (this.binding.tunProbe(this.handle) === EBADFD) return this.closeWith('interface deleted');
-      if (this.onBatch !== null) this.handle.poll(this.onReadable);
-    }
-  };
+    return n;
+  }
 
-  private scheduleReread(): void {
-    if (this.rereadScheduled) return;
-    this.rereadScheduled = true;
-    setImmediate(() => {
-      this.rereadScheduled = false;
-      if (this.onBatch !== null && this.closeReason === null) this.onReadable(0);
-    });
+  protected filled(n: number): boolean {
+    return n === this.batch.capacity;
+  }
+
+  /** On POLLERR, find out whether the interface is gone before polling again. */
+  protected override afterPollError(): void {
+    if (this.binding.tunProbe(this.handle) === this.binding.constants.EBADFD) this.closeWith('interface deleted');
+    else super.afterPollError();
   }
 
   private checkOpen(): NativeHandle {
@@ -323,7 +284,7 @@ export class LinuxTun implements TunDevice {
   private closeWith(reason: string): void {
     if (this.closeReason !== null) return;
     this.closeReason = reason;
-    this.onBatch = null;
+    this.stopReading();
     this.handle.close();
     const cbs = this.closeCbs.splice(0);
     for (const cb of cbs) cb(reason);

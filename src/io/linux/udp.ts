@@ -8,10 +8,10 @@
  * options it needs; the kernel is happy with one). Where the kernel has no
  * IPv6 (ipv6.disable=1) we fall back to an AF_INET socket.
  *
- * Receiving: the event loop polls the fd; each wakeup does recvmmsg into one
- * PacketBatch (sources into batch.endpoints, IPv4-mapped addresses as family
- * 4), calls onBatch once per batch, and repeats while batches come back full,
- * up to `maxBatchesPerWakeup`. Sending: one sendmmsg per batch; a full socket
+ * Receiving (polled-reader.ts, shared with the TUN): each wakeup does
+ * recvmmsg into one PacketBatch (sources into batch.endpoints, IPv4-mapped
+ * addresses as family 4), calls onBatch once per batch, and repeats while
+ * batches come back full, up to `maxBatchesPerWakeup`. Sending: one sendmmsg per batch; a full socket
  * buffer drops the rest of the batch and counts it.
  *
  * Offloads (`gso`, `gro`, default on where the kernel has them; TB_UDP_OFFLOAD=0
@@ -30,6 +30,7 @@
 import { isIP } from 'node:net';
 import { PacketBatch, MAX_PACKET_SIZE } from '../batch.js';
 import type { UdpBind } from '../types.js';
+import { PolledReader, READ_AGAIN, READ_STOP } from './polled-reader.js';
 import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, envSwitch, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_GSO, RES_LAST_ERRNO, UDP_OFFLOAD_GRO, UDP_OFFLOAD_GSO, type NativeBinding, type NativeHandle } from './binding.js';
 
 /** wireguard-go's socketBufferSize (conn/bind_std.go). */
@@ -139,30 +140,29 @@ export function openLinuxUdpBind(opts: LinuxUdpOptions = {}): LinuxUdpBind {
   }
 }
 
-export class LinuxUdpBind implements UdpBind {
+export class LinuxUdpBind extends PolledReader implements UdpBind {
   readonly stats: UdpStats = {
     recvBatches: 0, received: 0, recvTruncated: 0, recvErrors: 0, lastRecvErrno: 0,
     sent: 0, sendDropped: 0, sendFailed: 0, lastSendErrno: 0, sendGsoDatagrams: 0, recvGroMessages: 0,
   };
   private readonly boundPort: number;
-  private onBatch: ((batch: PacketBatch) => void) | null = null;
-  private headroom = 0;
   private isClosed = false;
   private readonly res = new Int32Array(4);
-  /** A read is scheduled: with GRO, pieces of a coalesced datagram may be left in the addon. */
-  private rereadScheduled = false;
+  /** Datagrams of the last read dropped as too big for a slot. */
+  private truncated = 0;
   /** GRO was on at open (the addon then reads through its scratch, which may hold a remainder). */
   private readonly groOn: boolean;
 
   /** @internal use openLinuxUdpBind */
   constructor(
     private readonly binding: NativeBinding,
-    private readonly handle: NativeHandle,
+    handle: NativeHandle,
     /** Which peers the socket reaches: 'dual' (both families), 4 or 6. */
     readonly family: 'dual' | 4 | 6,
-    private readonly batch: PacketBatch,
-    private readonly maxBatches: number,
+    batch: PacketBatch,
+    maxBatches: number,
   ) {
+    super(handle, batch, maxBatches);
     this.boundPort = binding.udpPort(handle);
     this.groOn = binding.udpGetOffload !== undefined && (binding.udpGetOffload(handle) & UDP_OFFLOAD_GRO) !== 0;
   }
@@ -196,19 +196,6 @@ export class LinuxUdpBind implements UdpBind {
     this.binding.udpSetMark(this.checkOpen(), mark);
   }
 
-  start(onBatch: (batch: PacketBatch) => void, headroom: number): void {
-    if (typeof onBatch !== 'function') throw new TypeError('onBatch must be a function');
-    this.headroom = intOption('headroom', headroom, 0, this.batch.slotSize - 64, 0);
-    this.onBatch = onBatch;
-    if (!this.isClosed) this.handle.poll(this.onReadable);
-  }
-
-  /** Stops receiving until start() is called again. */
-  pause(): void {
-    this.onBatch = null;
-    if (!this.isClosed) this.handle.pause();
-  }
-
   send(batch: PacketBatch): void {
     const s = this.stats;
     if (this.isClosed) {
@@ -229,60 +216,36 @@ export class LinuxUdpBind implements UdpBind {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    this.onBatch = null;
+    this.stopReading();
     this.handle.close();
   }
 
-  /** Lets the process exit while receiving (like socket.unref()). */
-  unref(): void {
-    if (!this.isClosed) this.handle.unref();
+  /** GRO was on at open: the addon then reads through its scratch, which may hold a remainder. */
+  protected get keepsRemainder(): boolean {
+    return this.groOn;
   }
 
-  ref(): void {
-    if (!this.isClosed) this.handle.ref();
-  }
-
-  private readonly onReadable = (status: number): void => {
-    const b = this.batch;
+  protected readOnce(b: PacketBatch, headroom: number): number {
     const s = this.stats;
     const res = this.res;
-    let full = false;
-    for (let k = 0; k < this.maxBatches && this.onBatch !== null && !this.isClosed; k++) {
-      full = false;
-      const n = this.binding.udpRecv(this.handle, b.data, b.offsets, b.lengths, b.endpoints, b.slotSize, b.capacity, this.headroom, res);
-      s.recvTruncated += res[RES_DROPPED]!;
-      s.recvGroMessages += res[RES_GSO]!;
-      if (n < 0) {
-        s.recvErrors++;
-        s.lastRecvErrno = -n;
-        break;
-      }
-      if (n === 0) {
-        if (res[RES_DROPPED]! > 0) continue; // everything in that round was truncated; there may be more
-        break;
-      }
-      b.count = n;
-      s.recvBatches++;
-      s.received += n;
-      this.onBatch(b);
-      if (n + res[RES_DROPPED]! < b.capacity) break;
-      full = true;
+    const n = this.binding.udpRecv(this.handle, b.data, b.offsets, b.lengths, b.endpoints, b.slotSize, b.capacity, headroom, res);
+    s.recvTruncated += res[RES_DROPPED]!;
+    s.recvGroMessages += res[RES_GSO]!;
+    this.truncated = res[RES_DROPPED]!;
+    if (n < 0) {
+      s.recvErrors++;
+      s.lastRecvErrno = -n;
+      return READ_STOP;
     }
-    // Stopped with a full batch: with GRO the rest of a coalesced datagram
-    // may sit in the addon with nothing left in the kernel's queue to wake
-    // the poll, so come back after yielding to the loop.
-    if (full && this.groOn && !this.isClosed && this.onBatch !== null) this.scheduleReread();
-    // libuv stops polling on POLLERR (a socket error, which the recv above has consumed): resume.
-    if (status < 0 && !this.isClosed && this.onBatch !== null) this.handle.poll(this.onReadable);
-  };
+    if (n === 0) return this.truncated > 0 ? READ_AGAIN : 0; // everything in that round was truncated; there may be more
+    s.recvBatches++;
+    s.received += n;
+    return n;
+  }
 
-  private scheduleReread(): void {
-    if (this.rereadScheduled) return;
-    this.rereadScheduled = true;
-    setImmediate(() => {
-      this.rereadScheduled = false;
-      if (this.onBatch !== null && !this.isClosed) this.onReadable(0);
-    });
+  /** Truncated datagrams took slots of the round too. */
+  protected filled(n: number): boolean {
+    return n + this.truncated >= this.batch.capacity;
   }
 
   private checkOpen(): NativeHandle {

@@ -1,39 +1,89 @@
 /**
- * End-to-end throughput against the reference implementation (root only):
- * a Debian wireguard-go client in one network namespace, the server under
- * test in another — wireguard-go or tunnelbyte-wg, same keys, same
- * addresses — and iperf3 through the tunnel. Runs alternate (ref, ours, ref,
- * ours, …) so drift on a shared machine affects both. Everything is created
- * in namespaces made here and removed afterwards.
+ * End-to-end throughput against wireguard-go (root only). Two network
+ * namespaces joined by a veth, a WireGuard daemon in each, same keys and
+ * addresses, and iperf3 through the tunnel in both directions (then UDP at a
+ * fixed offered rate). The setups:
+ *
+ *   pair    both ends the same implementation: tunnelbyte-wg ↔ tunnelbyte-wg
+ *           against wg-go-anchor ↔ wg-go-anchor (the reference);
+ *   server  the anchor's client, either server: wg-go-anchor → tunnelbyte-wg
+ *           against wg-go-anchor → wg-go-anchor (the pair run above);
+ *   and as second rows the same against Debian's wireguard-go 0.0.20220316
+ *   (Debian pair; Debian client → tunnelbyte-wg server).
+ *
+ * Every round runs every setup once, the order reversed every other round,
+ * so drift on a shared machine reaches all of them; figures are medians over
+ * rounds. Each daemon's CPU time (bench/daemons.ts) over each iperf3 run is
+ * divided by the bytes iperf3 moved: CPU seconds per GB, per daemon. All
+ * traffic stays inside the namespaces made here; they are removed afterwards.
  */
 import { Netns, veth, waitFor } from '../test/support/netns.js';
-import { configure, genKeys, ifname, keyDir, startInterface, waitPing, type Impl } from '../test/support/wg.js';
+import { configure, genKeys, ifname, keyDir, waitPing } from '../test/support/wg.js';
+import { anchorMissing, cpuSeconds, startDaemon, type Daemon } from './daemons.js';
 import type { Row } from './in-process.js';
+import { median } from './stats.js';
+
+export interface Setup {
+  id: string;
+  mode: 'pair' | 'server';
+  client: Daemon;
+  server: Daemon;
+  /** The setup this one is compared with (same run). */
+  reference?: string;
+}
+
+interface Transfer {
+  mbps: number;
+  bytes: number;
+  clientCpuPerGB: number;
+  serverCpuPerGB: number;
+}
 
 interface Sample {
-  impl: Impl;
-  upMbps: number;
-  downMbps: number;
-  udpMbps: number;
-  udpLossPct: number;
+  setup: string;
+  round: number;
+  up: Transfer;
+  down: Transfer;
+  udp: Transfer & { lossPct: number };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+/** The setups, given whether the anchor is there. */
+export function e2eSetups(withAnchor: boolean): Setup[] {
+  const anchor: Setup[] = [
+    { id: 'pair wg-go-anchor', mode: 'pair', client: 'wg-go-anchor', server: 'wg-go-anchor' },
+    { id: 'pair tunnelbyte-wg', mode: 'pair', client: 'tunnelbyte-wg', server: 'tunnelbyte-wg', reference: 'pair wg-go-anchor' },
+    { id: 'server tunnelbyte-wg, wg-go-anchor client', mode: 'server', client: 'wg-go-anchor', server: 'tunnelbyte-wg', reference: 'pair wg-go-anchor' },
+  ];
+  const debian: Setup[] = [
+    { id: 'pair wg-go-debian', mode: 'pair', client: 'wg-go-debian', server: 'wg-go-debian' },
+    { id: 'server tunnelbyte-wg, wg-go-debian client', mode: 'server', client: 'wg-go-debian', server: 'tunnelbyte-wg', reference: 'pair wg-go-debian' },
+  ];
+  return [...(withAnchor ? anchor : []), ...debian];
 }
 
-async function iperf(client: Netns, server: Netns, args: string[], seconds: number): Promise<any> {
+/** One iperf3 run from `client` to the server's tunnel address, with both daemons' CPU time around it. */
+async function iperf(client: Netns, server: Netns, pids: { client: number; server: number }, args: string[], seconds: number): Promise<Transfer & { lossPct: number }> {
   const srv = server.spawn('iperf3', ['-s', '-B', '192.0.2.1', '-1']);
   try {
-    await waitFor('iperf3 server', () => server.try('sh', ['-c', 'ss -ltn | grep -q ":5201"']).status === 0, 5000, 50);
-    return JSON.parse(client.run('iperf3', ['-c', '192.0.2.1', '-t', String(seconds), '-J', ...args], { timeoutMs: (seconds + 30) * 1000 }));
+    await waitFor('iperf3 server', () => server.try('sh', ['-c', 'ss -ltn | grep -q ":5201"']).status === 0, 20_000, 50);
+    const c0 = cpuSeconds(pids.client);
+    const s0 = cpuSeconds(pids.server);
+    const out = JSON.parse(client.run('iperf3', ['-c', '192.0.2.1', '-t', String(seconds), '-J', ...args], { timeoutMs: (seconds + 30) * 1000 }));
+    const sum = args.includes('-u') ? out.end.sum : out.end.sum_received;
+    const bytes = Number(sum.bytes);
+    return {
+      mbps: sum.bits_per_second / 1e6,
+      bytes,
+      clientCpuPerGB: (cpuSeconds(pids.client) - c0) / (bytes / 1e9),
+      serverCpuPerGB: (cpuSeconds(pids.server) - s0) / (bytes / 1e9),
+      lossPct: args.includes('-u') ? Number(out.end.sum.lost_percent) : 0,
+    };
   } finally {
     srv.kill();
   }
 }
 
-async function runOnce(impl: Impl, seconds: number, udpRate: string): Promise<Sample> {
+async function runOnce(setup: Setup, round: number, seconds: number, udpRate: string): Promise<Sample> {
   const s = Netns.create('S');
   const c = Netns.create('C');
   const keys = keyDir();
@@ -43,23 +93,16 @@ async function runOnce(impl: Impl, seconds: number, udpRate: string): Promise<Sa
     const C = ifname('wgC');
     const ks = genKeys();
     const kc = genKeys();
-    startInterface(s, impl, S);
-    startInterface(c, 'wireguard-go', C);
+    const pids = { server: startDaemon(s, setup.server, S), client: startDaemon(c, setup.client, C) };
     configure(s, S, { privFile: keys.write('s', ks.priv), port: 51820, addrs: ['192.0.2.1/24'] });
     configure(c, C, { privFile: keys.write('c', kc.priv), addrs: ['192.0.2.2/24'] });
     s.run('wg', ['set', S, 'peer', kc.pub, 'allowed-ips', '192.0.2.2/32']);
     c.run('wg', ['set', C, 'peer', ks.pub, 'allowed-ips', '192.0.2.1/32', 'endpoint', '198.51.100.1:51820']);
     await waitPing(c, '192.0.2.1');
-    const up = await iperf(c, s, [], seconds);
-    const down = await iperf(c, s, ['-R'], seconds);
-    const udp = await iperf(c, s, ['-u', '-b', udpRate, '-l', '1300'], seconds);
-    return {
-      impl,
-      upMbps: up.end.sum_received.bits_per_second / 1e6,
-      downMbps: down.end.sum_received.bits_per_second / 1e6,
-      udpMbps: udp.end.sum.bits_per_second / 1e6,
-      udpLossPct: udp.end.sum.lost_percent,
-    };
+    const up = await iperf(c, s, pids, [], seconds);
+    const down = await iperf(c, s, pids, ['-R'], seconds);
+    const udp = await iperf(c, s, pids, ['-u', '-b', udpRate, '-l', '1300'], seconds);
+    return { setup: setup.id, round, up, down, udp };
   } finally {
     keys.cleanup();
     s.destroy();
@@ -67,25 +110,37 @@ async function runOnce(impl: Impl, seconds: number, udpRate: string): Promise<Sa
   }
 }
 
-export async function benchEndToEnd(opts: { rounds: number; seconds: number; udpRate: string }): Promise<Row[]> {
+export interface EndToEnd {
+  rows: Row[];
+  anchor: string;
+  samples: Sample[];
+}
+
+export async function benchEndToEnd(opts: { rounds: number; seconds: number; udpRate: string }): Promise<EndToEnd> {
+  const missing = anchorMissing();
+  if (missing) console.error(`\n!! e2e: ${missing}\n!! e2e: only Debian's wireguard-go is compared; the reference rows are missing from this run.\n`);
+  const setups = e2eSetups(!missing);
   const samples: Sample[] = [];
-  for (let i = 0; i < opts.rounds; i++) {
-    for (const impl of ['wireguard-go', 'tunnelbyte-wg'] as Impl[]) {
-      const smp = await runOnce(impl, opts.seconds, opts.udpRate);
+  for (let round = 1; round <= opts.rounds; round++) {
+    for (const setup of round % 2 ? setups : [...setups].reverse()) {
+      const smp = await runOnce(setup, round, opts.seconds, opts.udpRate);
       samples.push(smp);
-      console.error(`  round ${i + 1} ${impl}: up ${smp.upMbps.toFixed(0)} Mbit/s, down ${smp.downMbps.toFixed(0)} Mbit/s, UDP ${smp.udpMbps.toFixed(0)} Mbit/s loss ${smp.udpLossPct.toFixed(2)}%`);
+      const f = (t: Transfer) => `${t.mbps.toFixed(0)} Mbit/s (CPU s/GB client ${t.clientCpuPerGB.toFixed(1)}, server ${t.serverCpuPerGB.toFixed(1)})`;
+      console.error(`  e2e round ${round} ${setup.id}: up ${f(smp.up)}, down ${f(smp.down)}, UDP ${smp.udp.mbps.toFixed(0)} Mbit/s loss ${smp.udp.lossPct.toFixed(2)}%`);
     }
   }
+  const med = (id: string, pick: (s: Sample) => number) => median(samples.filter((x) => x.setup === id).map(pick));
   const rows: Row[] = [];
-  const of = (impl: Impl, k: keyof Omit<Sample, 'impl'>) => median(samples.filter((x) => x.impl === impl).map((x) => x[k] as number));
-  for (const [k, label] of [['upMbps', 'TCP client→server'], ['downMbps', 'TCP server→client']] as const) {
-    const ref = of('wireguard-go', k);
-    const ours = of('tunnelbyte-wg', k);
-    rows.push({ name: `e2e ${label}, wireguard-go server (median)`, value: ref, unit: 'Mbit/s' });
-    rows.push({ name: `e2e ${label}, tunnelbyte-wg server (median)`, value: ours, unit: 'Mbit/s', note: `${(ours / ref).toFixed(2)}× wireguard-go` });
+  for (const setup of setups) {
+    const name = `e2e ${setup.id}`;
+    for (const [dir, label] of [['up', 'TCP client→server'], ['down', 'TCP server→client']] as const) {
+      const mbps = med(setup.id, (x) => x[dir].mbps);
+      const ref = setup.reference ? med(setup.reference, (x) => x[dir].mbps) : 0;
+      rows.push({ name: `${name}: ${label}`, value: mbps, unit: 'Mbit/s', note: setup.reference ? `${(mbps / ref).toFixed(2)}× ${setup.reference}` : `median of ${opts.rounds}` });
+      rows.push({ name: `${name}: ${label}, ${setup.client} client CPU`, value: med(setup.id, (x) => x[dir].clientCpuPerGB), unit: 's/GB' });
+      rows.push({ name: `${name}: ${label}, ${setup.server} server CPU`, value: med(setup.id, (x) => x[dir].serverCpuPerGB), unit: 's/GB' });
+    }
+    rows.push({ name: `${name}: UDP ${opts.udpRate}bit/s offered`, value: med(setup.id, (x) => x.udp.mbps), unit: 'Mbit/s', note: `${med(setup.id, (x) => x.udp.lossPct).toFixed(2)}% loss` });
   }
-  for (const impl of ['wireguard-go', 'tunnelbyte-wg'] as Impl[]) {
-    rows.push({ name: `e2e UDP ${opts.udpRate}bit/s offered, ${impl} server`, value: of(impl, 'udpMbps'), unit: 'Mbit/s', note: `${of(impl, 'udpLossPct').toFixed(2)}% loss` });
-  }
-  return rows;
+  return { rows, anchor: missing ?? 'wireguard-go 0.0.20250522', samples };
 }

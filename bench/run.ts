@@ -3,8 +3,10 @@
  * peer in a fresh process, and GET /v1/usage under 64 connections against the
  * API in a child process (bench/api-usage.ts); printed as a table and written
  * to bench/results/latest.json. `--smoke` runs everything briefly (the test
- * suite does, so the benchmark cannot rot); `--e2e` adds the end-to-end
- * comparison with wireguard-go in network namespaces (root; bench/e2e.ts).
+ * suite does, so the benchmark cannot rot). As root, in network namespaces:
+ * `--e2e` adds the end-to-end comparison with wireguard-go (bench/e2e.ts).
+ * `--rounds N` and `--seconds S` change the e2e rounds (3) and the seconds
+ * per iperf3 run (5).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +16,16 @@ import { nativeBackend, nobleBackend, nodeBackend } from '../src/crypto/backend.
 
 const smoke = process.argv.includes('--smoke');
 const e2e = process.argv.includes('--e2e');
+function numberArg(flag: string, fallback: number): number {
+  const i = process.argv.indexOf(flag);
+  if (i < 0) return fallback;
+  const v = Number(process.argv[i + 1]);
+  if (!(v > 0)) throw new Error(`${flag} needs a positive number`);
+  return v;
+}
+const rounds = numberArg('--rounds', smoke ? 1 : 3);
+const seconds = numberArg('--seconds', smoke ? 1 : 5);
+const details: Record<string, unknown> = {};
 const scale = smoke ? 0.02 : 1;
 
 const rows: Row[] = [
@@ -30,7 +42,9 @@ const rows: Row[] = [
 if (e2e) {
   if (process.getuid?.() !== 0) throw new Error('--e2e needs root (it creates network namespaces)');
   const { benchEndToEnd } = await import('./e2e.js');
-  rows.push(...(await benchEndToEnd({ rounds: smoke ? 1 : 3, seconds: smoke ? 1 : 5, udpRate: '200M' })));
+  const r = await benchEndToEnd({ rounds, seconds, udpRate: '200M' });
+  rows.push(...r.rows);
+  details.e2e = { reference: r.anchor, rounds, seconds, samples: r.samples };
 }
 
 const fmt = (v: number) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
@@ -41,7 +55,7 @@ for (const r of rows) console.log(`${r.name.padEnd(width)}  ${fmt(r.value)} ${r.
 if (!smoke) {
   const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
-  const report = { date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus()[0]?.model, rows };
+  const report = { date: new Date().toISOString(), command: process.argv.slice(2).join(' '), node: process.version, cpus: (await import('node:os')).cpus()[0]?.model, rows, details };
   writeFileSync(dir + 'latest.json', JSON.stringify(report, null, 2) + '\n');
   console.log(`\nwritten: bench/results/latest.json`);
 }

@@ -3,10 +3,12 @@
  * peer in a fresh process, and GET /v1/usage under 64 connections against the
  * API in a child process (bench/api-usage.ts); printed as a table and written
  * to bench/results/latest.json. `--smoke` runs everything briefly (the test
- * suite does, so the benchmark cannot rot). As root, in network namespaces:
- * `--e2e` adds the end-to-end comparison with wireguard-go (bench/e2e.ts).
- * `--rounds N` and `--seconds S` change the e2e rounds (3) and the seconds
- * per iperf3 run (5).
+ * suite does, so the benchmark cannot rot). As root, in network namespaces,
+ * a tunnel download through `tunnelbyte serve` alone and under an API flood
+ * (bench/api-flood.ts; skipped with a note otherwise), and `--e2e` adds the end-to-end comparison with wireguard-go (bench/e2e.ts).
+ * `--flood` adds the handshake flood against tunnelbyte-wg and wireguard-go
+ * as exits (bench/flood.ts). `--rounds N` and `--seconds S` change the rounds
+ * (3) and the seconds per iperf3 run (5) of both.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +18,7 @@ import { nativeBackend, nobleBackend, nodeBackend } from '../src/crypto/backend.
 
 const smoke = process.argv.includes('--smoke');
 const e2e = process.argv.includes('--e2e');
+const flood = process.argv.includes('--flood');
 function numberArg(flag: string, fallback: number): number {
   const i = process.argv.indexOf(flag);
   if (i < 0) return fallback;
@@ -39,15 +42,30 @@ const rows: Row[] = [
   ...benchIdlePeerMemory(scale),
   ...(await benchApiUsage(scale)),
 ];
+if (process.getuid?.() === 0) {
+  const { benchApiFlood } = await import('./api-flood.js');
+  const r = await benchApiFlood({ rounds, seconds });
+  rows.push(...r.rows);
+  details.apiFlood = { rounds, seconds, samples: r.samples };
+} else {
+  console.error('api-flood: skipped, it needs root (network namespaces): run `sudo npm run bench` for the tunnel-under-API-flood figure');
+}
+if ((e2e || flood) && process.getuid?.() !== 0) throw new Error('--e2e and --flood need root (they create network namespaces)');
 if (e2e) {
-  if (process.getuid?.() !== 0) throw new Error('--e2e needs root (it creates network namespaces)');
   const { benchEndToEnd } = await import('./e2e.js');
   const r = await benchEndToEnd({ rounds, seconds, udpRate: '200M' });
   rows.push(...r.rows);
   details.e2e = { reference: r.anchor, rounds, seconds, samples: r.samples };
 }
 
-const fmt = (v: number) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
+if (flood) {
+  const { benchHandshakeFlood } = await import('./flood.js');
+  const r = await benchHandshakeFlood({ rounds, seconds, smoke });
+  rows.push(...r.rows);
+  details.flood = { reference: r.reference, rounds, seconds, samples: r.samples };
+}
+
+const fmt = (v: number) => (!Number.isFinite(v) ? 'none' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
 const width = Math.max(...rows.map((r) => r.name.length));
 console.log(`${'benchmark'.padEnd(width)}  value`);
 for (const r of rows) console.log(`${r.name.padEnd(width)}  ${fmt(r.value)} ${r.unit}${r.note ? `  (${r.note})` : ''}`);

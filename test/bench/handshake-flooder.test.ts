@@ -1,6 +1,7 @@
 // The flooder of `npm run bench -- --flood` (bench/handshake-flooder.cc) must
 // send what it claims: handshake initiations whose mac1 is valid for the
-// server's key, checked here by the project's own CookieChecker, each one
+// server's key, checked here by the project's own CookieChecker (noble, the
+// reference backend), each one
 // different. A flooder with a wrong mac1 would measure nothing but the cheap
 // first drop.
 import { test } from 'node:test';
@@ -8,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { buildFlooder } from '../../bench/flood.js';
+import { nobleBackend } from '../../src/crypto/backend.js';
 import { CookieChecker } from '../../src/protocol/cookie.js';
 import { Initiation, MSG_INITIATION } from '../../src/protocol/messages.js';
 import { systemRandom } from '../../src/protocol/random.js';
@@ -20,8 +22,8 @@ test('every emitted initiation carries a valid mac1 for the server key, no mac2,
   const otherKey = new Uint8Array(randomBytes(32));
   const lines = execFileSync(flooder, ['emit', Buffer.from(serverKey).toString('hex'), '500'], { encoding: 'utf8' }).trim().split('\n');
   assert.equal(lines.length, 500);
-  const ours = new CookieChecker(serverKey, systemRandom);
-  const theirs = new CookieChecker(otherKey, systemRandom);
+  const ours = new CookieChecker(serverKey, systemRandom, nobleBackend);
+  const theirs = new CookieChecker(otherKey, systemRandom, nobleBackend);
   const senders = new Set<number>();
   const ephemerals = new Set<string>();
   for (const line of lines) {

@@ -39,14 +39,7 @@ export class ApiClient {
   tokenSource: TokenSource | null = null;
 
   constructor(private readonly opts: ApiClientOptions) {
-    let u: URL;
-    try {
-      u = new URL(opts.base);
-    } catch {
-      throw new CliError(`not a URL: ${opts.base}`, 'pass --api http://HOST:PORT or set TB_API');
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CliError(`the API URL must be http or https: ${opts.base}`);
-    this.base = u.origin + u.pathname.replace(/\/+$/, '');
+    this.base = apiBaseUrl(opts.base);
   }
 
   /** The X-TB-Fingerprint value (what signup binds the token to). */
@@ -79,10 +72,18 @@ export class ApiClient {
     try {
       json = text ? JSON.parse(text) : null;
     } catch {
-      throw new CliError(`unexpected answer from ${this.base}${path} (HTTP ${res.status}, not JSON); is --api the tunnelbyte API?`);
+      json = undefined;
     }
+    const apiMessage = typeof (json as { error?: unknown } | undefined)?.error === 'string' ? (json as { error: string }).error : null;
+    // Every path this client asks for is a route of the API, so a 404 that does not come from one of
+    // its handlers ("no such session") — the router's bare "not found", or a page that is not the API's
+    // JSON — means the base URL points somewhere else.
+    if (res.status === 404 && (apiMessage === null || apiMessage === 'not found')) {
+      throw new CliError(`${method} ${this.base}${path} answered 404 not found: no tunnelbyte API route there`, BASE_URL_HINT);
+    }
+    if (json === undefined) throw new CliError(`unexpected answer from ${this.base}${path} (HTTP ${res.status}, not JSON); is --api the tunnelbyte API?`, BASE_URL_HINT);
     if (!res.ok) {
-      const msg = typeof (json as { error?: unknown })?.error === 'string' ? (json as { error: string }).error : `HTTP ${res.status}`;
+      const msg = apiMessage ?? `HTTP ${res.status}`;
       const ra = Number(res.headers.get('retry-after'));
       throw new ApiError(res.status, msg, res.headers.has('retry-after') && Number.isFinite(ra) ? ra : null);
     }
@@ -101,6 +102,27 @@ export class ApiClient {
   closeSession = (id: string) => this.request<SessionViewT>('DELETE', `/v1/sessions/${encodeURIComponent(id)}`, { auth: true });
   ip = (addr: string, at?: string) =>
     this.request<IpAttributionResponseT>('GET', `/v1/ip/${encodeURIComponent(addr)}${at ? `?at=${encodeURIComponent(at)}` : ''}`);
+}
+
+const BASE_URL_HINT = '--api / TB_API is the server\'s base URL, http(s)://HOST[:PORT] (…/v1 may be included or left out), e.g. http://exit.example:8080';
+
+/**
+ * The API's base URL from `--api` / `TB_API`: http or https, any path prefix
+ * (a reverse proxy may mount the API below one), without a trailing slash and
+ * without a trailing `/v1` — the API document gives the base URL as
+ * `https://HOST/v1` while every request path here starts with `/v1`, so both
+ * spellings must reach the same routes.
+ */
+export function apiBaseUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new CliError(`not a URL: ${raw}`, 'pass --api http://HOST:PORT or set TB_API');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CliError(`the API URL must be http or https: ${raw}`);
+  if (u.search || u.hash) throw new CliError(`the API URL takes no query or fragment: ${raw}`, BASE_URL_HINT);
+  return u.origin + u.pathname.replace(/\/+$/, '').replace(/\/v1$/, '').replace(/\/+$/, '');
 }
 
 function networkReason(e: unknown): string {

@@ -49,6 +49,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--pool6 <cidr>', 'IPv6 pool (default: a random ULA /64 fixed at first start)').env('TB_POOL6'))
     .addOption(new Option('--dns <ip,...>', 'DNS servers written into client configs').env('TB_DNS'))
     .addOption(new Option('--no-nat', 'do not set up masquerading NAT and IP forwarding (env TB_NAT=0)'))
+    .addOption(new Option('--allow-private <cidr...>', 'let clients reach these private/special ranges (a LAN behind the exit); env: comma-separated').env('TB_ALLOW_PRIVATE'))
     .addOption(new Option('--trust-proxy', 'honour X-Forwarded-For (only behind a trusted reverse proxy; env TB_TRUST_PROXY=1)'))
     .addOption(new Option('--sync-interval <s>', 'seconds between counter flushes and peer reconciles (1-5)').env('TB_SYNC_INTERVAL').default('5'))
     .addOption(new Option('--anonymous-quota <size>', 'data per calendar month for anonymous accounts (e.g. 10GiB, unlimited)').env('TB_ANONYMOUS_QUOTA').default('10GiB'))
@@ -67,6 +68,7 @@ export function registerServeCommand(program: Command): void {
       const env = process.env;
       const api = hostPort(String(o.apiListen));
       const exits = Array.isArray(o.exitAddress) ? o.exitAddress.flatMap((x) => list(x)) : list(o.exitAddress as string | undefined);
+      const allowPrivate = Array.isArray(o.allowPrivate) ? o.allowPrivate.flatMap((x) => list(x)) : list(o.allowPrivate as string | undefined);
       const syncIntervalS = Number(o.syncInterval);
       if (!(syncIntervalS >= 1 && syncIntervalS <= 5)) throw new Error('--sync-interval must be 1..5 seconds');
       if (process.geteuid?.() !== 0) log.warn('not running as root: creating the TUN interface will probably fail');
@@ -86,6 +88,7 @@ export function registerServeCommand(program: Command): void {
             pool6: (o.pool6 as string | undefined) ?? null,
             dns: list(o.dns as string | undefined),
             nat: o.nat !== false && env.TB_NAT !== '0',
+            allowPrivate,
             trustProxy: o.trustProxy === true || env.TB_TRUST_PROXY === '1',
             syncIntervalS,
             tiers: {

@@ -15,6 +15,7 @@ import type { AllowedIps } from '../protocol/allowed-ips.js';
 import type { Keypair } from '../protocol/keypair.js';
 import type { DropReason } from '../protocol/messages.js';
 import type { Clock } from '../protocol/clock.js';
+import type { DestinationPolicy } from './destination-policy.js';
 import type { Peer } from './peer.js';
 
 /** One entry of the receiver-index table: a pending handshake (keypair null) or a keypair of a peer. */
@@ -30,6 +31,8 @@ export interface DataPath {
   readonly mtu: number;
   /** Drop packets from one peer addressed to another peer's allowed IPs. */
   readonly isolatePeers: boolean;
+  /** Destinations peers' packets may not reach (an exit's policy), or null. */
+  readonly destinationPolicy: DestinationPolicy | null;
   /** Cryptokey routing (whitepaper §2): read-only for the paths. */
   readonly allowedIps: AllowedIps<Peer>;
   /** Drop counters by reason; the paths increment them. */

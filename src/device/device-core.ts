@@ -39,6 +39,7 @@ import { keyToBase64 } from '../crypto/wireguard-keys.js';
 import { Peer } from './peer.js';
 import { receiveBatch } from './receive.js';
 import { sealStaged, sendBatch } from './send.js';
+import type { DestinationPolicy } from './destination-policy.js';
 
 /** Handshake messages per second above which the device counts as under load (wireguard-go: a queue 1/8 full). */
 export const UNDER_LOAD_HANDSHAKES_PER_SECOND = 128;
@@ -61,6 +62,8 @@ export interface DeviceOptions {
   mtu?: number;
   /** Drop packets from one peer addressed to another peer's allowed IPs (an exit's client isolation). */
   isolatePeers?: boolean;
+  /** Drop packets from peers to destinations this policy refuses (an exit's own and private networks). */
+  destinationPolicy?: DestinationPolicy | null;
   /** Force the under-load state (tests); default: measured. */
   underLoad?: 'auto' | 'always' | 'never';
 }
@@ -79,6 +82,8 @@ export class DeviceCore implements DataPath {
   readonly allowedIps = new AllowedIps<Peer>();
   readonly drops: Record<DropReason, number>;
   readonly isolatePeers: boolean;
+  /** Where peers' packets may not go; replaced as a whole when the host's addresses change. */
+  destinationPolicy: DestinationPolicy | null;
   readonly mtu: number;
   readonly sendToNetwork: (batch: PacketBatch) => void;
   readonly writeToTun: (batch: PacketBatch) => void;
@@ -105,6 +110,7 @@ export class DeviceCore implements DataPath {
     this.writeToTun = opts.writeToTun;
     this.mtu = opts.mtu ?? DEFAULT_MTU;
     this.isolatePeers = opts.isolatePeers ?? false;
+    this.destinationPolicy = opts.destinationPolicy ?? null;
     this.underLoadMode = opts.underLoad ?? 'auto';
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
     if (opts.privateKey) this.setPrivateKey(opts.privateKey);

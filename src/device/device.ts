@@ -17,6 +17,7 @@ import type { PacketBatch } from '../io/batch.js';
 import type { AllowedIps } from '../protocol/allowed-ips.js';
 import type { DropReason } from '../protocol/messages.js';
 import { DeviceCore, type DeviceOptions } from './device-core.js';
+import type { DestinationPolicy } from './destination-policy.js';
 import type { Peer } from './peer.js';
 
 export { Peer } from './peer.js';
@@ -88,6 +89,15 @@ export class Device {
   /** Cryptokey routing (whitepaper §2): each peer's allowed IPs. */
   get allowedIps(): AllowedIps<Peer> {
     return this.core.allowedIps;
+  }
+
+  /** Where peers' packets may not go (an exit's destination policy); null: anywhere their allowed IPs permit. */
+  get destinationPolicy(): DestinationPolicy | null {
+    return this.core.destinationPolicy;
+  }
+
+  set destinationPolicy(policy: DestinationPolicy | null) {
+    this.core.destinationPolicy = policy;
   }
 
   /** Datagrams and packets dropped so far, by reason. */

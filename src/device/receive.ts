@@ -21,7 +21,9 @@
  *     source (roaming), timers and counters are updated.
  *  5. Empty plaintext is a keepalive and ends here. Otherwise it must be an
  *     IPv4/IPv6 packet whose header length fits, and whose source address
- *     routes back to this same peer in allowed IPs (cryptokey routing).
+ *     routes back to this same peer in allowed IPs (cryptokey routing). An
+ *     exit also refuses destinations of other peers and of its destination
+ *     policy (the exit itself, private and special ranges).
  *  6. The batch itself goes to the TUN: each kept slot's offset moves to its
  *     inner packet and its length drops the padding; dropped slots are
  *     squeezed out by moving later packets forward (a copy only then).
@@ -121,6 +123,11 @@ export function receiveBatch(dev: DataPath, batch: PacketBatch): void {
         drops['client-to-client']++;
         continue;
       }
+    }
+    const policy = dev.destinationPolicy;
+    if (policy !== null && (v4 ? policy.refuses4(data, inner) : policy.refuses6(data, inner))) {
+      drops['destination-refused']++;
+      continue;
     }
     if (kept !== i) data.copyWithin(kept * slotSize + TRANSPORT_HEADER_LEN, inner, inner + ipLen);
     batch.offsets[kept] = kept !== i ? TRANSPORT_HEADER_LEN : inner - i * slotSize;

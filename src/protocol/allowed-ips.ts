@@ -42,7 +42,7 @@ function commonBits(a: Uint8Array, b: Uint8Array, bAt: number, max: number): num
 }
 
 /** A copy of `addr` with every bit from `cidr` on cleared. */
-function masked(addr: Uint8Array, cidr: number): Uint8Array {
+export function masked(addr: Uint8Array, cidr: number): Uint8Array {
   const out = new Uint8Array(addr); // a copy, also when addr is a Buffer
   for (let i = 0; i < out.length; i++) {
     const keep = Math.max(0, Math.min(8, cidr - i * 8));

@@ -74,7 +74,8 @@ export type DropReason =
   | 'no-route'
   | 'no-private-key'
   | 'no-endpoint'
-  | 'client-to-client';
+  | 'client-to-client'
+  | 'destination-refused';
 
 export const DROP_REASONS: readonly DropReason[] = [
   'too-short',
@@ -100,6 +101,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'no-private-key',
   'no-endpoint',
   'client-to-client',
+  'destination-refused',
 ];
 
 /**

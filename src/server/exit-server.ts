@@ -24,7 +24,8 @@ import { openLinuxUdpBind } from '../io/linux/udp.js';
 import { DEFAULT_MTU } from '../protocol/constants.js';
 import { DROP_REASONS } from '../protocol/messages.js';
 import { DeviceDataPlane } from './device-data-plane.js';
-import { configureInterface, detectDefaultRoute, setupNat, type NatHandle } from './host-network.js';
+import { configureInterface, detectDefaultRoute, hostAddresses, setupNat, type NatHandle } from './host-network.js';
+import { canonicalPrefix, DestinationPolicy, REFUSED_BY_DEFAULT } from '../device/destination-policy.js';
 import { loadOrCreateServerKey } from './server-key.js';
 import { Gauge } from 'prom-client';
 import { keyToBase64 } from '../crypto/wireguard-keys.js';
@@ -45,6 +46,8 @@ export interface ServeOptions {
   pool6: string | null;
   dns: string[];
   nat: boolean;
+  /** Ranges opened inside the refused private and special ranges (`--allow-private`). */
+  allowPrivate: string[];
   trustProxy: boolean;
   /** Seconds between syncs of counters and peers (SPEC: at most 5). */
   syncIntervalS: number;
@@ -56,6 +59,8 @@ export interface ServeOptions {
 export class ExitServer {
   private timer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
+  /** What the device's destination policy was last built from: the host's addresses, the pools, --allow-private. */
+  private policyFrom: { addresses: string[]; pools: string[]; allow: string[] } = { addresses: [], pools: [], allow: [] };
 
   private constructor(
     readonly control: ControlPlane,
@@ -68,6 +73,7 @@ export class ExitServer {
   ) {}
 
   static async start(o: ServeOptions, log: Logger): Promise<ExitServer> {
+    const allow = o.allowPrivate.map(canonicalPrefix); // a malformed range stops the start before anything is made
     // The data directory first (0700, parents as needed): the key and the database both live in it,
     // and on a first run neither it nor /var/lib/tunnelbyte exists yet.
     const dbPath = databasePath(o.dataDir);
@@ -99,12 +105,17 @@ export class ExitServer {
       configureInterface(tun.name, gw4!, Number(p4), gw6 ?? null, Number(p6), DEFAULT_MTU);
       const bind = openLinuxUdpBind({ port: o.listenPort });
       cleanups.push(() => bind.close());
-      const runtime = new DeviceRuntime({ tun, bind, privateKey: key.privateKey, isolatePeers: true });
+      const pools = [node.pool4, ...(node.pool6 ? [node.pool6] : [])];
+      const addresses = hostAddresses();
+      const policy = new DestinationPolicy({ own: [...addresses, ...pools], allow });
+      const runtime = new DeviceRuntime({ tun, bind, privateKey: key.privateKey, isolatePeers: true, destinationPolicy: policy });
       cleanups.push(() => runtime.close());
+      for (const d of control.config.dns) {
+        if (policy.refusesAddress(d)) log.warn({ dns: d }, 'a DNS resolver of the client configs is in a refused range: clients cannot reach it (open it with --allow-private)');
+      }
       let nat: NatHandle | null = null;
       if (o.nat) {
-        if (!route.device) throw new Error('no default route: cannot set up NAT (use --no-nat to run without it)');
-        nat = setupNat({ tun: tun.name, outIf: route.device, outIf6: route.device6 ?? route.device, pool4: node.pool4, pool6: node.pool6 });
+        nat = setupNat({ tun: tun.name, pool4: node.pool4, pool6: node.pool6, refuse: REFUSED_BY_DEFAULT.map((r) => r.cidr), allow });
         cleanups.push(() => nat!.remove());
       }
       const agent = control.attachDataPlane(node.id, new DeviceDataPlane(runtime.device), exitAddresses);
@@ -129,6 +140,7 @@ export class ExitServer {
         interfaceAddresses,
         nodeId: node.id,
       });
+      s.policyFrom = { addresses, pools, allow };
       s.timer = setInterval(() => s.sync(), o.syncIntervalS * 1000);
       tun.onClose((reason) => {
         if (s.stopping) return; // our own close during shutdown
@@ -143,6 +155,7 @@ export class ExitServer {
   }
 
   private sync(): void {
+    this.refreshPolicy();
     try {
       const r = this.agent.sync();
       if (r.added.length || r.removed.length || r.expired.length || r.failures.length) {
@@ -151,6 +164,20 @@ export class ExitServer {
     } catch (e) {
       this.log.error({ err: (e as Error).message }, 'sync failed');
     }
+  }
+
+  /**
+   * The host's addresses change (DHCP, an operator's `ip addr add`): the
+   * device's policy follows at the next sync, so a new address is refused
+   * within one sync interval also without the firewall (--no-nat).
+   */
+  private refreshPolicy(): void {
+    const now = hostAddresses();
+    const { addresses, pools, allow } = this.policyFrom;
+    if (now.join() === addresses.join()) return;
+    this.runtime.device.destinationPolicy = new DestinationPolicy({ own: [...now, ...pools], allow });
+    this.policyFrom = { addresses: now, pools, allow };
+    this.log.info({ addresses: now.length }, 'host addresses changed: destination policy updated');
   }
 
   /** Flushes counters, closes the API, removes NAT and the interface, closes the database. */

@@ -1,13 +1,16 @@
 /**
  * What the exit server changes on its host, and undoes on exit: addresses on
- * its TUN interface, IP forwarding, and masquerading NAT of the client pools
- * out of the default-route interface (SPEC §4). NAT goes into a table of its
- * own (nftables, or iptables rules tagged with a comment when nft is absent),
- * so removing it never touches anyone else's rules. Start-up and shutdown
- * only: nothing here runs per packet.
+ * its TUN interface, IP forwarding, masquerading NAT of the client pools and
+ * the filter that keeps clients off the host itself and off private and
+ * special networks (SPEC §4; the ranges are device/destination-policy.ts's).
+ * NAT and filter go into a table of its own (nftables, or iptables rules
+ * tagged with a comment when nft is absent), so removing it never touches
+ * anyone else's rules. Start-up and shutdown only: nothing here runs per
+ * packet.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 
 export interface DefaultRoute {
   /** Interface of the IPv4 default route (or the IPv6 one when there is no IPv4 default). */
@@ -39,6 +42,18 @@ export function detectDefaultRoute(): DefaultRoute {
       .map((a) => a.local);
   };
   return { device: dev4 ?? dev6, device6: dev6 ?? dev4, addresses4: addrsOf(dev4, 'inet'), addresses6: addrsOf(dev6 ?? dev4, 'inet6') };
+}
+
+/**
+ * Every address of this host (in this network namespace), on every
+ * interface, sorted: what a client must not reach through the exit.
+ */
+export function hostAddresses(): string[] {
+  const out = new Set<string>();
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) out.add(a.address.replace(/%.*$/, ''));
+  }
+  return [...out].sort();
 }
 
 function run(cmd: string, args: string[], input?: string): void {
@@ -79,12 +94,30 @@ function writeSysctl(path: string, v: string): void {
   }
 }
 
+export interface NatOptions {
+  tun: string;
+  pool4: string;
+  pool6: string | null;
+  /** Destination ranges clients may not reach through the exit (REFUSED_BY_DEFAULT). */
+  refuse: string[];
+  /** Ranges opened inside `refuse` (`--allow-private`). */
+  allow: string[];
+}
+
 /**
- * Enables forwarding and masquerades traffic from the pools leaving through
- * `outIf` (and only from the pools: the host's own traffic is untouched).
- * Returns how to undo exactly that.
+ * Enables forwarding and, in the exit's own table:
+ *   - input: nothing from the clients reaches the host itself (its API,
+ *     metrics, anything bound to 0.0.0.0, on any of its addresses — the pool
+ *     gateways too): only replies to connections the host opened;
+ *   - forward: client to client dropped; allowed ranges accepted; refused
+ *     ranges dropped; the rest of the clients' traffic accepted; towards the
+ *     clients only replies (nothing from a LAN or the internet opens a
+ *     connection to a client);
+ *   - postrouting: everything from the pools that leaves, through whichever
+ *     interface (the internet, an allowed LAN), is masqueraded.
+ * The host's own traffic is untouched. Returns how to undo exactly that.
  */
-export function setupNat(opts: { tun: string; outIf: string; outIf6: string; pool4: string; pool6: string | null }): NatHandle {
+export function setupNat(opts: NatOptions): NatHandle {
   const prev4 = readSysctl(SYSCTL4);
   const prev6 = readSysctl(SYSCTL6);
   writeSysctl(SYSCTL4, '1');
@@ -94,21 +127,44 @@ export function setupNat(opts: { tun: string; outIf: string; outIf6: string; poo
     if (prev6 !== null && opts.pool6) writeSysctl(SYSCTL6, prev6);
   };
   const table = `tunnelbyte_${opts.tun.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  const v4 = (cidrs: string[]) => cidrs.filter((c) => !c.includes(':'));
+  const v6 = (cidrs: string[]) => cidrs.filter((c) => c.includes(':'));
   try {
     if (has('nft')) {
       spawnSync('nft', ['delete', 'table', 'inet', table]); // a stale table from a killed run
+      const set = (name: string, type: 'ipv4_addr' | 'ipv6_addr', cidrs: string[]) => [
+        `  set ${name} {`,
+        `    type ${type}; flags interval; auto-merge;`,
+        ...(cidrs.length ? [`    elements = { ${cidrs.join(', ')} }`] : []),
+        '  }',
+      ];
+      const tun = `"${opts.tun}"`;
       const rules = [
         `table inet ${table} {`,
-        '  chain postrouting {',
-        '    type nat hook postrouting priority srcnat; policy accept;',
-        `    ip saddr ${opts.pool4} oifname "${opts.outIf}" masquerade`,
-        ...(opts.pool6 ? [`    ip6 saddr ${opts.pool6} oifname "${opts.outIf6}" masquerade`] : []),
+        ...set('allow4', 'ipv4_addr', v4(opts.allow)),
+        ...set('allow6', 'ipv6_addr', v6(opts.allow)),
+        ...set('refuse4', 'ipv4_addr', v4(opts.refuse)),
+        ...set('refuse6', 'ipv6_addr', v6(opts.refuse)),
+        '  chain input {',
+        '    type filter hook input priority filter; policy accept;',
+        `    iifname ${tun} ct state established,related accept`,
+        `    iifname ${tun} drop`,
         '  }',
         '  chain forward {',
         '    type filter hook forward priority filter; policy accept;',
-        `    iifname "${opts.tun}" oifname "${opts.tun}" drop`,
-        `    iifname "${opts.tun}" accept`,
-        `    oifname "${opts.tun}" ct state established,related accept`,
+        `    iifname ${tun} oifname ${tun} drop`,
+        `    iifname ${tun} ip daddr @allow4 accept`,
+        `    iifname ${tun} ip6 daddr @allow6 accept`,
+        `    iifname ${tun} ip daddr @refuse4 drop`,
+        `    iifname ${tun} ip6 daddr @refuse6 drop`,
+        `    iifname ${tun} accept`,
+        `    oifname ${tun} ct state established,related accept`,
+        `    oifname ${tun} drop`,
+        '  }',
+        '  chain postrouting {',
+        '    type nat hook postrouting priority srcnat; policy accept;',
+        `    ip saddr ${opts.pool4} oifname != ${tun} masquerade`,
+        ...(opts.pool6 ? [`    ip6 saddr ${opts.pool6} oifname != ${tun} masquerade`] : []),
         '  }',
         '}',
       ].join('\n');
@@ -121,27 +177,45 @@ export function setupNat(opts: { tun: string; outIf: string; outIf6: string; poo
         },
       };
     }
+    // iptables: the same rules, each tagged with the table's name, inserted at
+    // the top of the built-in chains in this order.
     const comment = ['-m', 'comment', '--comment', table];
-    const rules4: string[][] = [
-      ['-t', 'nat', 'POSTROUTING', '-s', opts.pool4, '-o', opts.outIf, ...comment, '-j', 'MASQUERADE'],
+    const rulesFor = (pool: string, allow: string[], refuse: string[]): string[][] => [
+      ['-t', 'filter', 'INPUT', '-i', opts.tun, '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', ...comment, '-j', 'ACCEPT'],
+      ['-t', 'filter', 'INPUT', '-i', opts.tun, ...comment, '-j', 'DROP'],
       ['-t', 'filter', 'FORWARD', '-i', opts.tun, '-o', opts.tun, ...comment, '-j', 'DROP'],
+      ...allow.map((c) => ['-t', 'filter', 'FORWARD', '-i', opts.tun, '-d', c, ...comment, '-j', 'ACCEPT']),
+      ...refuse.map((c) => ['-t', 'filter', 'FORWARD', '-i', opts.tun, '-d', c, ...comment, '-j', 'DROP']),
       ['-t', 'filter', 'FORWARD', '-i', opts.tun, ...comment, '-j', 'ACCEPT'],
       ['-t', 'filter', 'FORWARD', '-o', opts.tun, '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', ...comment, '-j', 'ACCEPT'],
+      ['-t', 'filter', 'FORWARD', '-o', opts.tun, ...comment, '-j', 'DROP'],
+      ['-t', 'nat', 'POSTROUTING', '-s', pool, '!', '-o', opts.tun, ...comment, '-j', 'MASQUERADE'],
     ];
-    const rules6 = opts.pool6 ? rules4.map((r) => r.map((x) => (x === opts.pool4 ? opts.pool6! : x === opts.outIf ? opts.outIf6 : x))) : [];
+    const rules4 = rulesFor(opts.pool4, v4(opts.allow), v4(opts.refuse));
+    const rules6 = opts.pool6 ? rulesFor(opts.pool6, v6(opts.allow), v6(opts.refuse)) : [];
     const apply = (bin: string, rules: string[][], op: '-I' | '-D') => {
       for (const r of op === '-I' ? [...rules].reverse() : rules) {
         const [t, tbl, chain, ...rest] = r;
-        spawnSync(bin, [t!, tbl!, op, chain!, ...rest]);
+        const res = spawnSync(bin, [t!, tbl!, op, chain!, ...rest], { encoding: 'utf8' });
+        if (op === '-I' && res.status !== 0) throw new Error(`${bin} ${r.join(' ')}: ${res.stderr.trim()}`);
       }
     };
-    apply('iptables', rules4, '-I');
-    if (rules6.length && has('ip6tables')) apply('ip6tables', rules6, '-I');
+    const has6 = rules6.length > 0 && has('ip6tables');
+    const removeAll = () => {
+      apply('iptables', rules4, '-D');
+      if (has6) apply('ip6tables', rules6, '-D');
+    };
+    try {
+      apply('iptables', rules4, '-I');
+      if (has6) apply('ip6tables', rules6, '-I');
+    } catch (e) {
+      removeAll();
+      throw e;
+    }
     return {
       backend: 'iptables',
       remove: () => {
-        apply('iptables', rules4, '-D');
-        if (rules6.length && has('ip6tables')) apply('ip6tables', rules6, '-D');
+        removeAll();
         restoreSysctls();
       },
     };

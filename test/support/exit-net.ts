@@ -11,8 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor, type Netns } from './netns.js';
 
-// The "internet": GET /ip answers the caller's address, GET /file?n=N sends N deterministic bytes.
-export const INTERNET_SERVER = `
+/**
+ * A node script for an HTTP server on host:port (the internet, a LAN host, a
+ * metadata service, a service on the exit): GET /ip answers the caller's
+ * address, GET /file?n=N sends N deterministic bytes.
+ */
+export function httpServerScript(port: number, host: string): string {
+  return `
 const http = require('node:http');
 const s = http.createServer((req, res) => {
   const u = new URL(req.url, 'http://x');
@@ -28,8 +33,12 @@ const s = http.createServer((req, res) => {
   }
   res.statusCode = 404; res.end();
 });
-s.listen(8000, '::');
+s.listen(${port}, ${JSON.stringify(host)});
 `;
+}
+
+/** The "internet": the HTTP server above on [::]:8000. */
+export const INTERNET_SERVER = httpServerScript(8000, '::');
 
 /** Starts the internet's HTTP server on port 8000 in `ns` and waits until it answers. */
 export async function startInternet(ns: Netns): Promise<void> {
@@ -90,4 +99,25 @@ export function loadSessionConfig(ns: Netns, ifname: string, session: any, o: { 
 export function fetchFile(ns: Netns, n: number, timeoutS = 20, host = '203.0.113.1'): number {
   const r = ns.try('curl', ['-s', '-o', '/dev/null', '-w', '%{size_download}', '--max-time', String(timeoutS), `http://${host}:8000/file?n=${n}`], { timeoutMs: (timeoutS + 5) * 1000 });
   return Number(r.stdout || 0);
+}
+
+/** The body of GET url from `ns`, or null when no answer came within the timeout. */
+export function fetchText(ns: Netns, url: string, timeoutS = 5): string | null {
+  const r = ns.try('curl', ['-sf', '--max-time', String(timeoutS), url], { timeoutMs: (timeoutS + 5) * 1000 });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/** GETs every url at once from `ns`; for each, the body or null when no answer came within the timeout. */
+export function fetchAll(ns: Netns, urls: string[], timeoutS = 3): Promise<(string | null)[]> {
+  return Promise.all(
+    urls.map(
+      (url) =>
+        new Promise<string | null>((resolve) => {
+          const child = ns.spawn('curl', ['-sf', '--max-time', String(timeoutS), url]);
+          let out = '';
+          child.stdout!.on('data', (d) => (out += d));
+          child.once('exit', (code) => resolve(code === 0 ? out.trim() : null));
+        }),
+    ),
+  );
 }

@@ -2,7 +2,10 @@
  * `GET /v1/usage` under load: 64 keep-alive connections from autocannon
  * against the API in a child process (bench/api-server.ts), after a signup
  * and a session so the query reads real rows. Reports requests/s and the
- * 99th percentile latency; any non-2xx answer fails the benchmark.
+ * 99th percentile latency; any non-2xx answer fails the benchmark. Then a
+ * flood of wrong tokens from the same address (16 connections): requests/s
+ * and how many were answered 401 (authenticated and refused) — the rest must
+ * be the failed-authentication limit's 429s, given before any hashing or SQL.
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -31,9 +34,16 @@ export async function benchApiUsage(scale: number): Promise<Row[]> {
     const result = await autocannon({ url: `${url}/v1/usage`, connections: 64, duration: Math.max(1, Math.round(10 * scale * 5) / 5), headers });
     const bad = result.non2xx + result.errors + result.timeouts;
     if (bad > 0) throw new Error(`bench: ${bad} failed /v1/usage requests (non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts})`);
+    const wrong = { authorization: `Bearer tb_${'A'.repeat(43)}`, 'x-tb-fingerprint': fingerprint };
+    const flood = await autocannon({ url: `${url}/v1/usage`, connections: 16, duration: Math.max(1, Math.round(5 * scale * 5) / 5), headers: wrong });
+    const codes = flood.statusCodeStats as unknown as Record<string, { count: number } | undefined>;
+    const other = Object.keys(codes).filter((c) => c !== '401' && c !== '429');
+    if (other.length > 0 || flood.errors > 0) throw new Error(`bench: wrong-token flood answered ${JSON.stringify(codes)}, ${flood.errors} errors`);
     return [
       { name: 'GET /v1/usage, 64 connections', value: result.requests.average, unit: 'requests/s' },
       { name: 'GET /v1/usage p99 latency', value: result.latency.p99, unit: 'ms' },
+      { name: 'wrong-token flood, 16 connections, one address', value: flood.requests.average, unit: 'requests/s' },
+      { name: 'wrong-token flood: answered 401 (the rest 429)', value: codes['401']?.count ?? 0, unit: 'requests' },
     ];
   } finally {
     stop();

@@ -56,6 +56,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--anonymous-sessions <n>', 'active sessions per anonymous account').env('TB_ANONYMOUS_SESSIONS').default('1'))
     .addOption(new Option('--paid-quota <size>', 'data per calendar month for paid accounts').env('TB_PAID_QUOTA').default('unlimited'))
     .addOption(new Option('--paid-sessions <n>', 'active sessions per paid account').env('TB_PAID_SESSIONS').default('5'))
+    .addOption(new Option('--anonymous-signup <mode>', 'open: anyone may sign up (5 per source address per hour); closed: no new anonymous accounts').env('TB_ANONYMOUS_SIGNUP').choices(['open', 'closed']).default('open'))
     .addOption(new Option('--log-level <level>', 'pino log level').env('TB_LOG_LEVEL').default('info'))
     .addHelpText(
       'after',
@@ -91,6 +92,7 @@ export function registerServeCommand(program: Command): void {
             allowPrivate,
             trustProxy: o.trustProxy === true || env.TB_TRUST_PROXY === '1',
             syncIntervalS,
+            anonymousSignup: o.anonymousSignup === 'closed' ? 'closed' : 'open',
             tiers: {
               anonymous: { quotaBytes: parseBytes(String(o.anonymousQuota)), maxSessions: count(String(o.anonymousSessions)) },
               paid: { quotaBytes: parseBytes(String(o.paidQuota)), maxSessions: count(String(o.paidSessions)) },

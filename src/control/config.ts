@@ -25,6 +25,20 @@ export interface PublicRateLimit {
   perSecond: number;
 }
 
+export interface AuthFailureLimit {
+  /** Failed authentications (bad token, wrong fingerprint, wrong password) a source may make per window. */
+  failures: number;
+  windowSeconds: number;
+}
+
+export interface SignupLimit {
+  /** 'closed': POST /v1/signup creates no new accounts (403); --anonymous-signup / TB_ANONYMOUS_SIGNUP. */
+  mode: 'open' | 'closed';
+  /** Signup requests a source may make per window. */
+  perSource: number;
+  windowSeconds: number;
+}
+
 export interface BillingConfig {
   /** STRIPE_SECRET_KEY: creates Checkout Sessions. */
   secretKey: string | null;
@@ -45,6 +59,8 @@ export interface BillingConfig {
 export interface ControlConfig {
   tiers: Record<Tier, TierLimits>;
   publicRateLimit: PublicRateLimit;
+  authFailureLimit: AuthFailureLimit;
+  signupLimit: SignupLimit;
   /** A session with no handshake for this long expires (its peer is removed). */
   sessionIdleTtlMs: number;
   /** A node whose last heartbeat is older than this is not active; a region with no active node is not listed. */
@@ -81,6 +97,8 @@ export function defaultControlConfig(): ControlConfig {
       paid: { maxSessions: 5, quotaBytes: null, paidRegions: true, requestsPerMinute: 600 },
     },
     publicRateLimit: { burst: 10, perSecond: 1 },
+    authFailureLimit: { failures: 10, windowSeconds: 60 },
+    signupLimit: { mode: 'open', perSource: 5, windowSeconds: 3600 },
     sessionIdleTtlMs: 24 * 3600_000,
     nodeStaleAfterMs: 60_000,
     maxBodyBytes: 64 * 1024,
@@ -102,6 +120,8 @@ export function controlConfig(over: DeepPartial<ControlConfig> = {}): ControlCon
       paid: { ...d.tiers.paid, ...over.tiers?.paid },
     },
     publicRateLimit: { ...d.publicRateLimit, ...over.publicRateLimit },
+    authFailureLimit: { ...d.authFailureLimit, ...over.authFailureLimit },
+    signupLimit: { ...d.signupLimit, ...over.signupLimit },
     billing: { ...d.billing, ...(over.billing as Partial<BillingConfig>) },
     dns: (over.dns as string[] | undefined) ?? d.dns,
   };

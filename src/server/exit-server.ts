@@ -51,6 +51,8 @@ export interface ServeOptions {
   trustProxy: boolean;
   /** Seconds between syncs of counters and peers (SPEC: at most 5). */
   syncIntervalS: number;
+  /** Anonymous signup open to anyone (limited per source) or closed (--anonymous-signup). */
+  anonymousSignup: 'open' | 'closed';
   /** Tier limits that differ from the defaults (SPEC §5). */
   tiers: { anonymous: { quotaBytes?: number | null; maxSessions?: number }; paid: { quotaBytes?: number | null; maxSessions?: number } };
   env: NodeJS.ProcessEnv;
@@ -84,7 +86,7 @@ export class ExitServer {
     const endpoint = endpointOf(o.endpoint, route, o.listenPort);
     const control = createControlPlane({
       dbPath,
-      config: controlConfig({ dns: o.dns, trustProxy: o.trustProxy, billing: billingConfigFromEnv(o.env), tiers: o.tiers }),
+      config: controlConfig({ dns: o.dns, trustProxy: o.trustProxy, billing: billingConfigFromEnv(o.env), tiers: o.tiers, signupLimit: { mode: o.anonymousSignup } }),
     });
     const cleanups: (() => void)[] = [() => control.close()];
     const undo = () => {

@@ -96,7 +96,12 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'tb-control-'));
   const dbPath = join(dir, 'tunnelbyte.db');
   const clock = new ManualClock(opts.now ?? T0);
-  const config: ControlConfig = controlConfig({ publicRateLimit: { burst: 1000, perSecond: 1000 }, ...opts.config });
+  const config: ControlConfig = controlConfig({
+    publicRateLimit: { burst: 1000, perSecond: 1000 },
+    authFailureLimit: { failures: 100_000, windowSeconds: 60 },
+    signupLimit: { perSource: 100_000, windowSeconds: 3600 },
+    ...opts.config,
+  });
   const control = createControlPlane({ dbPath, config, clock });
   const dataPlane = new RecordingDataPlane();
   let node: NodeRecord | undefined;

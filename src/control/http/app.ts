@@ -15,12 +15,13 @@ import type { ControlPlane } from '../control-plane.js';
 import type { Principal } from '../services/auth.js';
 import { FINGERPRINT_HEADER } from '../services/auth.js';
 import { readJsonBody, readRawBody } from './body.js';
-import { clientIp } from './client-ip.js';
+import { clientSource } from './client-ip.js';
 import { errorMiddleware, routeOf } from './error-middleware.js';
 import { silentLogger } from './logger.js';
 import { createMetrics, type ApiMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
-import { publicLimiter, tokenLimiter } from './rate-limits.js';
+import { authFailureLimiter, publicLimiter, signupLimiter, tokenLimiter } from './rate-limits.js';
+import { ControlError } from '../errors.js';
 import type { Route } from './route.js';
 import { accountRoutes } from './routes/accounts.js';
 import { billingRoutes } from './routes/billing.js';
@@ -49,6 +50,8 @@ export function createApp(deps: AppDeps): Koa {
   const routes = apiRoutes();
   const publicLimit = publicLimiter(control.config.publicRateLimit);
   const tokenLimit = tokenLimiter(control.config.tiers);
+  const failureLimit = authFailureLimiter(control.config.authFailureLimit);
+  const signupLimit = signupLimiter(control.config.signupLimit);
   const maxBody = control.config.maxBodyBytes;
 
   app.use(async (ctx, next) => {
@@ -68,20 +71,31 @@ export function createApp(deps: AppDeps): Koa {
   for (const r of routes) {
     const handler = async (ctx: Context): Promise<void> => {
       let principal: Principal | null = null;
-      if (r.auth === 'public') await publicLimit.consume(clientIp(ctx));
-      if (r.auth === 'bearer') {
-        principal = control.auth.authenticate(ctx.get('authorization') || undefined, ctx.get(FINGERPRINT_HEADER) || undefined);
-        await tokenLimit.consume(principal.account.tier, principal.token.id);
+      const source = r.auth === 'public' || r.auth === 'bearer' ? clientSource(ctx) : null;
+      const credentials = r.auth === 'bearer' || r.credentials === true;
+      // Order matters: a source over its failed-authentication budget is refused before any hashing or SQL.
+      if (credentials) await failureLimit.check(source!);
+      if (r.auth === 'public') await publicLimit.consume(source!);
+      if (r.signupLimited) await signupLimit.consume(source!);
+      try {
+        if (r.auth === 'bearer') {
+          principal = control.auth.authenticate(ctx.get('authorization') || undefined, ctx.get(FINGERPRINT_HEADER) || undefined);
+          await tokenLimit.consume(principal.account.tier, principal.token.id);
+        }
+        let body: unknown = undefined;
+        let rawBody: Buffer | null = null;
+        if (r.rawBody) rawBody = await readRawBody(ctx, maxBody);
+        else if (r.body) body = r.body.parse(await readJsonBody(ctx, maxBody));
+        const query = r.query ? r.query.parse(ctx.query) : {};
+        const params = (ctx as Context & { params: Record<string, string> }).params;
+        const result = await r.handle({ ctx, control, body, query, params, principal, rawBody, source: clientSource(ctx) });
+        ctx.status = result.status;
+        if (result.headers) ctx.set(result.headers);
+        ctx.body = result.body;
+      } catch (e) {
+        if (credentials && e instanceof ControlError && e.kind === 'unauthorized') await failureLimit.failed(source!);
+        throw e;
       }
-      let body: unknown = undefined;
-      let rawBody: Buffer | null = null;
-      if (r.rawBody) rawBody = await readRawBody(ctx, maxBody);
-      else if (r.body) body = r.body.parse(await readJsonBody(ctx, maxBody));
-      const query = r.query ? r.query.parse(ctx.query) : {};
-      const result = await r.handle({ ctx, control, body, query, params: (ctx as Context & { params: Record<string, string> }).params, principal, rawBody });
-      ctx.status = result.status;
-      if (result.headers) ctx.set(result.headers);
-      ctx.body = result.body;
     };
     if (r.method === 'GET') router.get(r.path, handler);
     else if (r.method === 'POST') router.post(r.path, handler);

@@ -26,6 +26,8 @@ export interface RouteRequest<B, Q> {
   principal: Principal | null;
   /** Set for routes with `rawBody`. */
   rawBody: Buffer | null;
+  /** The client address (an IPv6 one as its /64), for the audit log. */
+  source: string;
 }
 
 export interface RouteResult {
@@ -47,6 +49,10 @@ export interface Route<B = unknown, Q = unknown> {
   summary: string;
   tag: string;
   body?: z.ZodType<B>;
+  /** A public route that checks credentials (login): under the failed-authentication limit like bearer routes. */
+  credentials?: boolean;
+  /** Counted by the anonymous-signup limit of its source. */
+  signupLimited?: boolean;
   /** Hand the handler the raw bytes instead of parsed JSON. */
   rawBody?: boolean;
   query?: z.ZodType<Q>;
@@ -70,10 +76,10 @@ export function principalOf(req: { principal: Principal | null }): Principal {
 /** Error responses every route of an auth kind can give (documented once here). */
 export const COMMON_ERRORS: Record<RouteAuth, Record<number, string>> = {
   none: {},
-  public: { 429: 'Rate limited (per source IP); see Retry-After.' },
+  public: { 429: 'Rate limited (per source IP, per /64 for IPv6); see Retry-After.' },
   bearer: {
     401: 'Missing or invalid bearer token, or an anonymous token from another machine.',
-    429: 'Request cap of the tier reached; see Retry-After.',
+    429: 'Request cap of the tier reached, or too many failed authentications from this address; see Retry-After.',
   },
   stripe: { 400: 'Missing or bad Stripe-Signature.', 503: 'Billing is not configured.' },
 };

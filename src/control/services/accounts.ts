@@ -45,6 +45,7 @@ export class AccountService {
     return store.transaction(() => {
       const fp = fingerprintHash(fingerprint);
       const existing = store.accounts.findAnonymousBySignupFingerprint(fp);
+      if (!existing && this.ctx.config.signupLimit.mode === 'closed') throw forbidden('anonymous signup is closed on this server');
       const account = existing ?? store.accounts.insert({ id: newId('acc'), tier: 'anonymous', signupFingerprintHash: fp, now: clock.wallMs() });
       const token = this.auth.issueToken(account.id, 'signup', fingerprint);
       return { account, token, created: !existing };

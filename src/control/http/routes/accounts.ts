@@ -20,12 +20,15 @@ export function accountRoutes(): Route[] {
       path: '/v1/signup',
       auth: 'public',
       tag: 'accounts',
+      signupLimited: true,
       summary: 'Anonymous account bound to this machine. Signing up again from the same machine returns its account (200) with a new token.',
       body: SignupRequest,
       responses: {
         201: { description: 'Account created.', schema: SignupResponse },
         200: { description: 'This machine already had an anonymous account; a new token for it.', schema: SignupResponse },
         400: { description: 'Invalid body.', schema: ErrorResponse },
+        403: { description: 'Anonymous signup is closed on this server, or this machine\'s account is disabled.', schema: ErrorResponse },
+        429: { description: 'Rate limited, or too many signups from this address; see Retry-After.', schema: ErrorResponse },
       },
       handle: ({ control, body }) => {
         const r = control.accounts.signup(body.fingerprint);
@@ -36,6 +39,7 @@ export function accountRoutes(): Route[] {
       method: 'POST',
       path: '/v1/login',
       auth: 'public',
+      credentials: true,
       tag: 'accounts',
       summary: 'A token for a paid account, usable from any machine.',
       body: LoginRequest,

@@ -1,2 +1,4 @@
 #!/usr/bin/env node
-import '../dist/src/cli/tunnelbyte-wg.js';
+import { runTunnelbyteWg } from '../dist/src/cli/tunnelbyte-wg.js';
+
+await runTunnelbyteWg(process.argv.slice(2));

@@ -1,2 +1,4 @@
 #!/usr/bin/env node
-import '../dist/src/cli/tunnelbyte.js';
+import { runTunnelbyte } from '../dist/src/cli/tunnelbyte.js';
+
+await runTunnelbyte(process.argv);

@@ -17,7 +17,7 @@
  */
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { createControlPlane, type ControlPlane } from '../control/control-plane.js';
+import type { ControlPlane } from '../control/control-plane.js';
 import { ControlError } from '../control/errors.js';
 import { databasePath, resolveDataDir, DATABASE_FILE } from '../control/paths.js';
 import { join } from 'node:path';
@@ -32,18 +32,23 @@ interface AdminOptions {
 
 type Out = (text: string) => void;
 
-/** Opens the control plane on the data dir's database; `create` allows a fresh directory. */
-function openControl(opts: AdminOptions, create: boolean): ControlPlane {
+/**
+ * Opens the control plane on the data dir's database; `create` allows a fresh
+ * directory. The control plane (SQLite, services) is imported here, when a
+ * command needs it, not when the CLI starts.
+ */
+async function openControl(opts: AdminOptions, create: boolean): Promise<ControlPlane> {
   const dir = resolveDataDir({ flag: opts.data });
   if (!create && !existsSync(join(dir, DATABASE_FILE))) {
     throw new ControlError('not_found', `no tunnelbyte database in ${dir} (start tunnelbyte serve there first, or pass --data DIR)`);
   }
+  const { createControlPlane } = await import('../control/control-plane.js');
   return createControlPlane({ dbPath: databasePath(dir) });
 }
 
-function withControl(cmd: Command, create: boolean, run: (cp: ControlPlane, opts: AdminOptions) => void): void {
+async function withControl(cmd: Command, create: boolean, run: (cp: ControlPlane, opts: AdminOptions) => void): Promise<void> {
   const opts = cmd.optsWithGlobals<AdminOptions>();
-  const cp = openControl(opts, create);
+  const cp = await openControl(opts, create);
   try {
     run(cp, opts);
   } finally {
@@ -71,7 +76,7 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
     .option('--name <name>', 'display name (default: the id)')
     .option('--paid-only', 'only paid accounts may use it', false)
     .action(function (this: Command, id: string, o: { name?: string; paidOnly: boolean }) {
-      withControl(this, true, (cp, g) => {
+      return withControl(this, true, (cp, g) => {
         const r = cp.regions.add(id, { name: o.name, paidOnly: o.paidOnly });
         const view = cp.regions.listAll().find((x) => x.id === r.id)!;
         if (g.json) printJson(out, regionView(view));
@@ -82,7 +87,7 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
     .command('list')
     .description('every region, with its active nodes')
     .action(function (this: Command) {
-      withControl(this, false, (cp, g) => {
+      return withControl(this, false, (cp, g) => {
         const rows = cp.regions.listAll();
         if (g.json) return printJson(out, rows.map(regionView));
         out(renderTable(['ID', 'NAME', 'PAID ONLY', 'ACTIVE NODES'], rows.map((r) => [r.id, r.name, r.paidOnly ? 'yes' : 'no', r.activeNodes])));
@@ -95,7 +100,7 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
     .command('list')
     .description('every node with its last heartbeat')
     .action(function (this: Command) {
-      withControl(this, false, (cp, g) => {
+      return withControl(this, false, (cp, g) => {
         const nodes = cp.nodes.list();
         const cutoff = cp.regions.heartbeatCutoff();
         const view = nodes.map((n) => ({
@@ -124,7 +129,7 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
     .command('list')
     .description('every account with its tier, active sessions and usage this period')
     .action(function (this: Command) {
-      withControl(this, false, (cp, g) => {
+      return withControl(this, false, (cp, g) => {
         const period = periodAt(cp.clock.wallMs()).id;
         const rows = cp.accounts.list().map((a) => {
           const u = cp.store.usage.get(a.id, period);
@@ -154,7 +159,7 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
     .argument('<account>', 'account id or email')
     .argument('<tier>', 'paid or anonymous')
     .action(function (this: Command, ref: string, tier: string) {
-      withControl(this, false, (cp, g) => {
+      return withControl(this, false, (cp, g) => {
         if (tier !== 'paid' && tier !== 'anonymous') throw new ControlError('invalid', `tier must be paid or anonymous, not ${tier}`);
         const a = cp.accounts.resolve(ref);
         const change = cp.accounts.setTier(a.id, tier);
@@ -177,7 +182,7 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
     .description('active sessions (with --all, ended ones too)')
     .option('--all', 'include closed and expired sessions', false)
     .action(function (this: Command, o: { all: boolean }) {
-      withControl(this, false, (cp, g) => {
+      return withControl(this, false, (cp, g) => {
         const rows = cp.sessions.adminList({ all: o.all });
         if (g.json) return printJson(out, rows.map((d) => ({ ...sessionView(d), account_id: d.session.accountId })));
         out(
@@ -204,7 +209,7 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
     .description('close a session (a running server removes its peer within its sync interval)')
     .argument('<id>', 'session id')
     .action(function (this: Command, id: string) {
-      withControl(this, false, (cp, g) => {
+      return withControl(this, false, (cp, g) => {
         const d = cp.sessions.adminClose(id);
         if (g.json) return printJson(out, sessionView(d));
         out(`session ${d.session.id}: ${d.status}${d.session.closeReason ? ` (${d.session.closeReason})` : ''}\n`);

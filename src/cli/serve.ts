@@ -3,9 +3,7 @@
  * defaults (SPEC §4), then the exit server until SIGTERM/SIGINT.
  */
 import { Command, Option } from 'commander';
-import { createLogger } from '../control/http/logger.js';
 import { resolveDataDir } from '../control/paths.js';
-import { ExitServer } from '../server/exit-server.js';
 
 function hostPort(v: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(v);
@@ -64,6 +62,8 @@ export function registerServeCommand(program: Command): void {
         'Every flag also reads the environment variable shown; TB_NAT=0 equals --no-nat, TB_TRUST_PROXY=1 equals --trust-proxy.',
     )
     .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
+      // The server (device, Koa, SQLite, pino) is imported when serve runs, not when the CLI starts.
+      const [{ createLogger }, { ExitServer }] = await Promise.all([import('../control/http/logger.js'), import('../server/exit-server.js')]);
       const log = createLogger({ level: String(o.logLevel) });
       process.exitCode = 0;
       const env = process.env;
@@ -73,7 +73,7 @@ export function registerServeCommand(program: Command): void {
       const syncIntervalS = Number(o.syncInterval);
       if (!(syncIntervalS >= 1 && syncIntervalS <= 5)) throw new Error('--sync-interval must be 1..5 seconds');
       if (process.geteuid?.() !== 0) log.warn('not running as root: creating the TUN interface will probably fail');
-      let server: ExitServer;
+      let server: Awaited<ReturnType<typeof ExitServer.start>>;
       try {
         server = await ExitServer.start(
           {

@@ -12,53 +12,54 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, writeSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { createWgLogger, parseLogLevel } from '../server/wg-log.js';
-import { WgDaemon } from '../server/wg-daemon.js';
-import { linuxWgPlatform } from '../server/wg-platform.js';
-import { VERSION } from '../control/version.js';
+import { resolveDataDir } from '../control/paths.js';
+import { VERSION, versionText } from '../executable/build-info.js';
+import { setAddonDataDir } from '../executable/native-addons.js';
+import { selfCommand } from './self-command.js';
 
 const READY_FD_ENV = 'TB_WG_READY_FD';
+const USAGE = 'Usage: tunnelbyte-wg [-f/--foreground] INTERFACE-NAME\n';
 
-function usage(): never {
-  process.stderr.write('Usage: tunnelbyte-wg [-f/--foreground] INTERFACE-NAME\n');
-  process.exit(1);
+/**
+ * Runs tunnelbyte-wg with `args` (what follows the program name); also
+ * `tunnelbyte wg ARGS`. Exits the process when the launcher is done, runs the
+ * daemon until it stops in the foreground mode.
+ */
+export async function runTunnelbyteWg(args: readonly string[]): Promise<void> {
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
+    process.stdout.write(`${versionText('tunnelbyte-wg')}\n\nUserspace WireGuard daemon for Linux (wireguard-go compatible).\n`);
+    process.exit(0);
+  }
+  if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
+    process.stdout.write(
+      USAGE +
+        '\nCreates the TUN interface INTERFACE-NAME and its UAPI socket /var/run/wireguard/INTERFACE-NAME.sock,\n' +
+        'to be configured with wg(8) or wg-quick(8).\n\n' +
+        'Environment: LOG_LEVEL=verbose|debug|error|silent (default error), WG_PROCESS_FOREGROUND=1 (do not daemonize).\n',
+    );
+    process.exit(0);
+  }
+  let foreground = process.env.WG_PROCESS_FOREGROUND === '1';
+  const rest: string[] = [];
+  for (const a of args) {
+    if (a === '-f' || a === '--foreground') foreground = true;
+    else rest.push(a);
+  }
+  if (rest.length !== 1 || rest[0]!.startsWith('-')) {
+    process.stderr.write(USAGE);
+    process.exit(1);
+  }
+  const ifname = rest[0]!;
+  if (!foreground) await launchDaemon(ifname);
+  else await runForeground(ifname);
 }
 
-const args = process.argv.slice(2);
-if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) {
-  process.stdout.write(`tunnelbyte-wg v${VERSION}\n\nUserspace WireGuard daemon for Linux (wireguard-go compatible).\n`);
-  process.exit(0);
-}
-if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
-  process.stdout.write(
-    'Usage: tunnelbyte-wg [-f/--foreground] INTERFACE-NAME\n\n' +
-      'Creates the TUN interface INTERFACE-NAME and its UAPI socket /var/run/wireguard/INTERFACE-NAME.sock,\n' +
-      'to be configured with wg(8) or wg-quick(8).\n\n' +
-      'Environment: LOG_LEVEL=verbose|debug|error|silent (default error), WG_PROCESS_FOREGROUND=1 (do not daemonize).\n',
-  );
-  process.exit(0);
-}
-let foreground = process.env.WG_PROCESS_FOREGROUND === '1';
-const rest: string[] = [];
-for (const a of args) {
-  if (a === '-f' || a === '--foreground') foreground = true;
-  else rest.push(a);
-}
-if (rest.length !== 1 || rest[0]!.startsWith('-')) usage();
-const ifname = rest[0]!;
-
-if (!foreground) {
-  await launchDaemon();
-} else {
-  await runForeground();
-}
-
-async function launchDaemon(): Promise<void> {
-  const script = fileURLToPath(new URL('../../../bin/tunnelbyte-wg.js', import.meta.url));
+async function launchDaemon(ifname: string): Promise<void> {
+  const self = selfCommand();
   const out = process.stdout.isTTY ? 'inherit' : 'ignore';
   const err = process.stderr.isTTY ? 'inherit' : 'ignore';
-  const child = spawn(process.execPath, [script, '--foreground', ifname], {
+  const child = spawn(self.cmd, [...self.args, 'wg', '--foreground', ifname], {
+    argv0: self.argv0,
     detached: true,
     stdio: ['ignore', out, err, 'pipe'],
     env: { ...process.env, [READY_FD_ENV]: '3', WG_PROCESS_FOREGROUND: '1' },
@@ -77,10 +78,17 @@ async function launchDaemon(): Promise<void> {
   process.exit(code);
 }
 
-async function runForeground(): Promise<void> {
+async function runForeground(ifname: string): Promise<void> {
+  // The device and its I/O load only here, for the daemon (start-up time of the launcher).
+  setAddonDataDir(resolveDataDir()); // the fallback for the executable's addon cache (src/executable/addon-cache.ts)
+  const [{ createWgLogger, parseLogLevel }, { WgDaemon }, { linuxWgPlatform }] = await Promise.all([
+    import('../server/wg-log.js'),
+    import('../server/wg-daemon.js'),
+    import('../server/wg-platform.js'),
+  ]);
   const log = createWgLogger(parseLogLevel(process.env.LOG_LEVEL), ifname);
   log.verbose(`Starting tunnelbyte-wg version ${VERSION}`);
-  let daemon: WgDaemon;
+  let daemon: Awaited<ReturnType<typeof WgDaemon.start>>;
   try {
     daemon = await WgDaemon.start({ ifname, platform: linuxWgPlatform(), log });
   } catch (e) {

@@ -13,9 +13,7 @@
  * `nativeAeadFrom(binding)` takes any build with that shape, for tests.
  */
 import { AEAD_KEY_LEN, TAG_LEN, type TransportAead } from './aead.js';
-import { DEFAULT_ADDON_PATH, loadAddonFunctions, loadOrReason } from './native-addon.js';
-
-export { DEFAULT_ADDON_PATH } from './native-addon.js';
+import { loadAddonFunctions, loadOrReason } from './native-addon.js';
 
 /** The addon's AEAD exports (native/README.md). */
 export interface NativeAeadBinding {
@@ -26,7 +24,7 @@ export interface NativeAeadBinding {
 }
 
 /** Loads the AEAD part of the addon at `path`; throws, saying why, when it cannot. */
-export function loadNativeAeadBinding(path: string = DEFAULT_ADDON_PATH): NativeAeadBinding {
+export function loadNativeAeadBinding(path?: string): NativeAeadBinding {
   return loadAddonFunctions<NativeAeadBinding>(path, ['aeadSeal', 'aeadOpen'], 'ChaCha20-Poly1305');
 }
 

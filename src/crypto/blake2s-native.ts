@@ -12,7 +12,7 @@
  * `nativeBlake2sFrom(binding)` takes any build with that shape, for tests.
  */
 import { HASH_LEN, type Blake2s } from './blake2s.js';
-import { DEFAULT_ADDON_PATH, loadAddonFunctions, loadOrReason } from './native-addon.js';
+import { loadAddonFunctions, loadOrReason } from './native-addon.js';
 
 /** The addon's BLAKE2s exports (native/README.md). */
 export interface NativeBlake2sBinding {
@@ -27,7 +27,7 @@ export interface NativeBlake2sBinding {
 /** The most parts one native call hashes (the Noise steps use at most three). */
 export const MAX_NATIVE_PARTS = 4;
 
-export function loadNativeBlake2sBinding(path: string = DEFAULT_ADDON_PATH): NativeBlake2sBinding {
+export function loadNativeBlake2sBinding(path?: string): NativeBlake2sBinding {
   return loadAddonFunctions<NativeBlake2sBinding>(path, ['b2sHash', 'b2sMac', 'b2sHmac'], 'BLAKE2s');
 }
 

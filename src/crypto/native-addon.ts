@@ -2,34 +2,29 @@
  * Loading the crypto exports of the tunnelbyte addon (native/src/aead.cc,
  * blake2s.cc, xaead.cc). The native wrappers (aead-native.ts,
  * blake2s-native.ts, xaead-native.ts) each take the functions they need from
- * the module this returns and check that they are there.
+ * the module this returns and check that they are there. The module itself
+ * comes from the one loader of the addon, src/executable/native-addons.ts
+ * (this checkout's build, or the copy embedded in the single executable).
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { AddonCacheError } from '../executable/addon-cache.js';
+import { checkoutAddonPath, loadAddonFile, tunnelbyteAddon } from '../executable/native-addons.js';
 
 /**
- * Where `npm run build` puts the addon, from dist/src/crypto/. The same file
- * src/io/linux/binding.ts loads (require caches it once); the path is
- * repeated here because crypto is the lowest layer and imports nothing above.
+ * The addon at `path` (another build, for tests; default: the program's own)
+ * with the functions `names` (what: the primitive, for the message); throws,
+ * saying why, when it cannot be loaded or lacks one.
  */
-export const DEFAULT_ADDON_PATH = fileURLToPath(new URL('../../../native/build/Release/tunnelbyte_io.node', import.meta.url));
-
-const require = createRequire(import.meta.url);
-
-/**
- * The addon at `path` with the functions `names` (what: the primitive, for
- * the message); throws, saying why, when it cannot be loaded or lacks one.
- */
-export function loadAddonFunctions<T>(path: string, names: readonly string[], what: string): T {
+export function loadAddonFunctions<T>(path: string | undefined, names: readonly string[], what: string): T {
   let mod: unknown;
   try {
-    mod = require(path);
+    mod = path === undefined ? tunnelbyteAddon() : loadAddonFile(path);
   } catch (e) {
-    throw new Error(`cannot load the native addon at ${path} (run \`npm run build\`): ${(e as Error).message}`, { cause: e });
+    if (e instanceof AddonCacheError) throw e; // the single executable's own message, with its fix
+    throw new Error(`cannot load the native addon at ${path ?? checkoutAddonPath()} (run \`npm run build\`): ${(e as Error).message}`, { cause: e });
   }
   const m = mod as Record<string, unknown> | null;
   const missing = names.filter((n) => typeof m !== 'object' || m === null || typeof m[n] !== 'function');
-  if (missing.length > 0) throw new TypeError(`${path}: the addon has no ${missing.map((n) => `${n}()`).join('/')} (built without OpenSSL's ${what}?)`);
+  if (missing.length > 0) throw new TypeError(`${path ?? 'the native addon'}: the addon has no ${missing.map((n) => `${n}()`).join('/')} (built without OpenSSL's ${what}?)`);
   return m as unknown as T;
 }
 

@@ -10,7 +10,7 @@
  * any build with that shape, for tests.
  */
 import { TAG_LEN } from './aead.js';
-import { DEFAULT_ADDON_PATH, loadAddonFunctions, loadOrReason } from './native-addon.js';
+import { loadAddonFunctions, loadOrReason } from './native-addon.js';
 import { XKEY_LEN, XNONCE_LEN, type XAead } from './xaead.js';
 
 /** The addon's XChaCha20-Poly1305 exports (native/README.md). */
@@ -21,7 +21,7 @@ export interface NativeXaeadBinding {
   xaeadOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, input: Uint8Array, out: Uint8Array): boolean;
 }
 
-export function loadNativeXaeadBinding(path: string = DEFAULT_ADDON_PATH): NativeXaeadBinding {
+export function loadNativeXaeadBinding(path?: string): NativeXaeadBinding {
   return loadAddonFunctions<NativeXaeadBinding>(path, ['xaeadSeal', 'xaeadOpen'], 'ChaCha20-Poly1305');
 }
 

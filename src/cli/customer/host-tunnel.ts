@@ -19,11 +19,11 @@
  * writes them to connection.json), and undo() reverses them in the opposite
  * order, each step tolerant of having been undone already (reboot, crash).
  */
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { selfCommand } from '../self-command.js';
 import { CliError } from './errors.js';
 import { keyHex, uapiPeers, uapiRequest, uapiSocketPath } from './uapi-client.js';
 
@@ -35,10 +35,11 @@ export type UndoStep =
   | { kind: 'rule'; family: Family; priority: number; spec: string[] }
   | { kind: 'sysctl'; path: string; previous: string };
 
-/** The tunnelbyte-wg launcher of this package (TB_WG may name another wireguard-go compatible one). */
-export function wgCommand(env: NodeJS.ProcessEnv = process.env): { cmd: string; args: string[] } {
+/** The tunnelbyte-wg launcher: this program's `wg` command (TB_WG may name another wireguard-go compatible one). */
+export function wgCommand(env: NodeJS.ProcessEnv = process.env): { cmd: string; args: string[]; argv0?: string } {
   if (env.TB_WG) return { cmd: env.TB_WG, args: [] };
-  return { cmd: process.execPath, args: [fileURLToPath(new URL('../../../../bin/tunnelbyte-wg.js', import.meta.url))] };
+  const self = selfCommand();
+  return { cmd: self.cmd, args: [...self.args, 'wg'], argv0: self.argv0 };
 }
 
 /** Runs ip(8); a failure is a CliError with ip's own message. */
@@ -129,13 +130,16 @@ export async function bringUp(p: BringUpParams): Promise<{ table: number; endpoi
   const v6 = hostHasIpv6();
 
   // 1. the daemon: interface + UAPI socket (the launcher returns once both are ready)
-  const { cmd, args } = wgCommand();
+  const { cmd, args, argv0 } = wgCommand();
   p.record({ kind: 'daemon', ifname: p.ifname, socket });
   await new Promise<void>((resolve, reject) => {
-    execFile(cmd, [...args, p.ifname], { env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'error' }, timeout: 20_000 }, (err, _out, stderr) => {
-      if (err) reject(new CliError(`could not start ${cmd === process.execPath ? 'tunnelbyte-wg' : cmd} ${p.ifname}: ${String(stderr).trim() || err.message}`));
-      else resolve();
-    });
+    // spawn, not execFile: only spawn passes argv0 (the single executable reads its name from it, src/cli/self-command.ts)
+    const child = spawn(cmd, [...args, p.ifname], { argv0, env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'error' }, stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000 });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const fail = (why: string) => reject(new CliError(`could not start ${args.includes('wg') ? 'tunnelbyte-wg' : cmd} ${p.ifname}: ${stderr.trim() || why}`));
+    child.once('error', (err) => fail(err.message));
+    child.once('close', (code, signal) => (code === 0 ? resolve() : fail(`exit ${code ?? signal}`)));
   });
 
   // 2. WireGuard configuration over UAPI

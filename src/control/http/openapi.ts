@@ -4,7 +4,7 @@
  * 2020-12 as OpenAPI 3.1 uses).
  */
 import { z } from 'zod';
-import { VERSION } from '../version.js';
+import { VERSION } from '../../executable/build-info.js';
 import { COMMON_ERRORS, type Route } from './route.js';
 import { ErrorResponse } from './schemas.js';
 

@@ -10,7 +10,7 @@
  * Each event is applied once: its id is recorded in the same transaction
  * that applies it, and a replay is acknowledged without effect.
  */
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import { invalid, unavailable } from '../errors.js';
 import type { Account } from '../store/accounts.js';
 import type { AccountService } from './accounts.js';
@@ -28,27 +28,38 @@ export interface WebhookOutcome {
 
 const idOf = (x: string | { id: string } | null | undefined): string | null => (typeof x === 'string' ? x : (x?.id ?? null));
 
+/** The `stripe` package, imported the first time billing needs it (a server without billing never loads it). */
+let stripeModule: Promise<typeof Stripe> | null = null;
+const loadStripe = (): Promise<typeof Stripe> => (stripeModule ??= import('stripe').then((m) => m.default));
+
 export class BillingService {
-  private readonly stripe: Stripe | null;
+  private client: Promise<Stripe> | null = null;
 
   constructor(
     private readonly ctx: ServiceContext,
     private readonly accounts: AccountService,
-  ) {
-    const b = ctx.config.billing;
-    this.stripe = b.secretKey
-      ? new Stripe(b.secretKey, {
+  ) {}
+
+  /** Can upgrades create Checkout Sessions (STRIPE_SECRET_KEY set)? */
+  get checkoutEnabled(): boolean {
+    return Boolean(this.ctx.config.billing.secretKey);
+  }
+
+  /** The Stripe client, made on first use; null without STRIPE_SECRET_KEY. */
+  private stripe(): Promise<Stripe> | null {
+    const b = this.ctx.config.billing;
+    if (!b.secretKey) return null;
+    const key = b.secretKey;
+    this.client ??= loadStripe().then(
+      (StripeClient) =>
+        new StripeClient(key, {
           maxNetworkRetries: 1,
           timeout: 15_000,
           telemetry: false,
           ...(b.apiHost ?? {}),
-        })
-      : null;
-  }
-
-  /** Can upgrades create Checkout Sessions (STRIPE_SECRET_KEY set)? */
-  get checkoutEnabled(): boolean {
-    return this.stripe !== null;
+        }),
+    );
+    return this.client;
   }
 
   /**
@@ -56,9 +67,11 @@ export class BillingService {
    * API's public origin (for the default success/cancel pages).
    */
   async createCheckout(account: Account, email: string, origin: string): Promise<{ id: string; url: string }> {
-    if (!this.stripe) {
+    const client = this.stripe();
+    if (!client) {
       throw unavailable('billing is not configured on this server (STRIPE_SECRET_KEY unset); ask the operator to grant the paid tier');
     }
+    const stripe = await client;
     const b = this.ctx.config.billing;
     const lineItem: Stripe.Checkout.SessionCreateParams.LineItem = b.priceId
       ? { price: b.priceId, quantity: 1 }
@@ -73,7 +86,7 @@ export class BillingService {
         };
     let session: Stripe.Checkout.Session;
     try {
-      session = await this.stripe.checkout.sessions.create({
+      session = await stripe.checkout.sessions.create({
         mode: 'subscription',
         line_items: [lineItem],
         client_reference_id: account.id,
@@ -91,13 +104,14 @@ export class BillingService {
   }
 
   /** Verifies and applies one webhook delivery. 400 for a bad or missing signature; 503 when no webhook secret is set. */
-  handleWebhook(rawBody: Buffer, signature: string | undefined): WebhookOutcome {
+  async handleWebhook(rawBody: Buffer, signature: string | undefined): Promise<WebhookOutcome> {
     const secret = this.ctx.config.billing.webhookSecret;
     if (!secret) throw unavailable('billing is not configured on this server (STRIPE_WEBHOOK_SECRET unset)');
     if (!signature) throw invalid('missing Stripe-Signature header');
+    const StripeClient = await loadStripe();
     let event: Stripe.Event;
     try {
-      event = Stripe.webhooks.constructEvent(rawBody, signature, secret);
+      event = StripeClient.webhooks.constructEvent(rawBody, signature, secret);
     } catch {
       throw invalid('bad Stripe signature');
     }

@@ -6,6 +6,7 @@
  * processes opening a fresh file at the same moment do not both apply them.
  */
 import Database from 'better-sqlite3';
+import { sqliteNativeBinding } from '../../executable/native-addons.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 
 export type Db = Database.Database;
@@ -21,7 +22,11 @@ export interface OpenOptions {
 
 /** Opens (creating if needed) the database file, sets WAL and foreign keys, and migrates it. */
 export function openDatabase(path: string, opts: OpenOptions = {}): Db {
-  const db = new Database(path);
+  // In the single executable better-sqlite3's addon is embedded and handed over here; from a checkout it
+  // finds its own. (@types/better-sqlite3 types nativeBinding as a path only; better-sqlite3 12 also takes
+  // the loaded addon, lib/database.js.)
+  const nativeBinding = sqliteNativeBinding();
+  const db = new Database(path, nativeBinding === undefined ? {} : ({ nativeBinding } as unknown as Database.Options));
   try {
     db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
     db.pragma('journal_mode = WAL');

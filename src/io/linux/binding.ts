@@ -5,7 +5,8 @@
  * udp.ts, which take a binding as a parameter so tests can give them another
  * build (or a fake).
  */
-import { createRequire } from 'node:module';
+import { AddonCacheError } from '../../executable/addon-cache.js';
+import { checkoutAddonPath, loadAddonFile, tunnelbyteAddon } from '../../executable/native-addons.js';
 
 /** An owned, non-blocking fd watched by the event loop. */
 export interface NativeHandle {
@@ -140,26 +141,27 @@ export const RES_GSO = 3;
 export const UDP_OFFLOAD_GSO = 1;
 export const UDP_OFFLOAD_GRO = 2;
 
-/** Where `npm run build` puts the addon (from dist/src/io/linux/). */
-export const DEFAULT_BINDING_PATH = new URL('../../../../native/build/Release/tunnelbyte_io.node', import.meta.url).pathname;
-
 const EXPORTS = [
   'tunOpen', 'tunName', 'tunGetMtu', 'tunSetMtu', 'tunGetUp', 'tunSetUp', 'tunProbe', 'tunRead', 'tunWrite',
   'udpOpen', 'udpPort', 'udpBufferSizes', 'udpSetMark', 'udpRecv', 'udpSend',
 ] as const;
 
-const require = createRequire(import.meta.url);
 let cached: NativeBinding | null = null;
 
-/** Loads the addon at `path` (default: this checkout's build). Throws when it is missing or incomplete. */
-export function loadBinding(path: string = DEFAULT_BINDING_PATH): NativeBinding {
+/**
+ * Loads the addon at `path`, another build (tests); without it, the default one
+ * (src/executable/native-addons.ts: embedded in the executable, else this
+ * checkout's build). Throws when it is missing or incomplete.
+ */
+export function loadBinding(path?: string): NativeBinding {
   let mod: unknown;
   try {
-    mod = require(path);
+    mod = path === undefined ? tunnelbyteAddon() : loadAddonFile(path);
   } catch (e) {
-    throw new Error(`cannot load the native I/O addon at ${path} (run \`npm run build\`): ${(e as Error).message}`, { cause: e });
+    if (e instanceof AddonCacheError) throw e; // the executable's own message, with its fix
+    throw new Error(`cannot load the native I/O addon at ${path ?? checkoutAddonPath()} (run \`npm run build\`): ${(e as Error).message}`, { cause: e });
   }
-  checkBinding(mod, path);
+  checkBinding(mod, path ?? 'the native I/O addon');
   return mod;
 }
 

@@ -6,8 +6,7 @@
  * comes from the one loader of the addon, src/executable/native-addons.ts
  * (this checkout's build, or the copy embedded in the single executable).
  */
-import { AddonCacheError } from '../executable/addon-cache.js';
-import { checkoutAddonPath, loadAddonFile, tunnelbyteAddon } from '../executable/native-addons.js';
+import { loadTunnelbyteAddon } from '../executable/native-addons.js';
 
 /**
  * The addon at `path` (another build, for tests; default: the program's own)
@@ -15,14 +14,7 @@ import { checkoutAddonPath, loadAddonFile, tunnelbyteAddon } from '../executable
  * saying why, when it cannot be loaded or lacks one.
  */
 export function loadAddonFunctions<T>(path: string | undefined, names: readonly string[], what: string): T {
-  let mod: unknown;
-  try {
-    mod = path === undefined ? tunnelbyteAddon() : loadAddonFile(path);
-  } catch (e) {
-    if (e instanceof AddonCacheError) throw e; // the single executable's own message, with its fix
-    throw new Error(`cannot load the native addon at ${path ?? checkoutAddonPath()} (run \`npm run build\`): ${(e as Error).message}`, { cause: e });
-  }
-  const m = mod as Record<string, unknown> | null;
+  const m = loadTunnelbyteAddon(path) as Record<string, unknown> | null;
   const missing = names.filter((n) => typeof m !== 'object' || m === null || typeof m[n] !== 'function');
   if (missing.length > 0) throw new TypeError(`${path ?? 'the native addon'}: the addon has no ${missing.map((n) => `${n}()`).join('/')} (built without OpenSSL's ${what}?)`);
   return m as unknown as T;

@@ -15,7 +15,7 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { addonCacheDirs, loadEmbeddedAddon } from './addon-cache.js';
+import { AddonCacheError, addonCacheDirs, loadEmbeddedAddon } from './addon-cache.js';
 import { embeddedAsset, inSingleExecutable } from './sea.js';
 
 /** tunnelbyte's addon: its asset name in the executable and its file name in the checkout. */
@@ -58,9 +58,21 @@ export function loadAddonFile(path: string): unknown {
   return createRequire(import.meta.url)(path);
 }
 
-/** tunnelbyte's addon: embedded in the executable, else this checkout's build. Throws, saying why, when it cannot be loaded. */
-export function tunnelbyteAddon(): unknown {
-  return inSingleExecutable() ? embedded(TUNNELBYTE_ADDON) : loadAddonFile(checkoutAddonPath());
+/**
+ * tunnelbyte's addon: the build at `path` (tests give another one), else the
+ * program's own — embedded in the executable, or this checkout's build.
+ * Throws, saying why and what to do, when it cannot be loaded; the users check
+ * the exports they need.
+ */
+export function loadTunnelbyteAddon(path?: string): unknown {
+  if (path === undefined && inSingleExecutable()) return embedded(TUNNELBYTE_ADDON); // AddonCacheError names its fix
+  const file = path ?? checkoutAddonPath();
+  try {
+    return loadAddonFile(file);
+  } catch (e) {
+    if (e instanceof AddonCacheError) throw e;
+    throw new Error(`cannot load the native addon at ${file} (run \`npm run build\`): ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /**

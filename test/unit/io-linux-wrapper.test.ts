@@ -321,7 +321,7 @@ test('UDP: receive policy and counters; send counters; mark', () => {
 });
 
 test('loadBinding explains a missing or incomplete addon', () => {
-  assert.throws(() => loadBinding('/nonexistent/tunnelbyte_io.node'), /cannot load the native I\/O addon.*npm run build/);
+  assert.throws(() => loadBinding('/nonexistent/tunnelbyte_io.node'), /cannot load the native addon at \/nonexistent.*npm run build/);
   const dir = mkdtempSync(join(tmpdir(), 'tb-binding-'));
   try {
     const p = join(dir, 'partial.cjs');

@@ -5,8 +5,7 @@
  * udp.ts, which take a binding as a parameter so tests can give them another
  * build (or a fake).
  */
-import { AddonCacheError } from '../../executable/addon-cache.js';
-import { checkoutAddonPath, loadAddonFile, tunnelbyteAddon } from '../../executable/native-addons.js';
+import { loadTunnelbyteAddon } from '../../executable/native-addons.js';
 
 /** An owned, non-blocking fd watched by the event loop. */
 export interface NativeHandle {
@@ -154,14 +153,8 @@ let cached: NativeBinding | null = null;
  * checkout's build). Throws when it is missing or incomplete.
  */
 export function loadBinding(path?: string): NativeBinding {
-  let mod: unknown;
-  try {
-    mod = path === undefined ? tunnelbyteAddon() : loadAddonFile(path);
-  } catch (e) {
-    if (e instanceof AddonCacheError) throw e; // the executable's own message, with its fix
-    throw new Error(`cannot load the native I/O addon at ${path ?? checkoutAddonPath()} (run \`npm run build\`): ${(e as Error).message}`, { cause: e });
-  }
-  checkBinding(mod, path ?? 'the native I/O addon');
+  const mod = loadTunnelbyteAddon(path);
+  checkBinding(mod, path ?? 'the native addon');
   return mod;
 }
 

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import type { Row } from './in-process.js';
 
-async function startApiServer(): Promise<{ url: string; stop: () => void }> {
+/** The /v1 app over SQLite in a child process on a loopback port (bench/api-server.ts); `stop` ends it. */
+export async function startApiServer(): Promise<{ url: string; stop: () => void }> {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./api-server.js', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`bench API server exited (${code})`)));

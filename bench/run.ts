@@ -2,7 +2,8 @@
  * `npm run bench`: in-process figures (bench/in-process.ts), memory per idle
  * peer in a fresh process, and GET /v1/usage under 64 connections against the
  * API in a child process (bench/api-usage.ts); printed as a table and written
- * to bench/results/latest.json. `--smoke` runs everything briefly (the test
+ * to bench/results/latest.json, and the CLI's start-up time as the single
+ * executable (when built) and under node (bench/startup.ts). `--smoke` runs everything briefly (the test
  * suite does, so the benchmark cannot rot). As root, in network namespaces,
  * a tunnel download through `tunnelbyte serve` alone and under an API flood
  * (bench/api-flood.ts; skipped with a note otherwise), and `--e2e` adds the end-to-end comparison with wireguard-go (bench/e2e.ts).
@@ -14,6 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { benchAead, benchAllowedIps, benchDataPath, benchHandshakes, benchIdlePeerMemory, benchX25519, type Row } from './in-process.js';
 import { benchApiUsage } from './api-usage.js';
+import { benchStartup } from './startup.js';
 import { nativeBackend, nobleBackend, nodeBackend } from '../src/crypto/backend.js';
 
 const smoke = process.argv.includes('--smoke');
@@ -41,6 +43,7 @@ const rows: Row[] = [
   ...benchAllowedIps(scale),
   ...benchIdlePeerMemory(scale),
   ...(await benchApiUsage(scale)),
+  ...(await benchStartup(scale)),
 ];
 if (process.getuid?.() === 0) {
   const { benchApiFlood } = await import('./api-flood.js');

@@ -10,11 +10,11 @@ import { privilegedSkipReason } from '../support/netns.js';
 
 const privileged = privilegedSkipReason(['ip', 'wg', 'wireguard-go', 'iperf3', 'curl', 'g++', 'nft']) === null;
 
-test(`bench --smoke runs every in-process benchmark and the API load run${privileged ? ', the API flood, --e2e and --flood' : ''}`, { timeout: 600_000 }, () => {
+test(`bench --smoke runs every in-process benchmark, the API load run, the start-up times${privileged ? ', the API flood, --e2e and --flood' : ''}`, { timeout: 600_000 }, () => {
   const args = ['--expose-gc', REPO_ROOT + 'dist/bench/run.js', '--smoke', ...(privileged ? ['--e2e', '--flood'] : [])];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 540_000 });
   assert.equal(r.status, 0, r.stderr);
-  const names = ['x25519 DH', 'AEAD seal', 'encrypt+decrypt 1420 B', 'responder handshakes', 'allowed-IPs lookups', 'memory per idle peer', 'GET /v1/usage, 64 connections', 'GET /v1/usage p99 latency'];
+  const names = ['x25519 DH', 'AEAD seal', 'encrypt+decrypt 1420 B', 'responder handshakes', 'allowed-IPs lookups', 'memory per idle peer', 'GET /v1/usage, 64 connections', 'GET /v1/usage p99 latency', 'start-up: --version, node bin/tunnelbyte.js', 'start-up: regions (loopback API), node bin/tunnelbyte.js'];
   if (privileged) {
     names.push('tunnel download through serve, alone', 'tunnel download through serve, API flood on serve', 'tunnel download through serve, API flood on another process');
     names.push('e2e pair tunnelbyte-wg: TCP client→server', 'e2e server tunnelbyte-wg, wg-go-debian client: TCP server→client', 'tunnelbyte-wg server CPU');

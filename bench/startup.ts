@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startApiServer } from './api-usage.js';
@@ -17,6 +17,7 @@ import type { Row } from './in-process.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // from dist/bench/
 export const EXECUTABLE = join(ROOT, 'dist/tunnelbyte-linux-x64');
 
+/** Median wall time in ms of `runs` runs (each must exit 0). */
 function medianMs(runs: number, cmd: string, args: string[], env: NodeJS.ProcessEnv): number {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -41,9 +42,11 @@ export async function benchStartup(scale: number): Promise<Row[]> {
     const programs: [string, string, string[]][] = [['node bin/tunnelbyte.js', process.execPath, [join(ROOT, 'bin/tunnelbyte.js')]]];
     if (existsSync(EXECUTABLE)) programs.unshift(['executable', EXECUTABLE, []]);
     const rows: Row[] = [];
+    // wall time is what a user waits, and it grows with the machine's load: the note says what the load was
+    const note = () => `median of ${runs}, load average ${loadavg()[0]!.toFixed(1)}`;
     for (const [label, cmd, pre] of programs) {
-      rows.push({ name: `start-up: --version, ${label}`, value: medianMs(runs, cmd, [...pre, '--version'], env), unit: 'ms', note: `median of ${runs}` });
-      rows.push({ name: `start-up: regions (loopback API), ${label}`, value: medianMs(runs, cmd, [...pre, 'regions'], env), unit: 'ms', note: `median of ${runs}` });
+      rows.push({ name: `start-up: --version, ${label}`, value: medianMs(runs, cmd, [...pre, '--version'], env), unit: 'ms', note: note() });
+      rows.push({ name: `start-up: regions (loopback API), ${label}`, value: medianMs(runs, cmd, [...pre, 'regions'], env), unit: 'ms', note: note() });
     }
     return rows;
   } finally {

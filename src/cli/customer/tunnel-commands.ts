@@ -12,9 +12,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import qrcode from 'qrcode-terminal';
 import type { SessionViewT } from '../../control/http/schemas.js';
-import { generateKeyPair } from '../../crypto/wireguard-keys.js';
 import { formatBytes } from '../admin-table.js';
 import { sessionTable } from './account-commands.js';
 import { action, ago, type Ctx, type Io, when, withCommonOptions } from './command-kit.js';
@@ -109,6 +107,8 @@ async function connect(ctx: Ctx, o: ConnectOptions): Promise<void> {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new CliError(`--timeout: not a number of seconds: ${o.timeout}`);
   }
   const region = o.region ?? (await pickRegion(ctx));
+  // X25519 (noble) and the QR printer load here, for connect, not with every command of the CLI
+  const { generateKeyPair } = await import('../../crypto/wireguard-keys.js');
   const keys = generateKeyPair();
   const created = await ctx.api.createSession(region, keys.publicKey);
 
@@ -118,6 +118,7 @@ async function connect(ctx: Ctx, o: ConnectOptions): Promise<void> {
     if (file) writeFileSync(file, config, { mode: 0o600 });
     if (ctx.opts.json) return ctx.json({ ...created, config, config_file: file });
     if (o.qr) {
+      const { default: qrcode } = await import('qrcode-terminal');
       ctx.io.out(await new Promise<string>((resolve) => qrcode.generate(config, { small: true }, resolve)));
       ctx.io.out('\n');
     } else if (!file) ctx.io.out(config);

@@ -269,12 +269,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", c);
 
   InitTun(env, exports);
-  InitTunOffload(env, exports);
   InitUdp(env, exports);
-  InitUdpOffload(env, exports);
   InitAead(env, exports);
   InitBlake2s(env, exports);
   InitXaead(env, exports);
+#ifdef TB_TEST_EXPORTS
+  InitTestExports(env, exports);
+#endif
   return exports;
 }
 

@@ -275,11 +275,12 @@ bool IsOwnNetns(int nsfd);
 
 // ---- module parts
 void InitTun(Napi::Env env, Napi::Object exports);
-void InitTunOffload(Napi::Env env, Napi::Object exports);  // tunSegmentForTest, tunCoalesceForTest
 void InitUdp(Napi::Env env, Napi::Object exports);
-void InitUdpOffload(Napi::Env env, Napi::Object exports);  // udpPlanForTest, udpSplitForTest
 void InitAead(Napi::Env env, Napi::Object exports);  // aead.cc: the transport AEAD, not I/O
 void InitBlake2s(Napi::Env env, Napi::Object exports);  // blake2s.cc: HASH, MAC, HMAC of the handshake
 void InitXaead(Napi::Env env, Napi::Object exports);  // xaead.cc: XChaCha20-Poly1305 of cookie replies
+// test-exports.cc, only in the test build (TB_TEST_EXPORTS): tunSegmentForTest, tunCoalesceForTest,
+// udpPlanForTest, udpSplitForTest.
+void InitTestExports(Napi::Env env, Napi::Object exports);
 
 }  // namespace tb

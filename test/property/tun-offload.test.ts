@@ -13,9 +13,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { endianness } from 'node:os';
 import fc from 'fast-check';
-import { defaultBinding, RES_DROPPED, RES_FAILED, RES_GSO } from '../../src/io/linux/binding.js';
+import { RES_DROPPED, RES_FAILED, RES_GSO } from '../../src/io/linux/binding.js';
+import { testBinding } from '../support/test-binding.js';
 
-const b = defaultBinding();
+const b = testBinding();
 const segment = b.tunSegmentForTest!.bind(b);
 const coalesceNative = b.tunCoalesceForTest!.bind(b);
 const LE = endianness() === 'LE';

@@ -8,10 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { defaultBinding, RES_DROPPED, RES_GSO } from '../../src/io/linux/binding.js';
+import { RES_DROPPED, RES_GSO } from '../../src/io/linux/binding.js';
+import { testBinding } from '../support/test-binding.js';
 import { ENDPOINT_SIZE } from '../../src/io/endpoint.js';
 
-const b = defaultBinding();
+const b = testBinding();
 const plan = b.udpPlanForTest!.bind(b);
 const split = b.udpSplitForTest!.bind(b);
 

@@ -47,7 +47,9 @@ export interface NativeConstants {
  * Batch calls all take (handle, data, offsets, lengths, endpoints|null,
  * slotSize, count, headroom, res): the fields of a PacketBatch, the number of
  * slots to fill or send, the offset to read packets at, and an Int32Array(4)
- * the call fills with [dropped, failed, lastErrno, 0].
+ * the call fills with [dropped, failed, lastErrno, offloaded] (RES_* below;
+ * the fourth slot counts what the offloads did: super-packets split,
+ * GSO writes, UDP_SEGMENT datagrams, GRO messages split).
  */
 export interface NativeBinding {
   readonly constants: NativeConstants;
@@ -96,6 +98,9 @@ export interface NativeBinding {
    */
   udpSetOffload?(h: NativeHandle, gso: boolean, gro: boolean): number;
   udpGetOffload?(h: NativeHandle): number;
+
+  // The *ForTest functions exist only in the test build of the addon
+  // (native/src/test-exports.cc, loaded by test/support/test-binding.ts).
   /**
    * Test-only: the messages udpSend would make of datagrams 0..count-1: message m is
    * out[3m] first datagram, out[3m+1] datagrams, out[3m+2] UDP_SEGMENT size (0: single, no cmsg).
@@ -109,18 +114,18 @@ export interface NativeBinding {
   udpSplitForTest?(input: Uint8Array, gsoSize: number, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, slotSize: number, count: number, headroom: number, res: Int32Array, cursor: Int32Array): number;
 
   /**
+   * Test-only: the bytes tunWrite with offloads writes for packets 0..count-1 (virtio_net_hdr + packet
+   * per write, runs of TCP segments coalesced), one after another in `out`; returns the number of writes,
+   * write j being outLengths[j] bytes.
+   */
+  tunCoalesceForTest?(data: Uint8Array, offsets: Int32Array, lengths: Int32Array, slotSize: number, count: number, out: Uint8Array, outLengths: Int32Array): number;
+  /**
    * Test-only: what tunRead does with one read from a TUN with offloads. `input` is a
    * virtio_net_hdr + packet; the packet (checksum completed) or the segments of a TCP
    * super-packet go to slots 0..count-1. cursor = Int32Array(2): [next segment, more];
    * more = 1 when segments are left for another call, which continues at cursor[0].
    * Returns the slots filled; res as for tunRead.
    */
-  /**
-   * Test-only: the bytes tunWrite with offloads writes for packets 0..count-1 (virtio_net_hdr + packet
-   * per write, runs of TCP segments coalesced), one after another in `out`; returns the number of writes,
-   * write j being outLengths[j] bytes.
-   */
-  tunCoalesceForTest?(data: Uint8Array, offsets: Int32Array, lengths: Int32Array, slotSize: number, count: number, out: Uint8Array, outLengths: Int32Array): number;
   tunSegmentForTest?(input: Uint8Array, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, slotSize: number, count: number, headroom: number, res: Int32Array, cursor: Int32Array): number;
 }
 

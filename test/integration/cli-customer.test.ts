@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -43,9 +43,19 @@ function machine(api: string, extra: NodeJS.ProcessEnv = {}): Machine {
   return { home, env };
 }
 
-function cli(m: Machine, args: string[], o: { input?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<Run> {
+/**
+ * As root, `asNobody` runs the CLI as uid/gid 65534 in a user namespace
+ * (unshare --map-user): inside it the program is not root and has no
+ * capabilities, while its files are still opened with the credentials of the
+ * user who owns the checkout, so the test works wherever the checkout lies
+ * (under /root, in a 0700 directory). A plain setuid to 65534 could not read
+ * a checkout that user cannot traverse.
+ */
+function cli(m: Machine, args: string[], o: { input?: string; env?: NodeJS.ProcessEnv; asNobody?: boolean } = {}): Promise<Run> {
+  const argv = [process.execPath, TB, ...args];
+  if (o.asNobody && process.getuid?.() === 0) argv.unshift('unshare', '--user', '--map-user=65534', '--map-group=65534');
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [TB, ...args], { env: { ...m.env, ...o.env }, timeout: 30_000, ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid } : {}) }, (err, stdout, stderr) => {
+    const child = execFile(argv[0]!, argv.slice(1), { env: { ...m.env, ...o.env }, timeout: 30_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
     child.stdin!.end(o.input ?? '');
@@ -234,11 +244,9 @@ describe('tunnelbyte customer CLI over HTTP', () => {
   it('connect (the tunnel) needs root and says so before creating anything', async () => {
     const m = machine(h.url);
     ok(await cli(m, ['signup']));
-    chmodSync(m.home, 0o755);
-    const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-    // as nobody the config dir is unreadable; the token comes from TB_KEY then, as with sudo
+    // as nobody the token comes from TB_KEY, as with sudo
     const tok = readFileSync(tokenFile(m), 'utf8').trim();
-    const r = await cli(m, ['connect'], { ...asNobody, env: { TB_KEY: tok, XDG_CONFIG_HOME: join(m.home, 'nobody') } });
+    const r = await cli(m, ['connect'], { asNobody: true, env: { TB_KEY: tok, XDG_CONFIG_HOME: join(m.home, 'nobody') } });
     fails(r, /connect needs root[\s\S]*sudo tunnelbyte connect[\s\S]*--config-only/);
     const sessions = await h.request('GET', '/v1/sessions', { token: tok, fingerprint: m.env.TB_FINGERPRINT });
     assert.deepEqual(sessions.json.sessions, [], 'no session was created');

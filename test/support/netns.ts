@@ -16,8 +16,22 @@ process.on('exit', () => {
 
 export const isRoot = (): boolean => process.getuid?.() === 0;
 
-/** Why privileged tests cannot run here, or null when they can. */
-export function privilegedSkipReason(tools: string[] = ['ip']): string | null {
+/**
+ * Why privileged tests cannot run here, or null when they can. A developer's
+ * machine skips them with this reason; with TB_REQUIRE_PRIVILEGED=1 (set by
+ * .ci/run) a missing privilege or tool is an error instead, so a CI machine
+ * that lost root or a package fails rather than passing with the privileged
+ * tier skipped.
+ */
+export function privilegedSkipReason(tools: string[] = ['ip'], env: NodeJS.ProcessEnv = process.env): string | null {
+  const reason = missingPrivilege(tools);
+  if (reason !== null && env.TB_REQUIRE_PRIVILEGED === '1') {
+    throw new Error(`TB_REQUIRE_PRIVILEGED=1, but the privileged tests cannot run here: ${reason}`);
+  }
+  return reason;
+}
+
+function missingPrivilege(tools: string[]): string | null {
   if (!isRoot()) return 'needs root (CI runs as root)';
   for (const t of tools) {
     if (spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0) return `needs ${t} (apt-get install it; .ci/run does)`;

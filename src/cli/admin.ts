@@ -1,6 +1,6 @@
 /**
  * `tunnelbyte admin` — operator commands on the SQLite file of a server
- * (SPEC §4), also while that server runs: the file is in WAL mode, and the
+ * (docs/contract.md §4), also while that server runs: the file is in WAL mode, and the
  * server's periodic sync (≤ 5 s) applies what changed here, e.g. removes the
  * peer of a session closed with `session close`.
  *

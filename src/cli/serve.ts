@@ -1,6 +1,6 @@
 /**
  * `tunnelbyte serve`: flags, their environment variables and embedded
- * defaults (SPEC §4), then the exit server until SIGTERM/SIGINT.
+ * defaults (docs/contract.md §4), then the exit server until SIGTERM/SIGINT.
  */
 import { Command, Option } from 'commander';
 import { resolveDataDir } from '../control/paths.js';

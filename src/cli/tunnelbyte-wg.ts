@@ -1,6 +1,6 @@
 /**
  * tunnelbyte-wg [-f|--foreground] INTERFACE-NAME — a drop-in for
- * wireguard-go's command line (SPEC §3).
+ * wireguard-go's command line (docs/contract.md §3).
  *
  * Without -f (or WG_PROCESS_FOREGROUND=1) the launcher starts a detached copy
  * of itself in the foreground mode and waits on a pipe until that copy

@@ -1,6 +1,6 @@
 /**
  * The control plane's settings: tier limits, rate limits, session lifetime,
- * node liveness and billing. Every field has a default (SPEC §5); the exit
+ * node liveness and billing. Every field has a default (docs/contract.md §5); the exit
  * server builds one from its flags and environment with
  * `controlConfig(overrides)` and `billingConfigFromEnv(process.env)`.
  */

@@ -1,5 +1,5 @@
 /**
- * Where tunnelbyte keeps its state (SPEC §4): `--data DIR`, else `TB_DATA`,
+ * Where tunnelbyte keeps its state (docs/contract.md §4): `--data DIR`, else `TB_DATA`,
  * else `/var/lib/tunnelbyte` when running as root, else the user's data
  * directory (env-paths: `$XDG_DATA_HOME/tunnelbyte` on Linux,
  * `~/Library/Application Support/tunnelbyte` on macOS). `tunnelbyte serve`

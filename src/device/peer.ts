@@ -13,7 +13,7 @@ import type { Keypair } from '../protocol/keypair.js';
 import type { Random } from '../protocol/random.js';
 import { PeerTimers } from '../protocol/timers.js';
 
-/** The handshake a peer is in, as a tagged union (STYLE.md §2). */
+/** The handshake a peer is in, as a tagged union (docs/principles.md §2). */
 export type HandshakeState =
   | { readonly kind: 'none' }
   | { readonly kind: 'initiation-sent'; readonly initiation: InitiationState; readonly sentAt: number };

@@ -1,5 +1,5 @@
 /**
- * In-memory TUN and UDP (STYLE.md §6): the test doubles and benchmark rig
+ * In-memory TUN and UDP (docs/principles.md §6): the test doubles and benchmark rig
  * for the batch interfaces of types.ts, so two devices can talk in one
  * process without root.
  *

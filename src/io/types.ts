@@ -1,6 +1,6 @@
 /**
  * The two batch interfaces between the WireGuard device and the outside
- * world (STYLE.md §6). The Linux implementations live in `io/linux/` over the
+ * world (docs/principles.md §6). The Linux implementations live in `io/linux/` over the
  * native addon; `io/memory/` has in-memory ones for tests and benchmarks.
  *
  * Ownership rule for every callback: the batch belongs to the callee only for

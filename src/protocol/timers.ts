@@ -1,8 +1,9 @@
 /**
  * Per-peer timers of whitepaper §6 as deadlines on an injected monotonic
  * clock, following wireguard-go's timers.go event by event. The device calls
- * the event methods as packets move and `due(now)` from its tick; nothing
- * here sleeps or schedules.
+ * the event methods as packets move and, from its tick, `popDue(now)` until
+ * it returns null (`next()` says when that is worth calling); nothing here
+ * sleeps or schedules.
  *
  *   retransmitHandshake  REKEY_TIMEOUT + jitter after an initiation (§6.4)
  *   sendKeepalive        KEEPALIVE_TIMEOUT after data was received and nothing sent back (§6.5)

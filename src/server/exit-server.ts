@@ -1,5 +1,5 @@
 /**
- * `tunnelbyte serve`: the exit in one process (SPEC §4) — the WireGuard
+ * `tunnelbyte serve`: the exit in one process (docs/contract.md §4) — the WireGuard
  * device on a TUN interface, the /v1 API, the SQLite store.
  *
  * Start-up, in order: data dir and server key → SQLite (migrations) → the
@@ -49,11 +49,11 @@ export interface ServeOptions {
   /** Ranges opened inside the refused private and special ranges (`--allow-private`). */
   allowPrivate: string[];
   trustProxy: boolean;
-  /** Seconds between syncs of counters and peers (SPEC: at most 5). */
+  /** Seconds between syncs of counters and peers (docs/contract.md §4: at most 5 s). */
   syncIntervalS: number;
   /** Anonymous signup open to anyone (limited per source) or closed (--anonymous-signup). */
   anonymousSignup: 'open' | 'closed';
-  /** Tier limits that differ from the defaults (SPEC §5). */
+  /** Tier limits that differ from the defaults (docs/contract.md §5). */
   tiers: { anonymous: { quotaBytes?: number | null; maxSessions?: number }; paid: { quotaBytes?: number | null; maxSessions?: number } };
   env: NodeJS.ProcessEnv;
 }

@@ -2,7 +2,7 @@
  * What the exit server changes on its host, and undoes on exit: addresses on
  * its TUN interface, IP forwarding, masquerading NAT of the client pools and
  * the filter that keeps clients off the host itself and off private and
- * special networks (SPEC §4; the ranges are device/destination-policy.ts's).
+ * special networks (docs/contract.md §4; the ranges are device/destination-policy.ts's).
  * NAT and filter go into a table of its own (nftables, or iptables rules
  * tagged with a comment when nft is absent), so removing it never touches
  * anyone else's rules. Start-up and shutdown only: nothing here runs per

@@ -1,7 +1,7 @@
 /**
  * The tunnelbyte-wg daemon: one WireGuard interface on a TUN device, its UDP
  * socket, and the UAPI socket at /var/run/wireguard/IFNAME.sock — the
- * contract of wireguard-go (SPEC §3).
+ * contract of wireguard-go (docs/contract.md §3).
  *
  * It stops (removing the socket, closing the TUN so the kernel deletes the
  * interface) on stop(), when the interface is deleted, and when the socket

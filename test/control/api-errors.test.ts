@@ -1,6 +1,6 @@
 /**
  * Every row of the API document's error table, and the bad-input cases of
- * SPEC §7, reached by real HTTP requests against the app.
+ * docs/contract.md §7, reached by real HTTP requests against the app.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

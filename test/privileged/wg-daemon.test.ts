@@ -1,4 +1,4 @@
-// The wireguard-go command-line contract of tunnelbyte-wg (SPEC §3): readiness,
+// The wireguard-go command-line contract of tunnelbyte-wg (docs/contract.md §3): readiness,
 // exit on interface deletion / socket removal / SIGTERM, moving the interface
 // to another namespace, UAPI through wg(8) with a very large config, and
 // wg-quick with tunnelbyte-wg as its userspace implementation.

@@ -38,7 +38,7 @@ export function humanDuration(seconds: number): string {
   return `${Math.floor(h / 24)} d ${h % 24} h`;
 }
 
-/** What the paid tier allows on a server with the default limits (SPEC §5). */
+/** What the paid tier allows on a server with the default limits (docs/contract.md §5). */
 export function paidTierSummary(): string {
   const p = defaultControlConfig().tiers.paid;
   const quota = p.quotaBytes === null ? 'no data cap' : `${p.quotaBytes} bytes a month`;

@@ -1,5 +1,5 @@
 /**
- * The customer side of `tunnelbyte` (SPEC §6): account commands
+ * The customer side of `tunnelbyte` (docs/contract.md §6): account commands
  * (signup, login, upgrade, token, usage, regions, sessions, ip) and the
  * tunnel on this machine (connect, disconnect, status). See CUSTOMER.md.
  */

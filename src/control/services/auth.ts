@@ -3,7 +3,7 @@
  * stored hash is compared in constant time. Machine binding follows the
  * account's tier: while an account is on the anonymous tier, each of its
  * tokens works only with the `X-TB-Fingerprint` of the machine that obtained
- * it; once it is paid, its tokens work from anywhere (SPEC §5).
+ * it; once it is paid, its tokens work from anywhere (docs/contract.md §5).
  */
 import type { Account } from '../store/accounts.js';
 import type { TokenKind, TokenRecord } from '../store/tokens.js';

@@ -6,7 +6,7 @@
  * The exit server creates one with `ControlPlane.attachDataPlane()` after
  * registering its node, calls `sync()` once at start (which re-installs the
  * peers of every active session: clients reconnect after a restart without
- * new configs), then every few seconds (≤ 5 s, SPEC §4) and once more at
+ * new configs), then every few seconds (≤ 5 s, docs/contract.md §4) and once more at
  * shutdown. One `sync()`:
  *
  *   1. heartbeat: the node is alive, with its current exit addresses;

@@ -5,11 +5,19 @@
  * `errno=N` and an empty line. Keys on this interface are hex, not base64.
  */
 import { connect } from 'node:net';
+import { keyFromBase64, keyToHex } from '../../crypto/wireguard-keys.js';
 
 export const UAPI_DIR = '/var/run/wireguard';
 export const uapiSocketPath = (ifname: string): string => `${UAPI_DIR}/${ifname}.sock`;
 
-export const keyHex = (base64: string): string => Buffer.from(base64, 'base64').toString('hex');
+/** A base64 key (as wg-quick files and the API write it) in the UAPI's hex; throws for anything but a 32-byte key. */
+export function keyHex(base64: string): string {
+  const k = keyFromBase64(base64);
+  if (!k) throw new TypeError('not a WireGuard key (base64 of 32 bytes)');
+  const hex = keyToHex(k);
+  k.fill(0);
+  return hex;
+}
 
 /** Sends one request and returns the answer's lines (without errno and the final empty line). */
 export function uapiRequest(socketPath: string, request: string, timeoutMs = 5000): Promise<string[]> {

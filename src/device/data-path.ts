@@ -13,9 +13,10 @@ import type { CryptoBackend } from '../crypto/backend.js';
 import type { PacketBatch } from '../io/batch.js';
 import type { AllowedIps } from '../protocol/allowed-ips.js';
 import type { Keypair } from '../protocol/keypair.js';
-import type { DropReason } from '../protocol/messages.js';
+import type { AcceptKind, DropReason } from '../protocol/messages.js';
 import type { Clock } from '../protocol/clock.js';
 import type { DestinationPolicy } from './destination-policy.js';
+import type { HandshakeQueue } from './handshake-queue.js';
 import type { Peer } from './peer.js';
 
 /** One entry of the receiver-index table: a pending handshake (keypair null) or a keypair of a peer. */
@@ -37,6 +38,10 @@ export interface DataPath {
   readonly allowedIps: AllowedIps<Peer>;
   /** Drop counters by reason; the paths increment them. */
   readonly drops: Record<DropReason, number>;
+  /** What received datagrams that were not dropped became; the receive path counts data and keepalives. */
+  readonly accepted: Record<AcceptKind, number>;
+  /** Where the receive path puts handshake messages, to be processed after the batch's data. */
+  readonly handshakes: HandshakeQueue;
   /** The device-owned output batch (handshakes, keepalives, staged packets); the send path seals staged packets into it. */
   readonly out: PacketBatch;
 
@@ -50,8 +55,8 @@ export interface DataPath {
   stageAndSend(peer: Peer, pkt: Uint8Array, now: number): void;
   /** Starts a handshake (whitepaper §5.4.2), rate-limited per peer to one per REKEY_TIMEOUT. */
   sendHandshakeInitiation(peer: Peer, isRetry: boolean, now: number): void;
-  /** Handles one handshake message (initiation, response, cookie reply) of exact length; a drop reason, or null when consumed. */
-  handleHandshake(type: number, buf: Uint8Array, at: number, len: number, src: Uint8Array, srcAt: number, now: number): DropReason | null;
+  /** Processes up to `max` queued handshake messages (mac1, cookies, the Noise step) and sends their replies; how many it did. */
+  processHandshakes(max: number): number;
   /** After a packet authenticated on kp: confirms a responder's `next` keypair (whitepaper §5.4.5) and flushes what waited. */
   authenticated(peer: Peer, kp: Keypair, now: number): void;
   /** Roaming (whitepaper §2.1): the endpoint follows the source of authenticated packets. */

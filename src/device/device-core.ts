@@ -28,20 +28,28 @@ import { CookieChecker } from '../protocol/cookie.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse, responderInitialState } from '../protocol/handshake.js';
 import { IndexTable } from '../protocol/index-table.js';
 import { Keypair } from '../protocol/keypair.js';
-import { CookieReply, DROP_REASONS, type DropReason, Initiation, MSG_COOKIE_REPLY, MSG_INITIATION, readU32, Response } from '../protocol/messages.js';
+import { ACCEPT_KINDS, type AcceptKind, CookieReply, DROP_REASONS, type DropReason, Initiation, MSG_COOKIE_REPLY, MSG_INITIATION, readU32, Response } from '../protocol/messages.js';
 import type { SymmetricState } from '../protocol/noise.js';
 import { systemRandom, type Random } from '../protocol/random.js';
 import { RateLimiter } from '../protocol/rate-limiter.js';
 import { tai64n, tai64nAfter } from '../protocol/tai64n.js';
 import type { Clock } from '../protocol/clock.js';
 import type { DataPath, IndexEntry } from './data-path.js';
+import { HandshakeQueue } from './handshake-queue.js';
 import { keyToBase64 } from '../crypto/wireguard-keys.js';
 import { Peer } from './peer.js';
 import { receiveBatch } from './receive.js';
 import { sealStaged, sendBatch } from './send.js';
 import type { DestinationPolicy } from './destination-policy.js';
 
-/** Handshake messages per second above which the device counts as under load (wireguard-go: a queue 1/8 full). */
+/**
+ * The device is under load (whitepaper §5.3: cookies and the per-source rate
+ * limit apply) while its handshake queue is at least 1/8 full, and for
+ * UNDER_LOAD_HOLD ms after (wireguard-go IsUnderLoad, UnderLoadAfterTime) —
+ * or when more handshake messages than this arrive in one second. The second
+ * rule is ours: one thread does all the work here, so a flood that the queue
+ * keeps up with would otherwise still buy a Diffie-Hellman per message.
+ */
 export const UNDER_LOAD_HANDSHAKES_PER_SECOND = 128;
 const UNDER_LOAD_HOLD = 1000;
 
@@ -81,6 +89,10 @@ export class DeviceCore implements DataPath {
   readonly crypto: CryptoBackend;
   readonly allowedIps = new AllowedIps<Peer>();
   readonly drops: Record<DropReason, number>;
+  /** Datagrams received and not dropped, by what they were; drops + accepted = received, once the queue is empty. */
+  readonly accepted: Record<AcceptKind, number>;
+  /** Handshake messages waiting for processHandshakes (receive.ts puts them there). */
+  readonly handshakes = new HandshakeQueue();
   readonly isolatePeers: boolean;
   /** Where peers' packets may not go; replaced as a whole when the host's addresses change. */
   destinationPolicy: DestinationPolicy | null;
@@ -113,6 +125,7 @@ export class DeviceCore implements DataPath {
     this.destinationPolicy = opts.destinationPolicy ?? null;
     this.underLoadMode = opts.underLoad ?? 'auto';
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+    this.accepted = Object.fromEntries(ACCEPT_KINDS.map((k) => [k, 0])) as Record<AcceptKind, number>;
     if (opts.privateKey) this.setPrivateKey(opts.privateKey);
   }
 
@@ -460,14 +473,33 @@ export class DeviceCore implements DataPath {
     this.out.count = 0;
   }
 
-  /** Whether handshake processing is under load (whitepaper §5.3: then cookies and rate limits apply). */
+  /**
+   * Processes up to `max` queued handshake messages, oldest first (mac1, then
+   * under load mac2 or a cookie reply and the rate limit, then the Noise
+   * step), and sends what they produced. Returns how many it processed.
+   */
+  processHandshakes(max: number): number {
+    let n = 0;
+    for (; n < max && this.handshakes.length > 0; n++) this.handshakes.shift(this.handleQueued);
+    this.flushOut();
+    return n;
+  }
+
+  private readonly handleQueued = (type: number, buf: Uint8Array, at: number, len: number, src: Uint8Array, srcAt: number): void => {
+    const reason = this.handleHandshake(type, buf, at, len, src, srcAt, this.clock.now());
+    if (reason !== null) this.drops[reason]++;
+    else this.accepted[type === MSG_INITIATION ? 'initiation' : type === MSG_COOKIE_REPLY ? 'cookie-reply' : 'response']++;
+  };
+
+  /** Whether handshake processing is under load (whitepaper §5.3: then cookies and rate limits apply); see UNDER_LOAD_HANDSHAKES_PER_SECOND. */
   private underLoad(now: number): boolean {
     if (this.underLoadMode !== 'auto') return this.underLoadMode === 'always';
     if (now - this.handshakeWindowStart >= 1000) {
       this.handshakeWindowStart = now;
       this.handshakeWindowCount = 0;
     }
-    if (++this.handshakeWindowCount > UNDER_LOAD_HANDSHAKES_PER_SECOND) this.underLoadUntil = now + UNDER_LOAD_HOLD;
+    const queueFilling = this.handshakes.length >= this.handshakes.capacity / 8;
+    if (++this.handshakeWindowCount > UNDER_LOAD_HANDSHAKES_PER_SECOND || queueFilling) this.underLoadUntil = now + UNDER_LOAD_HOLD;
     return now < this.underLoadUntil;
   }
 

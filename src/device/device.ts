@@ -15,7 +15,7 @@
  */
 import type { PacketBatch } from '../io/batch.js';
 import type { AllowedIps } from '../protocol/allowed-ips.js';
-import type { DropReason } from '../protocol/messages.js';
+import type { AcceptKind, DropReason } from '../protocol/messages.js';
 import { DeviceCore, type DeviceOptions } from './device-core.js';
 import type { DestinationPolicy } from './destination-policy.js';
 import type { Peer } from './peer.js';
@@ -103,6 +103,30 @@ export class Device {
   /** Datagrams and packets dropped so far, by reason. */
   get drops(): Readonly<Record<DropReason, number>> {
     return this.core.drops;
+  }
+
+  /** Datagrams received and not dropped, by what they became; drops + accepted = received once the backlog is empty. */
+  get accepted(): Readonly<Record<AcceptKind, number>> {
+    return this.core.accepted;
+  }
+
+  /** Handshake messages received and waiting in the bounded handshake queue (handshake-queue.ts). */
+  get handshakeBacklog(): number {
+    return this.core.handshakes.length;
+  }
+
+  /**
+   * Processes up to `max` queued handshake messages and sends their replies;
+   * returns how many. The receive path does HANDSHAKES_PER_BATCH after each
+   * network batch; the runtime calls this for the rest between batches.
+   */
+  processHandshakes(max: number): number {
+    return this.core.processHandshakes(max);
+  }
+
+  /** Forgets queued handshake messages (shutdown). */
+  clearHandshakeBacklog(): void {
+    this.core.handshakes.clear();
   }
 
   // ---- entry points ----------------------------------------------------------

@@ -19,7 +19,7 @@
  *  4. After authentication: the first packet on the `next` keypair confirms it
  *     (and flushes packets staged for the peer), the endpoint follows the
  *     source (roaming), timers and counters are updated.
- *  5. Empty plaintext is a keepalive and ends here. Otherwise it must be an
+ *  5. Empty plaintext is a keepalive and ends here (counted as accepted). Otherwise it must be an
  *     IPv4/IPv6 packet whose header length fits, and whose source address
  *     routes back to this same peer in allowed IPs (cryptokey routing). An
  *     exit also refuses destinations of other peers and of its destination
@@ -37,6 +37,7 @@ import { KEEPALIVE_TIMEOUT, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_TIME
 import { IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC, ipPacketLength } from '../protocol/ip.js';
 import { classify, MSG_TRANSPORT, readCounter, readU32, Transport } from '../protocol/messages.js';
 import type { DataPath } from './data-path.js';
+import { HANDSHAKES_PER_BATCH } from './handshake-queue.js';
 
 /** After this age an initiator's session asks for a new handshake when data arrives (wireguard-go keepKeyFreshReceiving). */
 const REKEY_ON_RECEIVE_AGE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT;
@@ -48,6 +49,8 @@ export function receiveBatch(dev: DataPath, batch: PacketBatch): void {
   const slotSize = batch.slotSize;
   const eps = batch.endpoints;
   const drops = dev.drops;
+  const accepted = dev.accepted;
+  const handshakes = dev.handshakes;
   let kept = 0;
   for (let i = 0; i < batch.count; i++) {
     const start = i * slotSize + batch.offsets[i]!;
@@ -59,8 +62,7 @@ export function receiveBatch(dev: DataPath, batch: PacketBatch): void {
       continue;
     }
     if (type !== MSG_TRANSPORT) {
-      const reason = dev.handleHandshake(type, data, start, len, eps, epAt, now);
-      if (reason !== null) drops[reason]++;
+      if (!handshakes.push(type, data, start, len, eps, epAt)) drops['handshake-queue-full']++;
       continue;
     }
 
@@ -103,7 +105,10 @@ export function receiveBatch(dev: DataPath, batch: PacketBatch): void {
     peer.timers.anyAuthenticatedPacketTraversal(now);
 
     const plainLen = len - TRANSPORT_HEADER_LEN - TAG_LEN;
-    if (plainLen === 0) continue; // keepalive
+    if (plainLen === 0) {
+      accepted.keepalive++;
+      continue;
+    }
     peer.timers.dataReceived(now);
 
     const ipLen = ipPacketLength(data, inner, plainLen);
@@ -129,6 +134,7 @@ export function receiveBatch(dev: DataPath, batch: PacketBatch): void {
       drops['destination-refused']++;
       continue;
     }
+    accepted.data++;
     if (kept !== i) data.copyWithin(kept * slotSize + TRANSPORT_HEADER_LEN, inner, inner + ipLen);
     batch.offsets[kept] = kept !== i ? TRANSPORT_HEADER_LEN : inner - i * slotSize;
     batch.lengths[kept] = ipLen;
@@ -137,4 +143,5 @@ export function receiveBatch(dev: DataPath, batch: PacketBatch): void {
   batch.count = kept;
   dev.flushOut();
   if (kept > 0) dev.writeToTun(batch);
+  dev.processHandshakes(HANDSHAKES_PER_BATCH);
 }

@@ -4,12 +4,22 @@
  * device's sinks write to the TUN and send on the bind, and a timer calls
  * device.tick() a few times per second. The only place in the device layer
  * that schedules anything.
+ *
+ * Handshake messages the receive path queued but did not get to are drained
+ * HANDSHAKES_PER_TURN at a time from setImmediate callbacks: they run after
+ * the event loop's poll phase, so the UDP socket is read (and its data
+ * forwarded) between any two portions of handshake work, and a flood cannot
+ * keep the loop from the socket (wireguard-go runs its handshake workers
+ * beside the receive goroutines for the same reason).
  */
 import type { PacketBatch } from '../io/batch.js';
 import type { TunDevice, UdpBind } from '../io/types.js';
 import { TRANSPORT_HEADER_LEN } from '../protocol/constants.js';
 import { systemClock } from '../protocol/clock.js';
 import { Device, type DeviceOptions } from './device.js';
+
+/** Queued handshake messages processed per event-loop turn (a few ms of Diffie-Hellman at most). */
+export const HANDSHAKES_PER_TURN = 32;
 
 export interface RuntimeOptions extends Partial<Omit<DeviceOptions, 'sendToNetwork' | 'writeToTun'>> {
   tun: TunDevice;
@@ -23,6 +33,7 @@ export class DeviceRuntime {
   readonly tun: TunDevice;
   private bind: UdpBind | null = null;
   private ticker: NodeJS.Timeout | null = null;
+  private draining: NodeJS.Immediate | null = null;
   /** Whether packets flow (wireguard-go's device up/down follows the interface). */
   up = true;
 
@@ -51,8 +62,19 @@ export class DeviceRuntime {
     this.bind?.close();
     this.bind = bind;
     bind?.start((b) => {
-      if (this.up) this.device.receiveFromNetwork(b);
+      if (!this.up) return;
+      this.device.receiveFromNetwork(b);
+      this.scheduleDrain();
     }, 0);
+  }
+
+  private scheduleDrain(): void {
+    if (this.draining !== null || this.device.handshakeBacklog === 0) return;
+    this.draining = setImmediate(() => {
+      this.draining = null;
+      this.device.processHandshakes(HANDSHAKES_PER_TURN);
+      this.scheduleDrain();
+    });
   }
 
   currentBind(): UdpBind | null {
@@ -62,6 +84,9 @@ export class DeviceRuntime {
   close(): void {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
+    if (this.draining) clearImmediate(this.draining);
+    this.draining = null;
+    this.device.clearHandshakeBacklog();
     this.bind?.close();
     this.bind = null;
     this.device.removeAllPeers();

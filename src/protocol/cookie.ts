@@ -17,7 +17,7 @@
  * message received, so it allocates nothing to check mac1 or mac2.
  */
 import { bytesEqual } from '../crypto/aead.js';
-import type { CryptoBackend } from '../crypto/backend.js';
+import { defaultBackend, type CryptoBackend } from '../crypto/backend.js';
 import { hash, MAC_LEN } from '../crypto/blake2s.js';
 import { XNONCE_LEN } from '../crypto/xaead.js';
 import { COOKIE_REFRESH_TIME, LABEL_COOKIE, LABEL_MAC1 } from './constants.js';
@@ -49,7 +49,7 @@ export class CookieChecker {
   private readonly scratchMac = new Uint8Array(MAC_LEN);
   private readonly scratchCookie = new Uint8Array(MAC_LEN);
 
-  constructor(ourPublicKey: Uint8Array, private readonly random: Random, private readonly crypto: CookieCrypto) {
+  constructor(ourPublicKey: Uint8Array, private readonly random: Random, private readonly crypto: CookieCrypto = defaultBackend()) {
     this.mac1Key = hash(LABEL_MAC1, ourPublicKey);
     this.cookieKey = hash(LABEL_COOKIE, ourPublicKey);
   }
@@ -98,7 +98,7 @@ export class CookieGenerator {
   private cookieSetAt = -Infinity;
   private lastMac1: Uint8Array | null = null;
 
-  constructor(peerPublicKey: Uint8Array, private readonly crypto: CookieCrypto) {
+  constructor(peerPublicKey: Uint8Array, private readonly crypto: CookieCrypto = defaultBackend()) {
     this.mac1Key = hash(LABEL_MAC1, peerPublicKey);
     this.cookieKey = hash(LABEL_COOKIE, peerPublicKey);
   }

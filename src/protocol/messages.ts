@@ -55,6 +55,7 @@ export type DropReason =
   | 'too-short'
   | 'unknown-type'
   | 'bad-length'
+  | 'handshake-queue-full'
   | 'bad-mac1'
   | 'bad-mac2'
   | 'rate-limited'
@@ -81,6 +82,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'too-short',
   'unknown-type',
   'bad-length',
+  'handshake-queue-full',
   'bad-mac1',
   'bad-mac2',
   'rate-limited',
@@ -103,6 +105,15 @@ export const DROP_REASONS: readonly DropReason[] = [
   'client-to-client',
   'destination-refused',
 ];
+
+/**
+ * What a received datagram became when it was not dropped: a handshake
+ * message consumed, a transport packet written to the TUN, a keepalive.
+ * Every datagram received ends as exactly one drop reason or one of these.
+ */
+export type AcceptKind = 'initiation' | 'response' | 'cookie-reply' | 'data' | 'keepalive';
+
+export const ACCEPT_KINDS: readonly AcceptKind[] = ['initiation', 'response', 'cookie-reply', 'data', 'keepalive'];
 
 /**
  * The message type of buf[at, at+len), or a drop reason when the length is

@@ -22,7 +22,16 @@ export class Rng {
     return this.u32() % n;
   }
   fill(b: Uint8Array, at = 0, len = b.length - at): void {
-    for (let i = at; i < at + len; i++) b[i] = this.u32() & 0xff;
+    const end = at + len;
+    let i = at;
+    for (; i + 4 <= end; i += 4) {
+      const x = this.u32();
+      b[i] = x;
+      b[i + 1] = x >>> 8;
+      b[i + 2] = x >>> 16;
+      b[i + 3] = x >>> 24;
+    }
+    for (const x = this.u32(); i < end; i++) b[i] = x >>> (8 * (i & 3));
   }
 }
 

@@ -1,0 +1,97 @@
+/**
+ * The bounded queue between classifying a received batch and doing the
+ * handshake work (wireguard-go device/receive.go: RoutineReceiveIncoming puts
+ * handshake messages on `queue.handshake` with a non-blocking send and drops
+ * them when it is full; RoutineHandshake does mac1, the cookie logic and the
+ * Noise step later). Transport data never waits behind it: the receive path
+ * handles data of a batch at once and only copies handshake messages here.
+ *
+ * What does not fit is dropped before any cryptography: a flood of
+ * initiations costs the receive path one type check and one copy per message,
+ * whatever its rate. The queue's fill level is also the "under load" signal
+ * (wireguard-go IsUnderLoad: a queue at least 1/8 full, and for one second
+ * after), which turns on cookies and the per-source rate limit (whitepaper
+ * §5.3).
+ *
+ * A ring of fixed slots allocated once: a message (at most an initiation's
+ * 148 bytes) and its source endpoint record per slot; nothing is allocated
+ * per message.
+ */
+import { ENDPOINT_SIZE } from '../io/endpoint.js';
+import { Initiation } from '../protocol/messages.js';
+
+/** wireguard-go device/queueconstants_default.go QueueHandshakeSize. */
+export const HANDSHAKE_QUEUE_SIZE = 1024;
+
+/** Handshake messages the receive path handles per network batch, after the batch's data (the rest wait in the queue). */
+export const HANDSHAKES_PER_BATCH = 32;
+
+/** Bytes per message slot: the largest handshake message (an initiation). */
+const MSG_SLOT = Initiation.SIZE;
+
+export class HandshakeQueue {
+  readonly capacity: number;
+  /** Message bytes, MSG_SLOT per slot. */
+  readonly data: Uint8Array;
+  /** Source endpoint records, ENDPOINT_SIZE per slot. */
+  readonly endpoints: Uint8Array;
+  private readonly types: Uint8Array;
+  private readonly lengths: Uint16Array;
+  private head = 0; // next slot to take
+  private size = 0;
+
+  constructor(capacity = HANDSHAKE_QUEUE_SIZE) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`handshake queue capacity must be a positive integer, got ${capacity}`);
+    this.capacity = capacity;
+    this.data = new Uint8Array(capacity * MSG_SLOT);
+    this.endpoints = new Uint8Array(capacity * ENDPOINT_SIZE);
+    this.types = new Uint8Array(capacity);
+    this.lengths = new Uint16Array(capacity);
+  }
+
+  get length(): number {
+    return this.size;
+  }
+
+  /**
+   * Copies a handshake message of type `type` (buf[at, at+len), len at most
+   * an initiation's size) and its source record in; false when the queue is
+   * full (the caller drops and counts it).
+   */
+  push(type: number, buf: Uint8Array, at: number, len: number, src: Uint8Array, srcAt: number): boolean {
+    if (this.size === this.capacity) return false;
+    if (len > MSG_SLOT) throw new RangeError(`a handshake message is at most ${MSG_SLOT} bytes, got ${len}`);
+    const slot = (this.head + this.size) % this.capacity;
+    this.data.set(buf.subarray(at, at + len), slot * MSG_SLOT);
+    this.endpoints.set(src.subarray(srcAt, srcAt + ENDPOINT_SIZE), slot * ENDPOINT_SIZE);
+    this.types[slot] = type;
+    this.lengths[slot] = len;
+    this.size++;
+    return true;
+  }
+
+  /**
+   * Takes the oldest message and hands it to `fn` as (type, data, at, len,
+   * endpoints, endpointAt); the slot's bytes stay valid only during the call.
+   * Returns fn's result, or undefined when the queue is empty.
+   */
+  shift<T>(fn: (type: number, data: Uint8Array, at: number, len: number, endpoints: Uint8Array, endpointAt: number) => T): T | undefined {
+    if (this.size === 0) return undefined;
+    const slot = this.head;
+    try {
+      return fn(this.types[slot]!, this.data, slot * MSG_SLOT, this.lengths[slot]!, this.endpoints, slot * ENDPOINT_SIZE);
+    } finally {
+      // Released only now, so nothing pushed during fn can land in the slot fn reads.
+      this.head = (this.head + 1) % this.capacity;
+      this.size--;
+    }
+  }
+
+  /** Forgets every queued message (the device lost its key, or shuts down). */
+  clear(): number {
+    const n = this.size;
+    this.head = 0;
+    this.size = 0;
+    return n;
+  }
+}

@@ -16,7 +16,6 @@ import type { Keypair } from '../protocol/keypair.js';
 import type { AcceptKind, DropReason } from '../protocol/messages.js';
 import type { Clock } from '../protocol/clock.js';
 import type { DestinationPolicy } from './destination-policy.js';
-import type { HandshakeQueue } from './handshake-queue.js';
 import type { Peer } from './peer.js';
 
 /** One entry of the receiver-index table: a pending handshake (keypair null) or a keypair of a peer. */
@@ -40,8 +39,8 @@ export interface DataPath {
   readonly drops: Record<DropReason, number>;
   /** What received datagrams that were not dropped became; the receive path counts data and keepalives. */
   readonly accepted: Record<AcceptKind, number>;
-  /** Where the receive path puts handshake messages, to be processed after the batch's data. */
-  readonly handshakes: HandshakeQueue;
+  /** Queues a handshake message for after the batch's data, or says why it was shed (before any cryptography). */
+  queueHandshake(type: number, buf: Uint8Array, at: number, len: number, src: Uint8Array, srcAt: number, now: number): DropReason | null;
   /** The device-owned output batch (handshakes, keepalives, staged packets); the send path seals staged packets into it. */
   readonly out: PacketBatch;
 

@@ -35,7 +35,7 @@ import { RateLimiter } from '../protocol/rate-limiter.js';
 import { tai64n, tai64nAfter } from '../protocol/tai64n.js';
 import type { Clock } from '../protocol/clock.js';
 import type { DataPath, IndexEntry } from './data-path.js';
-import { HandshakeQueue } from './handshake-queue.js';
+import { HANDSHAKE_QUEUE_SOURCE_BURST, HANDSHAKE_QUEUE_SOURCE_RATE, HandshakeQueue } from './handshake-queue.js';
 import { keyToBase64 } from '../crypto/wireguard-keys.js';
 import { Peer } from './peer.js';
 import { receiveBatch } from './receive.js';
@@ -105,6 +105,8 @@ export class DeviceCore implements DataPath {
   private readonly random: Random;
   private readonly indices: IndexTable<IndexEntry>;
   private readonly rateLimiter = new RateLimiter();
+  /** Admission to the handshake queue per source address (handshake-queue.ts). */
+  private readonly queueAdmission = new RateLimiter(HANDSHAKE_QUEUE_SOURCE_RATE, HANDSHAKE_QUEUE_SOURCE_BURST);
   private identity: Identity | null = null;
   private readonly peersById = new Map<string, Peer>();
   private readonly underLoadMode: 'auto' | 'always' | 'never';
@@ -279,6 +281,7 @@ export class DeviceCore implements DataPath {
     }
     if (now - this.lastGc >= 1000) {
       this.rateLimiter.gc(now);
+      this.queueAdmission.gc(now);
       this.lastGc = now;
     }
     this.flushOut();
@@ -471,6 +474,16 @@ export class DeviceCore implements DataPath {
     if (this.out.count === 0) return;
     this.sendToNetwork(this.out);
     this.out.count = 0;
+  }
+
+  /**
+   * Puts a handshake message into the queue unless its source is over its
+   * share or the queue is full; the drop reason, or null when queued. No
+   * cryptography happens here.
+   */
+  queueHandshake(type: number, buf: Uint8Array, at: number, len: number, src: Uint8Array, srcAt: number, now: number): DropReason | null {
+    if (!this.queueAdmission.allow(src, srcAt, now)) return 'handshake-source-limited';
+    return this.handshakes.push(type, buf, at, len, src, srcAt) ? null : 'handshake-queue-full';
   }
 
   /**

@@ -6,7 +6,8 @@
  * Noise step later). Transport data never waits behind it: the receive path
  * handles data of a batch at once and only copies handshake messages here.
  *
- * What does not fit is dropped before any cryptography: a flood of
+ * What does not fit — or comes from an address over its share
+ * (HANDSHAKE_QUEUE_SOURCE_RATE) — is dropped before any cryptography: a flood of
  * initiations costs the receive path one type check and one copy per message,
  * whatever its rate. The queue's fill level is also the "under load" signal
  * (wireguard-go IsUnderLoad: a queue at least 1/8 full, and for one second
@@ -22,6 +23,19 @@ import { Initiation } from '../protocol/messages.js';
 
 /** wireguard-go device/queueconstants_default.go QueueHandshakeSize. */
 export const HANDSHAKE_QUEUE_SIZE = 1024;
+
+/**
+ * Handshake messages one source address (IPv4, or IPv6 /64) may put in the
+ * queue per second, and in one burst. Ours, not wireguard-go's: one thread
+ * here processes maybe a few tens of thousands per second, so a single
+ * flooding address would otherwise keep the queue full and a new client's
+ * initiation would be shed with the flood. A legitimate address sends a few
+ * per second (one per peer per REKEY_TIMEOUT at most; many peers behind one
+ * NAT stay far below this). Floods from many (spoofed) addresses are shed by
+ * the full queue as in wireguard-go.
+ */
+export const HANDSHAKE_QUEUE_SOURCE_RATE = 1024;
+export const HANDSHAKE_QUEUE_SOURCE_BURST = 128;
 
 /** Handshake messages the receive path handles per network batch, after the batch's data (the rest wait in the queue). */
 export const HANDSHAKES_PER_BATCH = 32;

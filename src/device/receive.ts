@@ -50,7 +50,6 @@ export function receiveBatch(dev: DataPath, batch: PacketBatch): void {
   const eps = batch.endpoints;
   const drops = dev.drops;
   const accepted = dev.accepted;
-  const handshakes = dev.handshakes;
   let kept = 0;
   for (let i = 0; i < batch.count; i++) {
     const start = i * slotSize + batch.offsets[i]!;
@@ -62,7 +61,8 @@ export function receiveBatch(dev: DataPath, batch: PacketBatch): void {
       continue;
     }
     if (type !== MSG_TRANSPORT) {
-      if (!handshakes.push(type, data, start, len, eps, epAt)) drops['handshake-queue-full']++;
+      const shed = dev.queueHandshake(type, data, start, len, eps, epAt, now);
+      if (shed !== null) drops[shed]++;
       continue;
     }
 

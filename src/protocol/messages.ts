@@ -56,6 +56,7 @@ export type DropReason =
   | 'unknown-type'
   | 'bad-length'
   | 'handshake-queue-full'
+  | 'handshake-source-limited'
   | 'bad-mac1'
   | 'bad-mac2'
   | 'rate-limited'
@@ -83,6 +84,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'unknown-type',
   'bad-length',
   'handshake-queue-full',
+  'handshake-source-limited',
   'bad-mac1',
   'bad-mac2',
   'rate-limited',

@@ -6,11 +6,13 @@
  *
  * Time is passed in (milliseconds); `gc(now)` drops idle entries and is
  * called from the device's tick.
+ *
+ * Other rates make other limiters: the device also admits handshake messages
+ * to its bounded queue per source (handshake-queue.ts), with a far larger
+ * allowance, so one flooding address cannot take the whole queue.
  */
 import { HANDSHAKE_RATE_BURST, HANDSHAKE_RATE_PER_SECOND } from './constants.js';
 
-const PACKET_COST = 1000 / HANDSHAKE_RATE_PER_SECOND; // ms of tokens per packet
-const BUCKET_MAX = PACKET_COST * HANDSHAKE_RATE_BURST;
 const IDLE_AFTER = 1000;
 
 interface Bucket {
@@ -20,6 +22,14 @@ interface Bucket {
 
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
+  private readonly packetCost: number; // ms of tokens per packet
+  private readonly bucketMax: number;
+
+  constructor(perSecond: number = HANDSHAKE_RATE_PER_SECOND, burst: number = HANDSHAKE_RATE_BURST) {
+    if (!(perSecond > 0) || !(burst >= 1)) throw new RangeError(`rate limiter: need a positive rate and a burst of at least 1, got ${perSecond}/s, ${burst}`);
+    this.packetCost = 1000 / perSecond;
+    this.bucketMax = this.packetCost * burst;
+  }
 
   /**
    * Whether a handshake from the endpoint record at rec[at..] (see
@@ -30,13 +40,13 @@ export class RateLimiter {
     const key = rateKey(rec, at);
     let b = this.buckets.get(key);
     if (!b) {
-      this.buckets.set(key, { tokens: BUCKET_MAX - PACKET_COST, last: now });
+      this.buckets.set(key, { tokens: this.bucketMax - this.packetCost, last: now });
       return true;
     }
-    b.tokens = Math.min(BUCKET_MAX, b.tokens + (now - b.last));
+    b.tokens = Math.min(this.bucketMax, b.tokens + (now - b.last));
     b.last = now;
-    if (b.tokens >= PACKET_COST) {
-      b.tokens -= PACKET_COST;
+    if (b.tokens >= this.packetCost) {
+      b.tokens -= this.packetCost;
       return true;
     }
     return false;

@@ -76,8 +76,8 @@ interface Seed {
   bytes: Uint8Array;
 }
 
-/** Two devices (exit, client) with a completed handshake, wired by hand. */
-class Rig {
+/** Two devices (exit, client) with a completed handshake, wired by hand (also used by test/unit/handshake-queue.test.ts). */
+export class ExitRig {
   readonly clock = new ManualClock();
   readonly exit: Device;
   readonly client: Device;
@@ -150,6 +150,15 @@ class Rig {
     return this.clientOut.map(([m]) => m);
   }
 
+  /** A fresh initiation-sized message with a valid mac1 for the exit (what any holder of its public key can send). */
+  floodInitiation(rng: Rng): Uint8Array {
+    const m = new Uint8Array(Initiation.SIZE);
+    rng.fill(m);
+    writeType(m, 0, MSG_INITIATION);
+    new CookieGenerator(this.exitPub, this.crypto).addMacs(m, 0, Initiation.SIZE, this.clock.now());
+    return m;
+  }
+
   /** The client initiates (a packet to send), the exit answers, the client confirms. */
   handshake(): Uint8Array {
     this.clientOut = [];
@@ -180,7 +189,7 @@ export function runDatagramFuzz(opts: FuzzOptions): FuzzResult {
   const t0 = performance.now();
   const rng = new Rng(opts.seed);
   const crypto = opts.crypto ?? defaultBackend();
-  const rig = new Rig(crypto);
+  const rig = new ExitRig(crypto);
   const batchSize = opts.batchSize ?? 128;
   const genuinePerBatch = opts.genuinePerBatch ?? 2;
   const drainEvery = opts.drainEvery ?? 1;

@@ -9,7 +9,8 @@
  * (bench/api-flood.ts; skipped with a note otherwise), and `--e2e` adds the end-to-end comparison with wireguard-go (bench/e2e.ts).
  * `--flood` adds the handshake flood against tunnelbyte-wg and wireguard-go
  * as exits (bench/flood.ts). `--rounds N` and `--seconds S` change the rounds
- * (3) and the seconds per iperf3 run (5) of both.
+ * (3) and the seconds per iperf3 run (5) of both. `--fuzz` runs the datagram
+ * and UAPI fuzzers longer than the suite does (bench/fuzz.ts; `--fuzz-count N`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,7 @@ import { nativeBackend, nobleBackend, nodeBackend } from '../src/crypto/backend.
 const smoke = process.argv.includes('--smoke');
 const e2e = process.argv.includes('--e2e');
 const flood = process.argv.includes('--flood');
+const fuzz = process.argv.includes('--fuzz');
 function numberArg(flag: string, fallback: number): number {
   const i = process.argv.indexOf(flag);
   if (i < 0) return fallback;
@@ -66,6 +68,13 @@ if (flood) {
   const r = await benchHandshakeFlood({ rounds, seconds, smoke });
   rows.push(...r.rows);
   details.flood = { reference: r.reference, rounds, seconds, samples: r.samples };
+}
+
+if (fuzz) {
+  const { benchFuzz } = await import('./fuzz.js');
+  const r = benchFuzz({ count: numberArg('--fuzz-count', smoke ? 20_000 : 5_000_000), seeds: smoke ? 2 : 4, smoke });
+  rows.push(...r.rows);
+  details.fuzz = r.samples;
 }
 
 const fmt = (v: number) => (!Number.isFinite(v) ? 'none' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));

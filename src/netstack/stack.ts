@@ -1,0 +1,513 @@
+/**
+ * The userspace TCP/IP host: IP packets in (input), IP packets out (through
+ * a PacketSink), time from an injected clock, no sockets and no timers of its
+ * own — the same sans-I/O shape as the WireGuard device it sits under.
+ *
+ * Entry points, each ending with the same epilogue:
+ *
+ *   input(batch)  packets for us: IPv4/IPv6 → ICMP echo, UDP sockets (port
+ *                 unreachable otherwise), TCP connections by 4-tuple, then
+ *                 listeners (RST for a closed port, RFC 9293 §3.10.7.1)
+ *   tick()        timers due at the clock's now (TCP retransmission, delayed
+ *                 ACK, keepalive, TIME-WAIT); nextDeadline() says when next
+ *   flush()       work the application created between entry points
+ *                 (write, read, close) — the owner calls it soon after wake()
+ *
+ * Epilogue: every connection marked dirty sends what it owes (one pass per
+ * connection per batch, so ACKs and data bursts are coalesced), accepted
+ * connections go to their listeners, application events are raised, and the
+ * output batch goes to the sink. Events run after the stack's own state is
+ * consistent, so callbacks may call back into the stack.
+ *
+ * Malformed or unexpected input is dropped and counted in `drops`, never
+ * thrown. Growth is bounded: half-open connections per listener (synBacklog),
+ * connections in all (maxConnections), per-connection buffers (tcp options).
+ */
+import type { PacketBatch } from '../io/batch.js';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../io/endpoint.js';
+import { systemRandom, type Random } from '../protocol/random.js';
+import { newDropCounters, type DropCounters } from './counters.js';
+import { handleIcmp, IcmpRateLimiter, sendPortUnreachable } from './icmp.js';
+import { addrEquals, ipHeaderLen, IpView, parseIp, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, writeIpHeader } from './ip.js';
+import { Output, type PacketSink } from './output.js';
+import { TcpConnection, type TcpHost, TcpStats } from './tcp/connection.js';
+import { IsnGenerator } from './tcp/isn.js';
+import { DEFAULT_TCP_OPTIONS, type TcpOptions } from './tcp/options.js';
+import { ACK, RST, SYN, FIN, TCP_HEADER_LEN, TcpView, parseTcp, writeTcpHeader } from './tcp/segment.js';
+import { seqAdd } from './tcp/seq.js';
+import { parseUdp, UdpView, writeUdp } from './udp.js';
+
+export interface StackClock {
+  /** Monotonic milliseconds. */
+  now(): number;
+}
+
+export interface StackOptions {
+  /** The host's own addresses (wg-quick Address without the prefix length). */
+  addresses: string[];
+  /** Link MTU: the largest IP packet sent and the basis of the advertised MSS. */
+  mtu: number;
+  clock: StackClock;
+  sink: PacketSink;
+  /** Called when application calls made work outside an entry point: call flush() soon (e.g. in a microtask). */
+  wake?: () => void;
+  random?: Random;
+  tcp?: Partial<TcpOptions>;
+  /** Half-open (SYN-RECEIVED) connections per listener; further SYNs are dropped (default 128, Linux's somaxconn of old). */
+  synBacklog?: number;
+  /** TCP connections in all states (default 16384). */
+  maxConnections?: number;
+}
+
+export interface TcpListener {
+  readonly port: number;
+  close(): void;
+}
+
+interface ListenerEntry extends TcpListener {
+  onAccept: (c: TcpConnection) => void;
+  halfOpen: number;
+  open: boolean;
+}
+
+export interface UdpSocket {
+  readonly port: number;
+  /** Sends one datagram; false when the address is not usable (wrong family, no local address of it). */
+  send(data: Uint8Array, address: string, port: number): boolean;
+  close(): void;
+}
+
+type UdpHandler = (data: Buffer, address: string, port: number) => void;
+
+const EPHEMERAL_LOW = 49152;
+const EPHEMERAL_COUNT = 65536 - EPHEMERAL_LOW;
+
+export class Stack implements TcpHost {
+  readonly drops: DropCounters = newDropCounters();
+  readonly output: Output;
+  readonly mtu: number;
+  readonly tcpOptions: TcpOptions;
+  /** Packets accepted by input(), by protocol. */
+  readonly received = { tcp: 0, udp: 0, icmp: 0 };
+  /** Totals over connections that have been released, plus live ones via tcpStats(). */
+  private readonly closedStats = new TcpStats();
+  private readonly clock: StackClock;
+  private readonly random: Random;
+  private readonly wake: () => void;
+  private readonly v4: Uint8Array[] = [];
+  private readonly v6: Uint8Array[] = [];
+  private readonly ip = new IpView();
+  private readonly tcp = new TcpView();
+  private readonly udp = new UdpView();
+  private readonly isn: IsnGenerator;
+  private readonly icmpLimiter = new IcmpRateLimiter();
+  private readonly buckets = new Map<number, TcpConnection>();
+  private readonly conns = new Set<TcpConnection>();
+  private readonly listeners = new Map<number, ListenerEntry>();
+  private readonly halfOpenOf = new Map<TcpConnection, ListenerEntry>();
+  private readonly udpSockets = new Map<number, UdpHandler>();
+  private readonly synBacklog: number;
+  private readonly maxConnections: number;
+  private dirty: TcpConnection[] = [];
+  private spare: TcpConnection[] = [];
+  private accepts: TcpConnection[] = [];
+  private inEntry = false;
+  private woken = false;
+  private earliest = Infinity;
+
+  constructor(opts: StackOptions) {
+    this.clock = opts.clock;
+    this.random = opts.random ?? systemRandom;
+    this.wake = opts.wake ?? (() => {});
+    if (!Number.isInteger(opts.mtu) || opts.mtu < 1280 || opts.mtu > 65535) throw new RangeError(`mtu must be an integer in 1280..65535, got ${opts.mtu}`);
+    this.mtu = opts.mtu;
+    for (const a of opts.addresses) {
+      const b4 = parseIPv4(a);
+      const b6 = b4 ? null : parseIPv6(a);
+      if (b4) this.v4.push(b4);
+      else if (b6) this.v6.push(b6);
+      else throw new TypeError(`not an IP address: ${a}`);
+    }
+    if (this.v4.length + this.v6.length === 0) throw new RangeError('the stack needs at least one address');
+    this.tcpOptions = { ...DEFAULT_TCP_OPTIONS, ...opts.tcp };
+    this.synBacklog = opts.synBacklog ?? 128;
+    this.maxConnections = opts.maxConnections ?? 16384;
+    const secret = new Uint8Array(32);
+    this.random.fill(secret);
+    this.isn = new IsnGenerator(secret);
+    this.output = new Output(opts.sink);
+  }
+
+  // ---- entry points ----------------------------------------------------------
+
+  /** Packets addressed to the host (packet i at batch.offsets[i], batch.lengths[i]). */
+  input(batch: PacketBatch): void {
+    this.inEntry = true;
+    const now = this.clock.now();
+    const data = batch.data;
+    for (let i = 0; i < batch.count; i++) this.packet(data, batch.start(i), batch.lengths[i]!, now);
+    this.epilogue(now);
+  }
+
+  /** Runs the timers that are due. */
+  tick(): void {
+    const now = this.clock.now();
+    this.inEntry = true;
+    if (now >= this.earliest) {
+      let next = Infinity;
+      for (const c of this.conns) {
+        if (c.nextDeadline() <= now) c.tick(now);
+        const d = c.nextDeadline();
+        if (d < next) next = d;
+      }
+      this.earliest = next;
+    }
+    this.epilogue(now);
+  }
+
+  /** Sends what application calls queued since the last entry point. */
+  flush(): void {
+    this.woken = false;
+    this.inEntry = true;
+    this.epilogue(this.clock.now());
+  }
+
+  /** When tick() should run next (Infinity: no timer set). */
+  nextDeadline(): number {
+    return this.earliest;
+  }
+
+  private epilogue(now: number): void {
+    // A callback may create more work; a few rounds settle it, the rest waits for the next entry point.
+    for (let round = 0; round < 4 && (this.dirty.length > 0 || this.accepts.length > 0); round++) {
+      const list = this.dirty;
+      this.dirty = this.spare;
+      for (const c of list) {
+        c.dirty = false;
+        c.output(now);
+      }
+      if (this.accepts.length > 0) {
+        const acc = this.accepts;
+        this.accepts = [];
+        for (const c of acc) {
+          const l = this.halfOpenOf.get(c);
+          this.halfOpenOf.delete(c);
+          if (l) {
+            l.halfOpen--;
+            if (l.open) l.onAccept(c);
+            else c.abort();
+          }
+        }
+      }
+      for (const c of list) c.dispatch();
+      list.length = 0;
+      this.spare = list;
+    }
+    this.output.flush();
+    this.inEntry = false;
+    if (this.dirty.length > 0) this.requestWake();
+  }
+
+  private requestWake(): void {
+    if (this.woken) return;
+    this.woken = true;
+    this.wake();
+  }
+
+  // ---- TcpHost ---------------------------------------------------------------
+
+  markDirty(c: TcpConnection): void {
+    if (!c.dirty) {
+      c.dirty = true;
+      this.dirty.push(c);
+    }
+    if (!this.inEntry) this.requestWake();
+  }
+
+  noteDeadline(t: number): void {
+    if (t < this.earliest) {
+      this.earliest = t;
+      if (!this.inEntry) this.requestWake();
+    }
+  }
+
+  release(c: TcpConnection): void {
+    if (!this.conns.delete(c)) return;
+    const h = hashTuple(c.remote, 0, c.remote.length, c.remotePort, c.localPort);
+    let p = this.buckets.get(h) ?? null;
+    let prev: TcpConnection | null = null;
+    while (p !== null && p !== c) {
+      prev = p;
+      p = p.nextInBucket;
+    }
+    if (p === c) {
+      if (prev === null) {
+        if (c.nextInBucket === null) this.buckets.delete(h);
+        else this.buckets.set(h, c.nextInBucket);
+      } else prev.nextInBucket = c.nextInBucket;
+      c.nextInBucket = null;
+    }
+    const l = this.halfOpenOf.get(c);
+    if (l) {
+      l.halfOpen--;
+      this.halfOpenOf.delete(c);
+    }
+    addStats(this.closedStats, c.stats);
+  }
+
+  accepted(c: TcpConnection): void {
+    this.accepts.push(c);
+  }
+
+  // ---- the application's side --------------------------------------------------
+
+  /** Active open to address:port. The connection reports through its `events` (set them before the next entry point). */
+  connect(address: string, port: number, opts: { localPort?: number } = {}): TcpConnection {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be 1..65535, got ${port}`);
+    const remote = parseIPv4(address) ?? parseIPv6(address);
+    if (!remote) throw new TypeError(`not an IP address: ${address}`);
+    const local = this.localFor(remote);
+    if (!local) throw new TypeError(`no local ${remote.length === 4 ? 'IPv4' : 'IPv6'} address to connect to ${address} from`);
+    if (this.conns.size >= this.maxConnections) throw new RangeError('too many TCP connections');
+    const localPort = opts.localPort ?? this.ephemeralPort(remote, port);
+    if (this.lookup(remote, 0, remote.length, port, localPort, local, 0)) throw new RangeError(`port ${localPort} already connected to ${address}:${port}`);
+    const now = this.clock.now();
+    const c = new TcpConnection(this, this.tcpOptions, local, localPort, remote, port, this.mtu, this.isn.next(local, localPort, remote, port, now), now, false);
+    this.insert(c);
+    const wasIn = this.inEntry;
+    this.inEntry = true;
+    c.open(now);
+    this.inEntry = wasIn;
+    this.requestWake();
+    return c;
+  }
+
+  /** Accepts connections to `port` on every local address. */
+  listen(port: number, onAccept: (c: TcpConnection) => void): TcpListener {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`port must be 1..65535, got ${port}`);
+    if (this.listeners.has(port)) throw Object.assign(new Error(`port ${port} is already listening`), { code: 'EADDRINUSE' });
+    const entry: ListenerEntry = {
+      port,
+      onAccept,
+      halfOpen: 0,
+      open: true,
+      close: () => {
+        entry.open = false;
+        if (this.listeners.get(port) === entry) this.listeners.delete(port);
+      },
+    };
+    this.listeners.set(port, entry);
+    return entry;
+  }
+
+  /** A UDP socket on `port` (0: an ephemeral one); datagrams arrive through `onMessage` as copies. */
+  udpBind(port: number, onMessage: UdpHandler): UdpSocket {
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port must be 0..65535, got ${port}`);
+    if (port === 0) {
+      const start = this.random.int(EPHEMERAL_COUNT);
+      for (let i = 0; i < EPHEMERAL_COUNT && port === 0; i++) {
+        const p = EPHEMERAL_LOW + ((start + i) % EPHEMERAL_COUNT);
+        if (!this.udpSockets.has(p)) port = p;
+      }
+      if (port === 0) throw Object.assign(new Error('no free UDP port'), { code: 'EADDRINUSE' });
+    } else if (this.udpSockets.has(port)) {
+      throw Object.assign(new Error(`UDP port ${port} is in use`), { code: 'EADDRINUSE' });
+    }
+    this.udpSockets.set(port, onMessage);
+    const bound = port;
+    let open = true;
+    return {
+      port: bound,
+      send: (data, address, dport) => {
+        if (!open) return false;
+        const remote = parseIPv4(address) ?? parseIPv6(address);
+        if (!remote || !Number.isInteger(dport) || dport < 1 || dport > 65535) return false;
+        const local = this.localFor(remote);
+        if (!local || ipHeaderLen(local.length) + 8 + data.length > this.mtu) return false;
+        writeUdp(this.output, local, bound, remote, dport, data);
+        if (!this.inEntry) this.requestWake();
+        return true;
+      },
+      close: () => {
+        open = false;
+        if (this.udpSockets.get(bound) === onMessage) this.udpSockets.delete(bound);
+      },
+    };
+  }
+
+  /** Counters summed over every connection, live and gone. */
+  tcpStats(): TcpStats {
+    const s = new TcpStats();
+    addStats(s, this.closedStats);
+    for (const c of this.conns) addStats(s, c.stats);
+    return s;
+  }
+
+  /** Live TCP connections (any state but CLOSED). */
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  // ---- input -------------------------------------------------------------------
+
+  private packet(buf: Uint8Array, at: number, len: number, now: number): void {
+    const v = this.ip;
+    const bad = parseIp(buf, at, len, v);
+    if (bad !== null) {
+      this.drops[bad]++;
+      return;
+    }
+    if (!this.isLocal(buf, v.dstAt, v.addrLen)) {
+      this.drops['not-for-us']++;
+      return;
+    }
+    switch (v.proto) {
+      case PROTO_TCP:
+        this.tcpInput(buf, now);
+        return;
+      case PROTO_UDP:
+        this.udpInput(buf, now);
+        return;
+      case PROTO_ICMP:
+      case PROTO_ICMPV6:
+        if ((v.proto === PROTO_ICMP) !== (v.version === 4)) break;
+        this.received.icmp++;
+        if (handleIcmp(buf, v, this.output, this.mtu) === 'malformed') this.drops['malformed-icmp']++;
+        return;
+    }
+    this.drops['unsupported-protocol']++;
+  }
+
+  private udpInput(buf: Uint8Array, now: number): void {
+    const v = this.ip;
+    const u = this.udp;
+    if (!parseUdp(buf, v, u)) {
+      this.drops['malformed-udp']++;
+      return;
+    }
+    this.received.udp++;
+    const h = this.udpSockets.get(u.dstPort);
+    if (!h) {
+      this.drops['udp-no-socket']++;
+      if (this.icmpLimiter.take(now)) sendPortUnreachable(buf, v, this.output);
+      else this.drops['icmp-rate-limited']++;
+      return;
+    }
+    const src = buf.subarray(v.srcAt, v.srcAt + v.addrLen);
+    const from = v.addrLen === 4 ? formatIPv4(src) : formatIPv6(src);
+    h(Buffer.from(buf.subarray(u.dataStart, u.dataStart + u.dataLen)), from, u.srcPort);
+  }
+
+  private tcpInput(buf: Uint8Array, now: number): void {
+    const v = this.ip;
+    const t = this.tcp;
+    if (!parseTcp(buf, v.payloadStart, v.payloadEnd, v.srcAt, v.dstAt, v.addrLen, t)) {
+      this.drops['malformed-tcp']++;
+      return;
+    }
+    this.received.tcp++;
+    const c = this.lookup(buf, v.srcAt, v.addrLen, t.srcPort, t.dstPort, buf, v.dstAt);
+    if (c !== null) {
+      c.segment(t, buf, now);
+      return;
+    }
+    // LISTEN (§3.10.7.2).
+    const l = this.listeners.get(t.dstPort);
+    if (l && (t.flags & (SYN | ACK | RST)) === SYN) {
+      if (l.halfOpen >= this.synBacklog) {
+        this.drops['tcp-backlog-full']++;
+        return;
+      }
+      if (this.conns.size >= this.maxConnections) {
+        this.drops['tcp-backlog-full']++;
+        return;
+      }
+      const local = buf.slice(v.dstAt, v.dstAt + v.addrLen);
+      const remote = buf.slice(v.srcAt, v.srcAt + v.addrLen);
+      const nc = new TcpConnection(this, this.tcpOptions, local, t.dstPort, remote, t.srcPort, this.mtu, this.isn.next(local, t.dstPort, remote, t.srcPort, now), now, true);
+      this.insert(nc);
+      l.halfOpen++;
+      this.halfOpenOf.set(nc, l);
+      nc.openFrom(t, now);
+      return;
+    }
+    if ((t.flags & RST) !== 0) return; // never answer a RST
+    this.drops['tcp-no-connection']++;
+    this.sendReset(buf);
+  }
+
+  /** RST for a segment that matches no connection (RFC 9293 §3.10.7.1). */
+  private sendReset(buf: Uint8Array): void {
+    const v = this.ip;
+    const t = this.tcp;
+    const ipLen = ipHeaderLen(v.addrLen);
+    const at = this.output.reserve(ipLen + TCP_HEADER_LEN);
+    const o = this.output.data();
+    writeIpHeader(o, at, buf.subarray(v.dstAt, v.dstAt + v.addrLen), buf.subarray(v.srcAt, v.srcAt + v.addrLen), PROTO_TCP, TCP_HEADER_LEN);
+    const srcAt = v.addrLen === 4 ? at + 12 : at + 8;
+    const dstAt = v.addrLen === 4 ? at + 16 : at + 24;
+    let seq = 0;
+    let ack = 0;
+    let flags = RST;
+    if ((t.flags & ACK) !== 0) seq = t.ack;
+    else {
+      const segLen = t.dataLen + ((t.flags & SYN) !== 0 ? 1 : 0) + ((t.flags & FIN) !== 0 ? 1 : 0);
+      ack = seqAdd(t.seq, segLen);
+      flags |= ACK;
+    }
+    writeTcpHeader(o, at + ipLen, t.dstPort, t.srcPort, seq, ack, flags, 0, 0, 0, srcAt, dstAt, v.addrLen);
+    this.output.commit(ipLen + TCP_HEADER_LEN);
+  }
+
+  // ---- tables ------------------------------------------------------------------
+
+  private insert(c: TcpConnection): void {
+    const h = hashTuple(c.remote, 0, c.remote.length, c.remotePort, c.localPort);
+    c.nextInBucket = this.buckets.get(h) ?? null;
+    this.buckets.set(h, c);
+    this.conns.add(c);
+  }
+
+  private lookup(rbuf: Uint8Array, rAt: number, addrLen: number, rPort: number, lPort: number, lbuf: Uint8Array, lAt: number): TcpConnection | null {
+    let c = this.buckets.get(hashTuple(rbuf, rAt, addrLen, rPort, lPort)) ?? null;
+    while (c !== null) {
+      if (c.remotePort === rPort && c.localPort === lPort && c.remote.length === addrLen && addrEquals(rbuf, rAt, c.remote) && addrEquals(lbuf, lAt, c.local)) return c;
+      c = c.nextInBucket;
+    }
+    return null;
+  }
+
+  private ephemeralPort(remote: Uint8Array, port: number): number {
+    const start = this.random.int(EPHEMERAL_COUNT);
+    const local = this.localFor(remote)!;
+    for (let i = 0; i < EPHEMERAL_COUNT; i++) {
+      const p = EPHEMERAL_LOW + ((start + i) % EPHEMERAL_COUNT);
+      if (!this.listeners.has(p) && !this.lookup(remote, 0, remote.length, port, p, local, 0)) return p;
+    }
+    throw Object.assign(new Error('no free local port'), { code: 'EADDRNOTAVAIL' });
+  }
+
+  private isLocal(buf: Uint8Array, at: number, addrLen: number): boolean {
+    const list = addrLen === 4 ? this.v4 : this.v6;
+    for (const a of list) if (addrEquals(buf, at, a)) return true;
+    return false;
+  }
+
+  /** The source address for talking to `remote`: the first local address of its family. */
+  localFor(remote: Uint8Array): Uint8Array | null {
+    return (remote.length === 4 ? this.v4[0] : this.v6[0]) ?? null;
+  }
+}
+
+/** FNV-1a over the remote address and both ports: the connection table's bucket. */
+function hashTuple(buf: Uint8Array, at: number, addrLen: number, rPort: number, lPort: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < addrLen; i++) h = Math.imul(h ^ buf[at + i]!, 0x01000193);
+  h = Math.imul(h ^ rPort, 0x01000193);
+  h = Math.imul(h ^ lPort, 0x01000193);
+  return h >>> 0;
+}
+
+function addStats(into: TcpStats, from: TcpStats): void {
+  for (const k of Object.keys(from) as (keyof TcpStats)[]) into[k] += from[k];
+}

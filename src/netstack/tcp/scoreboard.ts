@@ -1,0 +1,104 @@
+/**
+ * The sender's SACK scoreboard (RFC 2018 §5, RFC 6675 §2): which ranges
+ * above SND.UNA the receiver has reported holding, as sorted, disjoint
+ * [left, right) pairs in sequence space. The holes between them are what
+ * fast recovery retransmits first. A bounded array, no objects per ACK.
+ */
+import { seqGe, seqLe, seqLt, seqMax, seqMin } from './seq.js';
+
+const MAX_RANGES = 32;
+
+export class Scoreboard {
+  private readonly edges = new Uint32Array(2 * MAX_RANGES);
+  count = 0;
+  /** Bytes covered by the ranges. */
+  sackedBytes = 0;
+
+  clear(): void {
+    this.count = 0;
+    this.sackedBytes = 0;
+  }
+
+  /** Highest right edge reported, or `una` with no ranges. */
+  highest(una: number): number {
+    return this.count === 0 ? una : this.edges[2 * this.count - 1]!;
+  }
+
+  /** Adds a reported block, ignoring what lies outside (una, sndMax]. Returns true when it covered new bytes. */
+  add(left: number, right: number, una: number, sndMax: number): boolean {
+    left = seqMax(left, una);
+    right = seqMin(right, sndMax);
+    if (!seqLt(left, right)) return false;
+    const before = this.sackedBytes;
+    // Find the insertion point and merge overlapping/adjacent ranges.
+    let i = 0;
+    while (i < this.count && seqLt(this.edges[2 * i + 1]!, left)) i++;
+    let j = i;
+    let l = left;
+    let r = right;
+    while (j < this.count && seqLe(this.edges[2 * j]!, r)) {
+      l = seqMin(l, this.edges[2 * j]!);
+      r = seqMax(r, this.edges[2 * j + 1]!);
+      j++;
+    }
+    const removed = j - i;
+    if (removed === 0 && this.count === MAX_RANGES) return false; // full: the information is optional
+    // Replace ranges i..j-1 with [l, r).
+    const shift = 1 - removed;
+    if (shift !== 0) this.edges.copyWithin(2 * (i + 1), 2 * j, 2 * this.count);
+    this.edges[2 * i] = l;
+    this.edges[2 * i + 1] = r;
+    this.count += shift;
+    this.recount();
+    return this.sackedBytes > before;
+  }
+
+  /** SND.UNA moved: forget what lies below it. */
+  advance(una: number): void {
+    let k = 0;
+    for (let i = 0; i < this.count; i++) {
+      let l = this.edges[2 * i]!;
+      const r = this.edges[2 * i + 1]!;
+      if (seqLe(r, una)) continue;
+      if (seqLt(l, una)) l = una;
+      this.edges[2 * k] = l;
+      this.edges[2 * k + 1] = r;
+      k++;
+    }
+    this.count = k;
+    this.recount();
+  }
+
+  /** Whether byte `seq` was reported held. */
+  isSacked(seq: number): boolean {
+    for (let i = 0; i < this.count; i++) {
+      if (seqGe(seq, this.edges[2 * i]!) && seqLt(seq, this.edges[2 * i + 1]!)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * The first hole at or after `from` that lies below the highest SACKed
+   * byte: returns its start and writes its end into `out[0]`, or returns -1.
+   */
+  nextHole(from: number, una: number, out: Uint32Array): number {
+    if (this.count === 0) return -1;
+    let s = seqMax(from, una);
+    for (let i = 0; i < this.count; i++) {
+      const l = this.edges[2 * i]!;
+      const r = this.edges[2 * i + 1]!;
+      if (seqLt(s, l)) {
+        out[0] = l;
+        return s;
+      }
+      if (seqLt(s, r)) s = r;
+    }
+    return -1;
+  }
+
+  private recount(): void {
+    let n = 0;
+    for (let i = 0; i < this.count; i++) n += (this.edges[2 * i + 1]! - this.edges[2 * i]!) >>> 0;
+    this.sackedBytes = n;
+  }
+}

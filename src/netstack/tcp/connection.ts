@@ -162,6 +162,7 @@ export class TcpConnection {
   private rexmitQuota = 0;
   private retries = 0;
   private lastInvalidAckAt = -INF;
+  private probesUnanswered = 0;
   /** The persist/override timer fired: send one segment the window allows even if small. */
   private forceSend = false;
   private timedSeq = 0;
@@ -309,10 +310,8 @@ export class TcpConnection {
     if (this.shutdownRequested) return;
     this.shutdownRequested = true;
     const k = this.state.kind;
-    if (k === 'syn-sent') {
-      this.finish(null);
-      return;
-    }
+    // Before the handshake completes, the FIN waits for ESTABLISHED, behind any queued bytes (§3.10.4).
+    if (k === 'syn-sent' || k === 'syn-received' || k === 'closed') return;
     this.finSeq = seqAdd(this.bufSeq, this.snd.length);
     this.host.markDirty(this);
   }
@@ -506,6 +505,7 @@ export class TcpConnection {
   /** §3.10.7.4 "fifth, check the ACK field" in synchronized states. Returns false when the segment must be dropped. */
   private processAck(v: TcpView, now: number): boolean {
     const ack = v.ack;
+    this.probesUnanswered = 0;
     if (seqGt(ack, this.sndMax)) {
       // Acknowledges something not yet sent: ACK and drop.
       this.ackNow = true;
@@ -913,6 +913,22 @@ export class TcpConnection {
     }
     if (st.kind === 'closed' || st.kind === 'time-wait' || st.kind === 'fin-wait-2') return;
     const outstanding = seqDiff(this.sndMax, this.sndUna);
+    if (this.sndWnd === 0 && outstanding <= 1 && this.snd.length > 0) {
+      // The persist timer (§3.8.6.1): probe a zero window with one byte, without moving SND.NXT. The connection
+      // stays up as long as the peer answers the probes (RFC 1122 §4.2.2.17), however long the window stays shut.
+      if (++this.probesUnanswered > this.opts.dataRetries) {
+        this.emit(this.sndMax, RST | ACK, 0, false);
+        this.finish('ETIMEDOUT');
+        return;
+      }
+      this.stats.zeroWindowProbes++;
+      this.emit(this.sndUna, ACK, 1, false);
+      const probeEnd = seqAdd(this.sndUna, 1);
+      if (seqGt(probeEnd, this.sndMax)) this.sndMax = probeEnd;
+      this.rtt.backoff();
+      this.armRto(now);
+      return;
+    }
     if (outstanding <= 0) {
       const queued = seqDiff(seqAdd(this.bufSeq, this.snd.length), this.sndNxt);
       if (this.sndWnd > 0 && queued > 0) {
@@ -922,15 +938,6 @@ export class TcpConnection {
         this.sendData(now);
         if (this.rtoAt === INF) this.armRto(now);
         return;
-      }
-      // The persist timer (§3.8.6.1): probe a zero window with one byte, without moving SND.NXT.
-      if (this.sndWnd === 0 && queued > 0) {
-        this.stats.zeroWindowProbes++;
-        this.emit(this.sndNxt, ACK, 1, false);
-        const probeEnd = seqAdd(this.sndNxt, 1);
-        if (seqGt(probeEnd, this.sndMax)) this.sndMax = probeEnd;
-        this.rtt.backoff();
-        this.armRto(now);
       }
       return;
     }

@@ -24,7 +24,7 @@
  * connections in all (maxConnections), per-connection buffers (tcp options).
  */
 import type { PacketBatch } from '../io/batch.js';
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../io/endpoint.js';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../io/ip-address.js';
 import { systemRandom, type Random } from '../protocol/random.js';
 import { newDropCounters, type DropCounters } from './counters.js';
 import { handleIcmp, IcmpRateLimiter, sendPortUnreachable } from './icmp.js';

@@ -8,7 +8,7 @@ import { collect, Link, type Collected } from '../support/netstack-link.js';
 import { finish, pseudoHeaderSum, sumBytes } from '../../src/netstack/checksum.js';
 import { writeIpHeader } from '../../src/netstack/ip.js';
 import { SYN, writeTcpHeader } from '../../src/netstack/tcp/segment.js';
-import { parseIPv4, parseIPv6 } from '../../src/io/endpoint.js';
+import { parseIPv4, parseIPv6 } from '../../src/io/ip-address.js';
 import type { TcpConnection } from '../../src/netstack/tcp/connection.js';
 
 function echoRequest(src: string, dst: string, id: number, seq: number, data: Uint8Array): Uint8Array {

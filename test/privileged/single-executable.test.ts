@@ -166,6 +166,17 @@ describe('the single executable, without Node', { skip: skip ?? false }, () => {
     assert.match(lines[0]!, /^tunnelbyte: cannot load the embedded native addon better_sqlite3\.node: /);
     assert.ok(lines[0]!.includes(cache) && lines[0]!.includes(join(bad, 'addons')), lines[0]);
     assert.match(lines[0]!, /noexec.*Fix: set TB_CACHE_DIR/);
+
+    // serve says the same in its one start-up failure line, and exits 1 before creating anything
+    const ns = Netns.create('X');
+    namespaces.push(ns);
+    const [c, a] = hidden(exe, ['serve', '--data', bad, '--endpoint', '192.0.2.1', '--tun', ifname('tbx')]);
+    const s = ns.try(c, a, { env: { ...hideEnv, TB_CACHE_DIR: cache, TB_NOEXEC: `${cache} ${bad}` } });
+    assert.equal(s.status, 1, s.stdout + s.stderr);
+    const said = `${s.stdout}${s.stderr}`.split('\n').filter((l) => l.includes('cannot load the embedded native addon'));
+    assert.equal(said.length, 1, s.stdout + s.stderr);
+    assert.ok(said[0]!.includes(join(bad, 'addons')) && said[0]!.includes('TB_CACHE_DIR'), said[0]);
+    assert.deepEqual(ns.links(), ['lo'], 'no interface created');
   });
 
   describe('serve → signup → session → a stock wireguard-go client downloads through the exit', () => {

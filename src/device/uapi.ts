@@ -197,6 +197,23 @@ export function uapiSet(t: UapiTarget, lines: Iterable<string>): void {
 }
 
 /**
+ * How much of one `set=1` operation is held before its terminating empty
+ * line. The lines are applied only once the operation is complete, so an
+ * operation that never ends would otherwise grow the daemon without bound
+ * (issue 15: RSS 60 → 264 MB for 43 MB sent, never released). The defaults
+ * leave room for `wg setconf` of hundreds of thousands of allowed IPs
+ * (130,560 IPv4 prefixes are ~3 MB in 130,600 lines).
+ */
+export interface UapiLimits {
+  /** Lines of one pending set operation. */
+  maxSetLines: number;
+  /** Characters of one pending set operation (newlines included). */
+  maxSetBytes: number;
+}
+
+export const DEFAULT_UAPI_LIMITS: UapiLimits = { maxSetLines: 1 << 20, maxSetBytes: 32 << 20 };
+
+/**
  * A UAPI conversation over a byte stream: feed it chunks, it returns reply
  * text. Several operations may follow each other on one connection.
  */
@@ -204,12 +221,14 @@ export class UapiSession {
   private buffer = '';
   private op: 'get' | 'set' | null = null;
   private setLines: string[] = [];
+  private setBytes = 0;
   /** Set after a protocol error: the connection should be closed once the reply is written. */
   closed = false;
 
   constructor(
     private readonly target: UapiTarget,
     private readonly onError: (err: UapiError) => void = () => {},
+    private readonly limits: UapiLimits = DEFAULT_UAPI_LIMITS,
   ) {}
 
   /** Consumes input; returns any replies completed by it. */
@@ -223,7 +242,10 @@ export class UapiSession {
       const line = this.buffer.slice(0, nl);
       this.buffer = this.buffer.slice(nl + 1);
       out += this.line(line);
-      if (this.closed) break;
+      if (this.closed) {
+        this.buffer = '';
+        return out;
+      }
     }
     // Bound the pending line: 130k allowed IPs come as many short lines, never one huge one.
     if (this.buffer.length > 4096) {
@@ -243,6 +265,7 @@ export class UapiSession {
       if (line === 'set=1') {
         this.op = 'set';
         this.setLines = [];
+        this.setBytes = 0;
         return '';
       }
       // wireguard-go closes the connection without a reply.
@@ -260,11 +283,22 @@ export class UapiSession {
     }
     if (line !== '') {
       this.setLines.push(line);
+      this.setBytes += line.length + 1;
+      if (this.setLines.length > this.limits.maxSetLines || this.setBytes > this.limits.maxSetBytes) {
+        // Nothing of it is applied; the connection is closed after the reply, like a line that is too long.
+        this.setLines = [];
+        this.op = null;
+        this.closed = true;
+        return this.reply(
+          new UapiError(UAPI_EPROTO, `set operation too large (over ${this.limits.maxSetLines} lines or ${this.limits.maxSetBytes} bytes without its ending empty line)`),
+        );
+      }
       return '';
     }
     this.op = null;
     const lines = this.setLines;
     this.setLines = [];
+    this.setBytes = 0;
     try {
       uapiSet(this.target, lines);
       return 'errno=0\n\n';

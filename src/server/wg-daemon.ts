@@ -144,7 +144,8 @@ export class WgDaemon {
     sock.on('data', (chunk: string) => {
       const reply = session.feed(chunk);
       if (reply) sock.write(reply);
-      if (session.closed) sock.end();
+      // Closed after a protocol error or an oversized set: write the reply, then stop reading a client that keeps sending.
+      if (session.closed) sock.destroySoon();
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => this.conns.delete(sock));

@@ -171,6 +171,38 @@ describe('billing with Stripe', () => {
     assert.equal(unknown.status, 200);
   });
 
+  it('signed bodies that are not well-formed events are a 400 that changes nothing, never a 500', async () => {
+    const a = await h.signup();
+    const signed = (payload: string) => ({ payload, signature: Stripe.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET }) });
+    const event = (over: Record<string, unknown>) => JSON.stringify({ id: `evt_bad_${++eventSeq}`, object: 'event', type: 'checkout.session.completed', data: { object: { client_reference_id: a.accountId } }, ...over });
+    const bodies = [
+      '{}',
+      '[]',
+      '"checkout.session.completed"',
+      'null',
+      '42',
+      event({ type: undefined }),
+      event({ type: 7 }),
+      event({ id: undefined }),
+      event({ id: { nested: true } }),
+      event({ data: null }),
+      event({ data: { object: null } }),
+      event({ data: { object: 'checkout.session' } }),
+      event({ data: [] }),
+      event({ data: { object: { client_reference_id: 12345 } } }),
+      event({ data: { object: { client_reference_id: a.accountId, customer: 17 } } }),
+      event({ type: 'customer.subscription.deleted', data: { object: { customer: 'cus_x' } } }),
+      event({ type: 'customer.subscription.deleted', data: { object: { id: 5 } } }),
+    ];
+    for (const b of bodies) {
+      const r = await deliver(signed(b));
+      assert.equal(r.status, 400, `${b} → ${r.status} ${r.text}`);
+      assert.match(r.json.error, /not a well-formed Stripe event/);
+    }
+    assert.equal(h.control.store.accounts.get(a.accountId)!.tier, 'anonymous');
+    assert.equal((h.control.store.db.prepare(`SELECT COUNT(*) AS n FROM stripe_events WHERE id LIKE 'evt_bad_%'`).get() as { n: number }).n, 0);
+  });
+
   it('webhook without STRIPE_WEBHOOK_SECRET is a 503', async () => {
     const plain = await startHarness({ node: false });
     try {

@@ -67,6 +67,24 @@ describe('sessions', () => {
     assert.equal(dup.status, 409, dup.text);
   });
 
+  it("refuses the exit's own key (400) and a key active on another node (409), so no sync ever fails on them", async () => {
+    const a = await h.signup();
+    const own = await h.request('POST', '/v1/sessions', { token: a.token, fingerprint: a.fingerprint, body: { region: 'local', public_key: h.node.publicKey } });
+    assert.equal(own.status, 400, own.text);
+    assert.match(own.json.error, /exit's own public key/);
+    // a second node of the region: a session there, then the same key offered again while this node is least loaded
+    const other = h.control.nodes.register({ regionId: 'local', publicKey: generateKeyPair().publicKey, endpoint: 'vpn2.example.test:51820', exitAddresses: ['198.51.100.8'], pool4: '10.65.0.0/16', pool6: 'fd00:65::/64' });
+    const kp = generateKeyPair();
+    const first = h.control.sessions.create(h.control.accounts.get(a.accountId), { regionId: 'local', publicKey: kp.publicKey });
+    const b = await h.signup();
+    const dup = await h.request('POST', '/v1/sessions', { token: b.token, fingerprint: b.fingerprint, body: { region: 'local', public_key: kp.publicKey } });
+    assert.equal(dup.status, 409, `${first.node.id} then ${dup.status} ${dup.text}`);
+    h.control.sessions.adminClose(first.session.id);
+    h.control.store.db.prepare('UPDATE nodes SET last_heartbeat_at = 0 WHERE id = ?').run(other.node.id); // gone: later tests see one node
+    const report = h.agent.sync();
+    assert.deepEqual(report.failures, []);
+  });
+
   it("lists and shows the caller's sessions; another account's session is a 404", async () => {
     const a = await h.signup();
     const b = await h.signup();

@@ -4,7 +4,7 @@
 // wg-quick with tunnelbyte-wg as its userspace implementation.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ const skip = privilegedSkipReason(['ip', 'wg', 'wg-quick', 'wireguard-go', 'ping
 const sock = (name: string) => `/var/run/wireguard/${name}.sock`;
 const linkExists = (ns: Netns, name: string) => ns.try('ip', ['link', 'show', name]).status === 0;
 /** Interface names unique to this run (UAPI sockets are host-wide). */
-const N = Object.fromEntries(["tbdup0", "tbstale0", "tbdel0", "tbsock0", "tbmove0", "tbbig0", "tbbad0", "wgmA", "wgqP", "tbq0"].map((n) => [n, ifname(n.slice(0, 5))])) as Record<string, string>;
+const N = Object.fromEntries(["tbdup0", "tbstale0", "tbdel0", "tbsock0", "tbmove0", "tbbig0", "tbbig1", "tbbad0", "wgmA", "wgqP", "tbq0"].map((n) => [n, ifname(n.slice(0, 5))])) as Record<string, string>;
 
 async function withNs(tags: string[], fn: (...ns: Netns[]) => Promise<void>): Promise<void> {
   const list = tags.map((t) => Netns.create(t));
@@ -162,6 +162,45 @@ describe('tunnelbyte-wg daemon', { skip: skip ?? false }, () => {
       assert.equal(await ask('set=1\n' + 'x'.repeat(10_000)), 'errno=-71\n\n');
       assert.match(await ask('get=1\n\n'), /listen_port=\d+\nerrno=0\n\n$/);
       assert.equal(ns.pids().length, 1);
+      // the socket is srwx------ (umask 077, as wireguard-go): only its owner (root) may configure the device
+      assert.equal(statSync(sock(N.tbbad0)).mode & 0o777, 0o700);
+    }));
+
+  test('an unterminated set=1 is capped: errno reply and close, memory bounded, the daemon lives on', () =>
+    withNs(['D'], async (ns) => {
+      startInterface(ns, 'tunnelbyte-wg', N.tbbig1);
+      const [pid] = ns.pids();
+      const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+      const before = rssKb();
+      const chunk = Buffer.from('allowed_ip=10.0.0.1/32\n'.repeat(4096));
+      // Up to 64 MiB (bounded), never the empty line; stop writing as soon as the daemon answers or closes.
+      const r = await new Promise<{ reply: string; sent: number }>((resolve, reject) => {
+        const c = createConnection(sock(N.tbbig1));
+        let reply = '';
+        let sent = 0;
+        let done = false;
+        c.setEncoding('utf8');
+        c.on('data', (d: string) => void (reply += d));
+        c.on('close', () => {
+          done = true;
+          resolve({ reply, sent });
+        });
+        c.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' || e.code === 'ECONNRESET' ? undefined : reject(e)));
+        const pump = () => {
+          while (!done && sent < 64 << 20) {
+            sent += chunk.length;
+            if (!c.write(sent === chunk.length ? Buffer.concat([Buffer.from(`set=1\npublic_key=${'ab'.repeat(32)}\n`), chunk]) : chunk)) return void c.once('drain', pump);
+          }
+          if (!done) c.end();
+        };
+        pump();
+      });
+      assert.equal(r.reply, 'errno=-71\n\n', `after ${r.sent} bytes`);
+      assert.ok(r.sent < 64 << 20, `closed before the client was done (${r.sent} bytes sent)`);
+      const grewMb = (rssKb() - before) / 1024;
+      assert.ok(grewMb < 200, `RSS grew ${grewMb.toFixed(0)} MB`);
+      assert.match(ns.run('wg', ['show', N.tbbig1, 'listen-port']), /^\d+/);
+      assert.equal(ns.run('wg', ['show', N.tbbig1, 'peers']).trim(), '', 'nothing of it was applied');
     }));
 
   test('wg-quick up and down with WG_QUICK_USERSPACE_IMPLEMENTATION=tunnelbyte-wg', () =>

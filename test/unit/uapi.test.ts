@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Device } from '../../src/device/device.js';
 import { ManualClock } from '../../src/protocol/clock.js';
-import { UapiError, UapiSession, UAPI_EADDRINUSE, type UapiTarget } from '../../src/device/uapi.js';
+import { DEFAULT_UAPI_LIMITS, UapiError, UapiSession, UAPI_EADDRINUSE, type UapiTarget } from '../../src/device/uapi.js';
 import { nodeX25519 } from '../../src/crypto/x25519.js';
 
 function target(): UapiTarget & { sent: number } {
@@ -115,4 +115,37 @@ test('130,560 allowed IPs on one peer: set and listed back', () => {
   assert.equal(s.feed(lines.join('\n') + '\n\n'), 'errno=0\n\n');
   const got = s.feed('get=1\n\n');
   assert.equal(got.split('\n').filter((l) => l.startsWith('allowed_ip=')).length, 130_560);
+});
+
+test('an unterminated set=1 is capped: errno=-71 and close once the default limit is passed, nothing applied', () => {
+  const t = target();
+  const s = new UapiSession(t);
+  const peer = hex(nodeX25519.publicKey(nodeX25519.generatePrivateKey()));
+  assert.equal(s.feed(`set=1\npublic_key=${peer}\n`), '');
+  // 2^20 lines of allowed IPs, fed in 64 KiB-ish chunks like a socket delivers them, never the empty line
+  const line = 'allowed_ip=10.0.0.1/32\n';
+  const chunk = line.repeat(2800);
+  let reply = '';
+  let lines = 1;
+  while (!s.closed && lines < DEFAULT_UAPI_LIMITS.maxSetLines + 10_000) {
+    reply += s.feed(chunk);
+    lines += 2800;
+  }
+  assert.ok(s.closed, 'the session closes');
+  assert.equal(reply, 'errno=-71\n\n');
+  assert.ok(lines <= DEFAULT_UAPI_LIMITS.maxSetLines + 2800, `closed within the limit (${lines} lines)`);
+  assert.equal(t.device.peerCount, 0, 'nothing of the oversized operation is applied');
+  assert.equal(s.feed('get=1\n\n'), '', 'a closed session answers nothing more');
+});
+
+test('set=1 caps count bytes too, and an operation within the caps still applies', () => {
+  const t = target();
+  const small = { maxSetLines: 100, maxSetBytes: 2000 };
+  const peer = hex(nodeX25519.publicKey(nodeX25519.generatePrivateKey()));
+  const ok = new UapiSession(t, () => {}, small);
+  assert.equal(ok.feed(`set=1\npublic_key=${peer}\n${'allowed_ip=10.0.0.1/32\n'.repeat(20)}\n`), 'errno=0\n\n');
+  assert.equal(t.device.peerCount, 1);
+  const big = new UapiSession(t, () => {}, small);
+  assert.equal(big.feed(`set=1\npublic_key=${peer}\nallowed_ip=${'1'.repeat(1000)}\nallowed_ip=${'1'.repeat(1000)}\n`), 'errno=-71\n\n');
+  assert.ok(big.closed);
 });

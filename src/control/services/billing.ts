@@ -11,6 +11,7 @@
  * that applies it, and a replay is acknowledged without effect.
  */
 import type Stripe from 'stripe';
+import { z } from 'zod';
 import { invalid, unavailable } from '../errors.js';
 import type { Account } from '../store/accounts.js';
 import type { AccountService } from './accounts.js';
@@ -31,6 +32,27 @@ const idOf = (x: string | { id: string } | null | undefined): string | null => (
 /** The `stripe` package, imported the first time billing needs it (a server without billing never loads it). */
 let stripeModule: Promise<typeof Stripe> | null = null;
 const loadStripe = (): Promise<typeof Stripe> => (stripeModule ??= import('stripe').then((m) => m.default));
+
+/**
+ * What this service reads of an event, checked before anything is written: a
+ * correctly signed body is still only bytes (issue 15: a signed `{}` was a
+ * SqliteError NOT NULL and `data.object: null` a TypeError, both 500s).
+ * Unknown fields pass; an event type we do not handle needs only id, type and
+ * an object in data.object.
+ */
+const StripeRef = z.union([z.string(), z.looseObject({ id: z.string() })]).nullish();
+const EventEnvelope = z.looseObject({
+  id: z.string().min(1).max(255),
+  type: z.string().min(1).max(255),
+  data: z.looseObject({ object: z.looseObject({}) }),
+});
+const CheckoutObject = z.looseObject({
+  client_reference_id: z.string().nullish(),
+  customer: StripeRef,
+  subscription: StripeRef,
+  payment_status: z.string().nullish(),
+});
+const SubscriptionObject = z.looseObject({ id: z.string().min(1), customer: StripeRef });
 
 export class BillingService {
   private client: Promise<Stripe> | null = null;
@@ -114,6 +136,11 @@ export class BillingService {
       event = StripeClient.webhooks.constructEvent(rawBody, signature, secret);
     } catch {
       throw invalid('bad Stripe signature');
+    }
+    const shape = EventEnvelope.safeParse(event);
+    const objectSchema = event?.type === 'customer.subscription.deleted' ? SubscriptionObject : event?.type?.startsWith?.('checkout.session.') ? CheckoutObject : null;
+    if (!shape.success || (objectSchema && !objectSchema.safeParse(event.data.object).success)) {
+      throw invalid('not a well-formed Stripe event (needs id, type and data.object of the fields this event type carries)');
     }
     const { store, clock } = this.ctx;
     return store.transaction((): WebhookOutcome => {

@@ -55,7 +55,8 @@ export class SessionService {
    * Opens a session in `regionId` for the account. Errors, in the order they
    * are checked: 400 bad key or unknown region, 403 paid-only region, 429
    * quota used up, 403 session limit, 503 no active node (or its address pool
-   * is full), 409 key already in use.
+   * is full), 400 the key of an exit, 409 key used by an active session (of
+   * any account, on any node).
    */
   create(account: Account, input: { regionId: string; publicKey?: string | undefined }): CreatedSession {
     const { store, config, clock } = this.ctx;
@@ -78,10 +79,12 @@ export class SessionService {
       const now = clock.wallMs();
       const nodes = store.nodes.activeInRegion(region.id, now - config.nodeStaleAfterMs);
       if (nodes.length === 0) throw unavailable(`no active node in region ${region.id}; try another region`);
+      // A key the exits cannot take as a peer would fail at every sync instead of here (issue 15).
+      if (store.nodes.getByPublicKey(clientPublicKey)) throw invalid("public_key is an exit's own public key; use the client's key");
+      if (store.sessions.isKeyActive(clientPublicKey)) {
+        throw conflict('public_key is already used by an active session; close it or use another key');
+      }
       for (const node of nodes) {
-        if (store.sessions.isKeyActiveOnNode(node.id, clientPublicKey)) {
-          throw conflict('public_key is already used by an active session; close it or use another key');
-        }
         const pool4 = parseCidr(node.pool4);
         const pool6 = node.pool6 ? parseCidr(node.pool6) : null;
         let max = lastClientOffset(pool4);

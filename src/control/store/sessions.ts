@@ -92,9 +92,7 @@ export function sessionRepository(db: Db) {
     `SELECT * FROM sessions WHERE account_id = ? AND state = 'active' ORDER BY created_at DESC, rowid DESC`,
   );
   const countActiveByAccount = db.prepare(`SELECT COUNT(*) AS n FROM sessions WHERE account_id = ? AND state = 'active'`);
-  const activeKeyOnNode = db.prepare(
-    `SELECT 1 FROM sessions WHERE node_id = ? AND client_public_key = ? AND state = 'active'`,
-  );
+  const activeKey = db.prepare(`SELECT 1 FROM sessions WHERE client_public_key = ? AND state = 'active' LIMIT 1`);
   const close = db.prepare(
     `UPDATE sessions SET state = @state, close_reason = @reason, closed_at = @now WHERE id = @id AND state = 'active'`,
   );
@@ -142,8 +140,9 @@ export function sessionRepository(db: Db) {
     countActiveByAccount(accountId: string): number {
       return (countActiveByAccount.get(accountId) as { n: number }).n;
     },
-    isKeyActiveOnNode(nodeId: string, publicKey: string): boolean {
-      return activeKeyOnNode.get(nodeId, publicKey) !== undefined;
+    /** Is the key a peer of any active session, on any node? */
+    isKeyActive(publicKey: string): boolean {
+      return activeKey.get(publicKey) !== undefined;
     },
     /** Ends an active session; false when it was not active. */
     end(id: string, state: 'closed' | 'expired', reason: CloseReason, now: number): boolean {

@@ -14,7 +14,7 @@ export function billingRoutes(): Route[] {
       rawBody: true,
       responses: {
         200: { description: 'Received (duplicate: a replay of an event already applied).', schema: WebhookResponse },
-        400: { description: 'Missing or bad signature.', schema: ErrorResponse },
+        400: { description: 'Missing or bad signature, or a signed body that is not a well-formed event.', schema: ErrorResponse },
         503: { description: 'STRIPE_WEBHOOK_SECRET is not set.', schema: ErrorResponse },
       },
       handle: async ({ control, rawBody, ctx }) => {

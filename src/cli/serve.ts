@@ -3,7 +3,9 @@
  * defaults (docs/contract.md §4), then the exit server until SIGTERM/SIGINT.
  */
 import { Command, Option } from 'commander';
-import { resolveDataDir } from '../control/paths.js';
+import { join } from 'node:path';
+import { DATABASE_FILE, resolveDataDir } from '../control/paths.js';
+import type { DataDir } from '../server/data-dir.js';
 
 function hostPort(v: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(v);
@@ -63,7 +65,12 @@ export function registerServeCommand(program: Command): void {
     )
     .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
       // The server (device, Koa, SQLite, pino) is imported when serve runs, not when the CLI starts.
-      const [{ createLogger }, { ExitServer }] = await Promise.all([import('../control/http/logger.js'), import('../server/exit-server.js')]);
+      const [{ createLogger }, { ExitServer }, { openDataDir }, { describeStartFailure }] = await Promise.all([
+        import('../control/http/logger.js'),
+        import('../server/exit-server.js'),
+        import('../server/data-dir.js'),
+        import('../server/start-error.js'),
+      ]);
       const log = createLogger({ level: String(o.logLevel) });
       process.exitCode = 0;
       const env = process.env;
@@ -73,11 +80,14 @@ export function registerServeCommand(program: Command): void {
       const syncIntervalS = Number(o.syncInterval);
       if (!(syncIntervalS >= 1 && syncIntervalS <= 5)) throw new Error('--sync-interval must be 1..5 seconds');
       if (process.geteuid?.() !== 0) log.warn('not running as root: creating the TUN interface will probably fail');
+      const dataDir = resolveDataDir({ flag: o.data as string | undefined });
+      let data: DataDir | null = null;
       let server: Awaited<ReturnType<typeof ExitServer.start>>;
       try {
+        data = openDataDir(dataDir); // before anything else: the lock keeps a second serve off this directory
         server = await ExitServer.start(
           {
-            dataDir: resolveDataDir({ flag: o.data as string | undefined }),
+            dataDir,
             apiHost: api.host,
             apiPort: api.port,
             listenPort: port(String(o.listenPort)),
@@ -102,16 +112,21 @@ export function registerServeCommand(program: Command): void {
           log,
         );
       } catch (e) {
-        log.fatal({ err: (e as Error).message }, 'could not start');
+        data?.discardNew();
+        process.stderr.write(`tunnelbyte serve: ${describeStartFailure(e, join(dataDir, DATABASE_FILE))}\n`);
         process.exitCode = 1;
         return;
       }
+      process.once('exit', () => data.release());
       log.info({ api: server.info.apiUrl, endpoint: server.info.endpoint, publicKey: server.info.publicKey, exitAddresses: server.info.exitAddresses, tunAddresses: server.info.interfaceAddresses }, 'tunnelbyte exit running');
       let signals = 0;
       const onSignal = (sig: string) => {
         if (++signals > 1) process.exit(1);
         log.info({ signal: sig }, 'shutting down');
-        void server.stop().then(() => process.exit(0));
+        void server.stop().then(() => {
+          data.release();
+          process.exit(0);
+        });
       };
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));

@@ -132,7 +132,7 @@ describe('first run: serve creates its data directory and comes up', { skip: ski
     const pid = servePid()!;
     const dataDir = `/proc/${pid}/root/var/lib/tunnelbyte`; // the server's own view of its mount namespace
     assert.equal(statSync(dataDir).mode & 0o777, 0o700, '/var/lib/tunnelbyte is 0700');
-    assert.deepEqual(readdirSync(dataDir).filter((f) => !f.startsWith('tunnelbyte.db-')).sort(), ['server.key', 'tunnelbyte.db']);
+    assert.deepEqual(readdirSync(dataDir).filter((f) => !f.startsWith('tunnelbyte.db-')).sort(), ['serve.lock', 'server.key', 'tunnelbyte.db']);
     assert.equal(statSync(join(dataDir, 'server.key')).mode & 0o777, 0o600);
     clientDownloads();
     // `tunnelbyte admin` with no --data finds the same database: the session just made is there.

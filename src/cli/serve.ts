@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { join } from 'node:path';
 import { DATABASE_FILE, resolveDataDir } from '../control/paths.js';
 import type { DataDir } from '../server/data-dir.js';
+import { bannerLines, bannerOf } from './serve-banner.js';
 
 function hostPort(v: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(v);
@@ -118,7 +119,12 @@ export function registerServeCommand(program: Command): void {
         return;
       }
       process.once('exit', () => data.release());
-      log.info({ api: server.info.apiUrl, endpoint: server.info.endpoint, publicKey: server.info.publicKey, exitAddresses: server.info.exitAddresses, tunAddresses: server.info.interfaceAddresses }, 'tunnelbyte exit running');
+      const facts = { endpoint: server.info.endpoint, apiListenUrl: server.info.apiUrl, region: String(o.region), dataFlag: o.data ? dataDir : null };
+      if (process.stdout.isTTY) process.stdout.write(bannerLines(facts).join('\n') + '\n');
+      else {
+        const { api: apiUrl, next } = bannerOf(facts);
+        log.info({ endpoint: server.info.endpoint, api: apiUrl, apiListen: server.info.apiUrl, region: facts.region, next, publicKey: server.info.publicKey, exitAddresses: server.info.exitAddresses, tunAddresses: server.info.interfaceAddresses }, 'tunnelbyte exit running');
+      }
       let signals = 0;
       const onSignal = (sig: string) => {
         if (++signals > 1) process.exit(1);

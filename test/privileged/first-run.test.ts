@@ -7,6 +7,9 @@
 //     never touched, and in a network namespace, so the ports, the TUN and the nft table are the
 //     namespace's.
 //
+// Both check the start-up banner as a pino record (stdout is a pipe); a third start under script(1)
+// checks it as the lines a person reads on a terminal.
+//
 //   nsI "internet"  203.0.113.1/24: an HTTP server
 //   nsE "exit"      203.0.113.2/24 (default route, so the embedded endpoint is 203.0.113.2:51820),
 //                   198.51.100.1/24 towards the client
@@ -23,7 +26,7 @@ import { REPO_ROOT } from '../support/repo.js';
 import { fetchFile, loadSessionConfig, signupAndSession, startInternet } from '../support/exit-net.js';
 import { readmeCommands, steps } from '../support/readme.js';
 
-const skip = privilegedSkipReason(['ip', 'wg', 'wireguard-go', 'curl', 'nft', 'unshare', 'nsenter']);
+const skip = privilegedSkipReason(['ip', 'wg', 'wireguard-go', 'curl', 'nft', 'unshare', 'nsenter', 'script']);
 const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
 const API = 'http://198.51.100.1:8080';
 const ENDPOINT = '203.0.113.2:51820';
@@ -42,6 +45,7 @@ describe('first run: serve creates its data directory and comes up', { skip: ski
 
   const watch = (child: ChildProcess) => {
     server = child;
+    serverLog = ''; // this server's output only
     child.stdout!.on('data', (d) => (serverLog += d));
     child.stderr!.on('data', (d) => (serverLog += d));
   };
@@ -77,12 +81,30 @@ describe('first run: serve creates its data directory and comes up', { skip: ski
     assert.equal(client.run('curl', ['-s', '--max-time', '5', 'http://203.0.113.1:8000/ip']).trim(), '203.0.113.2', 'the internet sees the exit');
   };
 
-  /** SIGTERM to the server itself; then nothing of it is left in the namespace. */
-  const stopServer = async () => {
-    const pid = servePid();
-    assert.ok(pid, 'the serve process runs');
+  /** The start-up record serve logs when stdout is not a terminal (pino JSON): the banner's fields. */
+  const startRecord = async (): Promise<{ endpoint: string; api: string; region: string; next: string[] }> => {
+    // the API may answer before the record has come through the pipe
+    const r = await waitFor(`a start-up record in: ${serverLog.slice(-2000)}`, () =>
+      serverLog
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l))
+        .find((x) => x.msg === 'tunnelbyte exit running'),
+    );
+    assert.equal(r.level, 30);
+    return { endpoint: r.endpoint, api: r.api, region: r.region, next: r.next };
+  };
+
+  /**
+   * SIGTERM to the server itself — the pid its lock file in `dataDir` names — and a clean stop: its
+   * last log line, then nothing of it left in the namespace.
+   */
+  const stopServer = async (dataDir: string) => {
+    const pid = Number(readFileSync(join(dataDir, 'serve.lock'), 'utf8').split(' ')[0]);
+    assert.ok(existsSync(`/proc/${pid}`), `the serve process ${pid} runs`);
     process.kill(pid, 'SIGTERM');
-    await waitFor('serve exits', () => servePid() === null, 15_000);
+    await waitFor('serve stopped cleanly', () => serverLog.includes('"msg":"stopped"'), 15_000);
+    await waitFor('serve exits', () => !existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')), 15_000);
     assert.ok(!exit.run('nft', ['list', 'tables']).includes('tunnelbyte'), 'NAT table removed');
     assert.notEqual(exit.try('ip', ['link', 'show', 'tb0']).status, 0, 'interface removed');
     server?.kill('SIGKILL');
@@ -117,8 +139,14 @@ describe('first run: serve creates its data directory and comes up', { skip: ski
     assert.equal(statSync(join(scratch, 'not')).isDirectory(), true, 'parents were made');
     assert.equal(statSync(join(dir, 'server.key')).mode & 0o777, 0o600, 'server.key is 0600');
     assert.ok(existsSync(join(dir, 'tunnelbyte.db')));
+    assert.deepEqual(await startRecord(), {
+      endpoint: ENDPOINT,
+      api: 'http://203.0.113.2:8080',
+      region: 'local',
+      next: [`tunnelbyte admin --data ${dir} region list`, `tunnelbyte admin --data ${dir} session list`, 'TB_API=http://203.0.113.2:8080 tunnelbyte signup   # on a client machine, then: tunnelbyte connect'],
+    });
     clientDownloads();
-    await stopServer();
+    await stopServer(dir);
   });
 
   test("the README's quick-start command as root, embedded defaults, /var/lib/tunnelbyte missing", async () => {
@@ -136,9 +164,31 @@ describe('first run: serve creates its data directory and comes up', { skip: ski
     assert.equal(statSync(join(dataDir, 'server.key')).mode & 0o777, 0o600);
     clientDownloads();
     // `tunnelbyte admin` with no --data finds the same database: the session just made is there.
+    assert.deepEqual((await startRecord()).next.slice(0, 2), ['tunnelbyte admin region list', 'tunnelbyte admin session list'], 'the default data directory needs no --data');
     const sessions = JSON.parse(exit.run('nsenter', ['-t', String(pid), '-m', 'node', TB, 'admin', 'session', 'list', '--json'], { env: cleanEnv() }));
     assert.equal(sessions.length, 1, JSON.stringify(sessions));
-    await stopServer();
+    await stopServer(dataDir);
     if (!hostHadVarLibTunnelbyte) assert.equal(existsSync('/var/lib/tunnelbyte'), false, "the host's /var/lib was not touched");
+  });
+
+  test('on a terminal the banner is for a person: endpoint, API URL, region, what to try next', async () => {
+    const dir = join(scratch, 'tty');
+    // script(1) gives serve a pseudo-terminal as stdout; what serve writes there comes out of script's stdout
+    watch(exit.spawn('script', ['-qfec', `node ${TB} serve --data ${dir} --region tty-test`, '/dev/null'], { env: { ...cleanEnv(), TERM: 'dumb' } }));
+    await waitFor('the banner', () => serverLog.includes('try next:') && serverLog.includes('connect'), 30_000);
+    const lines = serverLog.replace(/\r/g, '').split('\n');
+    const at = lines.indexOf('tunnelbyte exit running in region tty-test');
+    assert.ok(at >= 0, serverLog);
+    assert.deepEqual(lines.slice(at, at + 7), [
+      'tunnelbyte exit running in region tty-test',
+      `  WireGuard  ${ENDPOINT} (UDP)`,
+      '  API        http://203.0.113.2:8080',
+      'try next:',
+      `  tunnelbyte admin --data ${dir} region list`,
+      `  tunnelbyte admin --data ${dir} session list`,
+      '  TB_API=http://203.0.113.2:8080 tunnelbyte signup   # on a client machine, then: tunnelbyte connect',
+    ]);
+    assert.ok(!lines.some((l) => l.includes('"msg":"tunnelbyte exit running"')), 'no JSON banner on a terminal');
+    await stopServer(dir);
   });
 });

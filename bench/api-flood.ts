@@ -18,15 +18,17 @@
  * per round; medians. Traffic stays in the namespaces made here.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Netns, veth, waitFor } from '../test/support/netns.js';
+import { loadSessionConfig, signupAndSession } from '../test/support/exit-net.js';
 import { ifname } from '../test/support/wg.js';
 import { anchorMissing, cpuSeconds, startDaemon, type Daemon } from './daemons.js';
 import type { Row } from './in-process.js';
+import { finish, sleep } from './processes.js';
 import { median } from './stats.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -43,51 +45,6 @@ interface Sample {
   floodRequestsPerSecond: number;
   floodStatuses: Record<string, number>;
   serveCpuPct: number;
-}
-
-function finish(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; stdout: string }> {
-  let stdout = '';
-  child.stdout?.on('data', (d) => (stdout += d));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout });
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** curl from `ns` against the exit's API; JSON in and out. */
-function api(ns: Netns, method: string, path: string, opts: { token?: string; fp?: string; body?: unknown } = {}): { status: number; body: any } {
-  const args = ['-s', '-X', method, '-w', '\n%{http_code}', '-H', 'content-type: application/json'];
-  if (opts.token) args.push('-H', `authorization: Bearer ${opts.token}`);
-  if (opts.fp) args.push('-H', `x-tb-fingerprint: ${opts.fp}`);
-  if (opts.body !== undefined) args.push('--data', JSON.stringify(opts.body));
-  const out = ns.run('curl', [...args, `http://198.51.100.1:8080${path}`]);
-  const nl = out.lastIndexOf('\n');
-  const text = out.slice(0, nl);
-  return { status: Number(out.slice(nl + 1)), body: text ? JSON.parse(text) : null };
-}
-
-/** Signs up from the client's namespace, creates a session and loads its config into the client's daemon (wg-quick-only keys left out). */
-function connectClient(c: Netns, wgIf: string, dir: string): void {
-  const fp = `bench-api-flood-${process.pid}`;
-  const signup = api(c, 'POST', '/v1/signup', { body: { fingerprint: fp } });
-  if (signup.status !== 201 && signup.status !== 200) throw new Error(`api-flood: signup ${signup.status} ${JSON.stringify(signup.body)}`);
-  const session = api(c, 'POST', '/v1/sessions', { token: signup.body.token, fp, body: { region: 'local' } });
-  if (session.status !== 201) throw new Error(`api-flood: session ${session.status} ${JSON.stringify(session.body)}`);
-  const wgOnly = String(session.body.config)
-    .split('\n')
-    .filter((l) => !/^\s*(Address|DNS|MTU|Table|PreUp|PostUp|PreDown|PostDown|SaveConfig)\s*=/i.test(l))
-    .join('\n');
-  const file = join(dir, 'client.conf');
-  writeFileSync(file, wgOnly, { mode: 0o600 });
-  c.run('wg', ['setconf', wgIf, file]);
-  for (const a of session.body.client.addresses as string[]) c.run('ip', ['addr', 'add', a, 'dev', wgIf, ...(a.includes(':') ? ['nodad'] : [])]);
-  c.run('ip', ['link', 'set', wgIf, 'up']);
-  c.run('ip', ['route', 'replace', '203.0.113.0/24', 'dev', wgIf]);
 }
 
 /** bench/api-server.ts in `ns`: a second API process; resolves with its loopback URL. */
@@ -134,7 +91,8 @@ export async function benchApiFlood(opts: { rounds: number; seconds: number }): 
     const servePid = serve.pid!; // `ip netns exec` execs node: the child's PID is serve's own
     const wgIf = ifname('wgc');
     startDaemon(c, client, wgIf);
-    connectClient(c, wgIf, dir);
+    const { session } = signupAndSession(c, 'http://198.51.100.1:8080', `bench-api-flood-${process.pid}`);
+    loadSessionConfig(c, wgIf, session, { endpoint: '198.51.100.1:51820', routes: ['203.0.113.0/24'] });
     await waitFor('tunnel through serve', () => c.try('ping', ['-c', '1', '-W', '1', '203.0.113.1']).status === 0, 20_000, 200);
     const second = await startOtherApi(e);
     other = second.child;

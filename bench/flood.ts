@@ -19,13 +19,14 @@
  * namespace). The flooder is bounded in count and time (and by alarm() in itself);
  * all traffic stays in the namespaces made here, removed afterwards.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Netns, veth, waitFor } from '../test/support/netns.js';
 import { configure, genKeys, ifname, keyDir, waitPing } from '../test/support/wg.js';
 import { anchorMissing, cpuSeconds, startDaemon, type Daemon } from './daemons.js';
 import type { Row } from './in-process.js';
+import { finish, sleep } from './processes.js';
 import { median } from './stats.js';
 
 /** Initiations per second per level: -1 is no flood, 0 is "as fast as the flooder can". */
@@ -45,21 +46,6 @@ export function buildFlooder(): string {
   execFileSync('g++', ['-O2', '-std=c++17', '-o', out, src]);
   return out;
 }
-
-/** Resolves with a child's exit code and stdout; kills it after `timeoutMs`. */
-function finish(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; stdout: string }> {
-  let stdout = '';
-  child.stdout?.on('data', (d) => (stdout += d));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout });
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Datagrams the kernel dropped for want of receive buffer in `ns` (Udp: RcvbufErrors, /proc/net/snmp). */
 function rcvbufErrors(ns: Netns): number {
@@ -225,7 +211,7 @@ export async function benchHandshakeFlood(opts: { rounds: number; seconds: numbe
         name: `${name}: exit download`,
         value: median(of.map((x) => x.downMbps)),
         unit: 'Mbit/s',
-        note: `${rate < 0 ? '' : `flood reached ${Math.round(median(of.map((x) => x.floodPerSecond))).toLocaleString('en-US')}/s; `}server CPU ${median(of.map((x) => x.serverCpuPct)).toFixed(0)}%; ${Math.round(median(of.map((x) => x.socketDrops))).toLocaleString('en-US')} datagrams dropped at the socket`,
+        note: `range ${Math.round(Math.min(...of.map((x) => x.downMbps)))}–${Math.round(Math.max(...of.map((x) => x.downMbps)))}; ${rate < 0 ? '' : `flood reached ${Math.round(median(of.map((x) => x.floodPerSecond))).toLocaleString('en-US')}/s; `}server CPU ${median(of.map((x) => x.serverCpuPct)).toFixed(0)}%; ${Math.round(median(of.map((x) => x.socketDrops))).toLocaleString('en-US')} datagrams dropped at the socket`,
       });
       rows.push({ name: `${name}: new client's handshake`, value: median(hs), unit: 's', note: `${ok} of ${of.length} within ${handshakeTimeoutS} s` });
     }

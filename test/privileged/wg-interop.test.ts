@@ -101,7 +101,7 @@ describe('tunnelbyte-wg ⇄ wireguard-go', { skip: skip ?? false }, () => {
       assert.ok(await waitPing(b, '192.0.2.1'));
       const server = a.spawn('iperf3', ['-s', '-B', '192.0.2.1', '-1']);
       try {
-        await waitFor('iperf3 server', () => a.try('sh', ['-c', 'ss -ltn | grep -q ":5201"']).status === 0);
+        await waitFor('iperf3 server', () => a.try('sh', ['-c', 'ss -ltn | grep -q ":5201"']).status === 0, 30_000);
         const up = JSON.parse(b.run('iperf3', ['-c', '192.0.2.1', '-t', '2', '-J'], { timeoutMs: 30_000 }));
         assert.ok(up.end.sum_received.bytes > 1_000_000, `received ${up.end.sum_received.bytes} bytes`);
       } finally {
@@ -109,7 +109,7 @@ describe('tunnelbyte-wg ⇄ wireguard-go', { skip: skip ?? false }, () => {
       }
       const server2 = a.spawn('iperf3', ['-s', '-B', '192.0.2.1', '-1']);
       try {
-        await waitFor('iperf3 server', () => a.try('sh', ['-c', 'ss -ltn | grep -q ":5201"']).status === 0);
+        await waitFor('iperf3 server', () => a.try('sh', ['-c', 'ss -ltn | grep -q ":5201"']).status === 0, 30_000);
         const down = JSON.parse(b.run('iperf3', ['-c', '192.0.2.1', '-t', '2', '-R', '-J'], { timeoutMs: 30_000 }));
         assert.ok(down.end.sum_received.bytes > 1_000_000, `received ${down.end.sum_received.bytes} bytes`);
       } finally {

@@ -16,6 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Netns, privilegedSkipReason, veth, waitFor } from '../support/netns.js';
 import { ifname } from '../support/wg.js';
 import { REPO_ROOT } from '../support/repo.js';
+import { startInternet } from '../support/exit-net.js';
 
 const skip = privilegedSkipReason(['ip', 'curl', 'nft']);
 const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
@@ -23,24 +24,6 @@ const API = 'http://198.51.100.1:8080';
 const FILE_BYTES = 4 * 1024 * 1024;
 const TUN = ifname('tbx');
 const IF = ifname('tbc');
-
-const INTERNET_SERVER = `
-const http = require('node:http');
-const s = http.createServer((req, res) => {
-  const u = new URL(req.url, 'http://x');
-  if (u.pathname === '/ip') { res.end(req.socket.remoteAddress.replace(/^::ffff:/, '')); return; }
-  if (u.pathname === '/file') {
-    const n = Number(u.searchParams.get('n'));
-    res.setHeader('content-length', n);
-    const chunk = Buffer.alloc(65536, 7);
-    let left = n;
-    const pump = () => { while (left > 0) { const c = chunk.subarray(0, Math.min(left, chunk.length)); left -= c.length; if (!res.write(c)) { res.once('drain', pump); return; } } res.end(); };
-    pump(); return;
-  }
-  res.statusCode = 404; res.end();
-});
-s.listen(8000, '::');
-`;
 
 describe('tunnelbyte connect / status / disconnect', { skip: skip ?? false }, () => {
   let inet: Netns, exit: Netns, client: Netns;
@@ -83,8 +66,7 @@ describe('tunnelbyte connect / status / disconnect', { skip: skip ?? false }, ()
     client.run('ip', ['-6', 'route', 'add', 'default', 'via', '2001:db8:c::1']);
     // the veth's link-local address finishes DAD later; the snapshots must not see it appear mid-test
     await waitFor('client link-local address', () => /fe80::/.test(client.run('ip', ['-6', 'addr', 'show'])) && client.run('ip', ['-6', 'addr', 'show', 'tentative']).trim() === '');
-    inet.spawn('node', ['-e', INTERNET_SERVER]);
-    await waitFor('internet HTTP', () => inet.try('curl', ['-sf', 'http://127.0.0.1:8000/ip']).status === 0);
+    await startInternet(inet);
     server = exit.spawn('node', [TB, 'serve', '--data', dataDir, '--endpoint', '198.51.100.1', '--tun', TUN, '--sync-interval', '1', '--log-level', 'warn']);
     server.stdout!.on('data', (d) => (serverLog += d));
     server.stderr!.on('data', (d) => (serverLog += d));

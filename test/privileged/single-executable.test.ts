@@ -19,39 +19,12 @@ import { join } from 'node:path';
 import { Netns, privilegedSkipReason, veth, waitFor } from '../support/netns.js';
 import { genKeys, ifname, keyDir, startInterface, waitPing } from '../support/wg.js';
 import { REPO_ROOT } from '../support/repo.js';
+import { BUILD_INFO, BUILT, ensureBuilt } from '../support/executable.js';
 import { fetchFile, loadSessionConfig, signupAndSession, startInternet } from '../support/exit-net.js';
 
 const skip = privilegedSkipReason(['ip', 'wg', 'wg-quick', 'wireguard-go', 'curl', 'nft', 'unshare', 'strace']);
-const BUILT = join(REPO_ROOT, 'dist/tunnelbyte-linux-x64');
-const BUILD_INFO = join(REPO_ROOT, 'dist/build-info.json');
 const API = 'http://198.51.100.1:8080';
 const FILE_BYTES = 4 * 1024 * 1024;
-
-/** Newest modification time of the files under `dir`. */
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/**
- * The executable, built by scripts/build-dist.js (the second half of `npm run dist`; `npm test` has just
- * run the first, `npm run build`) when it is missing or older than what it is made of: the compiled
- * program, the addon, the build info's content.
- */
-function ensureBuilt(): void {
-  if (existsSync(BUILT)) {
-    const inputs = Math.max(newest(join(REPO_ROOT, 'dist/src')), statSync(join(REPO_ROOT, 'native/build/Release/tunnelbyte_io.node')).mtimeMs);
-    const info = JSON.parse(readFileSync(BUILD_INFO, 'utf8')) as { commit: string };
-    const v = spawnSync(BUILT, ['--version'], { encoding: 'utf8' });
-    if (statSync(BUILT).mtimeMs >= inputs && v.status === 0 && v.stdout.includes(`\ncommit ${info.commit}\n`)) return;
-  }
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts/build-dist.js')], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 180_000 });
-  assert.equal(r.status, 0, `scripts/build-dist.js failed: ${r.stderr}`);
-}
 
 // Runs "$@" with Node out of reach; TB_NOEXEC lists directories to mount as noexec tmpfs first.
 const HIDE_NODE = `#!/bin/sh

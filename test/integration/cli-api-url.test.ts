@@ -2,13 +2,16 @@
  * `--api` / `TB_API` as people write them: the base URL with or without
  * `/v1`, with or without a trailing slash, all reaching the same routes of a
  * real API over HTTP (the control plane app on an ephemeral 127.0.0.1 port,
- * the real CLI in a child process). A URL that points beside the API gets one
+ * the real CLI in a child process), and over HTTPS through a TLS-terminating
+ * proxy in front of it (a certificate made here with openssl, trusted by the
+ * CLI through NODE_EXTRA_CA_CERTS). A URL that points beside the API gets one
  * error naming the URL the CLI asked and how the base URL is written.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +47,9 @@ describe('tunnelbyte --api / TB_API over HTTP', () => {
   let h: Harness;
   let other: Server;
   let otherUrl: string;
+  let tls: Server;
+  let tlsUrl: string;
+  let caFile: string;
   const dirs: string[] = [];
 
   /** The CLI as a person runs it, on a machine of its own (config dir), with `env` added. */
@@ -68,12 +74,29 @@ describe('tunnelbyte --api / TB_API over HTTP', () => {
     });
     await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
     otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+
+    const certDir = mkdtempSync(join(tmpdir(), 'tb-cli-url-tls-'));
+    dirs.push(certDir);
+    caFile = join(certDir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(certDir, 'key.pem'), '-out', caFile], { stdio: 'ignore' });
+    tls = createHttpsServer({ key: readFileSync(join(certDir, 'key.pem')), cert: readFileSync(caFile) }, (req, res) => {
+      const up = request(h.url + req.url, { method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode!, r.headers);
+        r.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
+    tlsUrl = `https://127.0.0.1:${(tls.address() as AddressInfo).port}`;
   });
 
   after(async () => {
     await h.close();
-    other.closeAllConnections();
-    await new Promise<void>((resolve) => other.close(() => resolve()));
+    for (const srv of [other, tls]) {
+      srv.closeAllConnections();
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
+    }
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
@@ -90,6 +113,14 @@ describe('tunnelbyte --api / TB_API over HTTP', () => {
       // an authenticated round trip too: signup, then usage with the cached token
       const s = await cli(['signup'], { TB_API: h.url + suffix });
       assert.equal(s.code, 0, s.stderr);
+    });
+  }
+
+  for (const suffix of ['', '/v1/']) {
+    it(`https: TB_API=https://…${suffix || ' (bare)'} reaches the API through TLS`, async () => {
+      const r = await cli(['regions', '--json'], { TB_API: tlsUrl + suffix, NODE_EXTRA_CA_CERTS: caFile });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout).regions.map((x: { id: string }) => x.id), ['local']);
     });
   }
 

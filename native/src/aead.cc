@@ -178,9 +178,7 @@ napi_value AeadOpen(napi_env env, napi_callback_info info) {
       if (clen > 0) OPENSSL_cleanse(scratch.data(), clen);
     }
   }
-  napi_value result;
-  napi_get_boolean(env, ok, &result);
-  return result;
+  return CryptoBoolean(env, ok);
 }
 
 }  // namespace
@@ -189,13 +187,7 @@ napi_value AeadOpen(napi_env env, napi_callback_info info) {
 // cipher they are left out, and the wrapper reports the backend unavailable.
 void InitAead(Napi::Env env, Napi::Object exports) {
   auto* st = new AeadState();
-  st->enc = EVP_CIPHER_CTX_new();
-  st->dec = EVP_CIPHER_CTX_new();
-  const EVP_CIPHER* cipher = EVP_chacha20_poly1305();
-  bool ok = st->enc != nullptr && st->dec != nullptr && cipher != nullptr &&
-            EVP_EncryptInit_ex(st->enc, cipher, nullptr, nullptr, nullptr) == 1 &&
-            EVP_DecryptInit_ex(st->dec, cipher, nullptr, nullptr, nullptr) == 1 &&
-            EVP_CIPHER_CTX_get_iv_length(st->enc) == static_cast<int>(kNonceLen) &&
+  bool ok = NewChaChaPolyPair(&st->enc, &st->dec) && EVP_CIPHER_CTX_get_iv_length(st->enc) == static_cast<int>(kNonceLen) &&
             EVP_CIPHER_CTX_get_key_length(st->enc) == static_cast<int>(kKeyLen);
   if (ok) st->scratch.resize(kScratchInitial);
   if (!ok || napi_add_env_cleanup_hook(env, FreeAeadState, st) != napi_ok) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 
 namespace tb {
 
@@ -48,6 +49,23 @@ inline bool CryptoExport(napi_env env, napi_value exports, const char* name, nap
   napi_value fn;
   return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, data, &fn) == napi_ok &&
          napi_set_named_property(env, exports, name, fn) == napi_ok;
+}
+
+inline napi_value CryptoBoolean(napi_env env, bool b) {
+  napi_value v;
+  napi_get_boolean(env, b, &v);
+  return v;
+}
+
+// An encrypting and a decrypting context set to OpenSSL's ChaCha20-Poly1305
+// (key and nonce come per call); false when OpenSSL cannot give us the cipher.
+// The caller frees both whatever the result.
+inline bool NewChaChaPolyPair(EVP_CIPHER_CTX** enc, EVP_CIPHER_CTX** dec) {
+  *enc = EVP_CIPHER_CTX_new();
+  *dec = EVP_CIPHER_CTX_new();
+  const EVP_CIPHER* cipher = EVP_chacha20_poly1305();
+  return *enc != nullptr && *dec != nullptr && cipher != nullptr && EVP_EncryptInit_ex(*enc, cipher, nullptr, nullptr, nullptr) == 1 &&
+         EVP_DecryptInit_ex(*dec, cipher, nullptr, nullptr, nullptr) == 1;
 }
 
 }  // namespace tb

@@ -180,9 +180,7 @@ napi_value XaeadOpen(napi_env env, napi_callback_info info) {
     ERR_clear_error();
     if (clen > 0) OPENSSL_cleanse(c.out, clen);
   }
-  napi_value result;
-  napi_get_boolean(env, ok, &result);
-  return result;
+  return CryptoBoolean(env, ok);
 }
 
 }  // namespace
@@ -190,12 +188,7 @@ napi_value XaeadOpen(napi_env env, napi_callback_info info) {
 // Adds xaeadSeal/xaeadOpen to the exports; left out when OpenSSL cannot give us ChaCha20-Poly1305.
 void InitXaead(Napi::Env env, Napi::Object exports) {
   auto* st = new XaeadState();
-  st->enc = EVP_CIPHER_CTX_new();
-  st->dec = EVP_CIPHER_CTX_new();
-  const EVP_CIPHER* cipher = EVP_chacha20_poly1305();
-  bool ok = st->enc != nullptr && st->dec != nullptr && cipher != nullptr &&
-            EVP_EncryptInit_ex(st->enc, cipher, nullptr, nullptr, nullptr) == 1 &&
-            EVP_DecryptInit_ex(st->dec, cipher, nullptr, nullptr, nullptr) == 1;
+  bool ok = NewChaChaPolyPair(&st->enc, &st->dec);
   if (!ok || napi_add_env_cleanup_hook(env, FreeXaeadState, st) != napi_ok) {
     ERR_clear_error();
     FreeXaeadState(st);

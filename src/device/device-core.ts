@@ -45,12 +45,13 @@ import type { DestinationPolicy } from './destination-policy.js';
 /**
  * The device is under load (whitepaper §5.3: cookies and the per-source rate
  * limit apply) while its handshake queue is at least 1/8 full, and for
- * UNDER_LOAD_HOLD ms after (wireguard-go IsUnderLoad, UnderLoadAfterTime) —
- * or when more handshake messages than this arrive in one second. The second
- * rule is ours: one thread does all the work here, so a flood that the queue
- * keeps up with would otherwise still buy a Diffie-Hellman per message.
+ * UNDER_LOAD_HOLD ms after (wireguard-go IsUnderLoad, UnderLoadAfterTime).
+ * A flood from one address does not get there: it is shed at the queue's
+ * door (HANDSHAKE_QUEUE_SOURCE_RATE), so a new client's first initiation is
+ * answered at once instead of with a cookie (which costs a wireguard-go
+ * client a REKEY_TIMEOUT before it retries). A flood from many addresses
+ * fills the queue and turns cookies on.
  */
-export const UNDER_LOAD_HANDSHAKES_PER_SECOND = 128;
 const UNDER_LOAD_HOLD = 1000;
 
 /** Output batch geometry: big enough for any staged packet plus header, padding and tag. */
@@ -111,8 +112,6 @@ export class DeviceCore implements DataPath {
   private readonly peersById = new Map<string, Peer>();
   private readonly underLoadMode: 'auto' | 'always' | 'never';
   private underLoadUntil = -Infinity;
-  private handshakeWindowStart = -Infinity;
-  private handshakeWindowCount = 0;
   private lastGc = -Infinity;
 
   constructor(opts: DeviceOptions) {
@@ -504,15 +503,10 @@ export class DeviceCore implements DataPath {
     else this.accepted[type === MSG_INITIATION ? 'initiation' : type === MSG_COOKIE_REPLY ? 'cookie-reply' : 'response']++;
   };
 
-  /** Whether handshake processing is under load (whitepaper §5.3: then cookies and rate limits apply); see UNDER_LOAD_HANDSHAKES_PER_SECOND. */
+  /** Whether handshake processing is under load (whitepaper §5.3: then cookies and rate limits apply); see UNDER_LOAD_HOLD. */
   private underLoad(now: number): boolean {
     if (this.underLoadMode !== 'auto') return this.underLoadMode === 'always';
-    if (now - this.handshakeWindowStart >= 1000) {
-      this.handshakeWindowStart = now;
-      this.handshakeWindowCount = 0;
-    }
-    const queueFilling = this.handshakes.length >= this.handshakes.capacity / 8;
-    if (++this.handshakeWindowCount > UNDER_LOAD_HANDSHAKES_PER_SECOND || queueFilling) this.underLoadUntil = now + UNDER_LOAD_HOLD;
+    if (this.handshakes.length >= this.handshakes.capacity / 8) this.underLoadUntil = now + UNDER_LOAD_HOLD;
     return now < this.underLoadUntil;
   }
 

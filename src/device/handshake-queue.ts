@@ -27,14 +27,15 @@ export const HANDSHAKE_QUEUE_SIZE = 1024;
 /**
  * Handshake messages one source address (IPv4, or IPv6 /64) may put in the
  * queue per second, and in one burst. Ours, not wireguard-go's: one thread
- * here processes maybe a few tens of thousands per second, so a single
- * flooding address would otherwise keep the queue full and a new client's
- * initiation would be shed with the flood. A legitimate address sends a few
- * per second (one per peer per REKEY_TIMEOUT at most; many peers behind one
- * NAT stay far below this). Floods from many (spoofed) addresses are shed by
- * the full queue as in wireguard-go.
+ * here does all the work, so a single flooding address would otherwise keep
+ * the queue full, put the device under load and make every new client wait
+ * for a cookie; what it gets in costs a Diffie-Hellman each (~60 µs), so
+ * 256/s is a few percent of a core. A legitimate address sends one
+ * initiation per peer per REKEY_TIMEOUT at most: 256/s is tens of thousands
+ * of peers behind one NAT. Floods from many (spoofed) addresses fill the
+ * queue and are shed by it as in wireguard-go, with cookies on.
  */
-export const HANDSHAKE_QUEUE_SOURCE_RATE = 1024;
+export const HANDSHAKE_QUEUE_SOURCE_RATE = 256;
 export const HANDSHAKE_QUEUE_SOURCE_BURST = 128;
 
 /** Handshake messages the receive path handles per network batch, after the batch's data (the rest wait in the queue). */

@@ -8,35 +8,28 @@
 //  - the client's transfer still completes: transport packets never wait
 //    behind handshake work, and what the handshake queue cannot take is shed
 //    before any cryptography (wireguard-go device/receive.go);
-//  - a NEW client completes its handshake through the cookie exchange
-//    (whitepaper §5.3): its first initiation is answered with a cookie reply,
-//    and wireguard-go resends after REKEY_TIMEOUT (5 s + up to 1/3 s jitter,
-//    §6.1) with mac2, which the exit accepts. So the handshake completes at
-//    that first retransmission — asserted as "before a second one would be
-//    needed" (10 s), the time is reported;
+//  - a NEW client completes its handshake while the flood runs. The flood
+//    comes from one address, which the exit admits to its handshake queue
+//    at HANDSHAKE_QUEUE_SOURCE_RATE only, so the queue stays short, the
+//    exit is not under load and the new client's first initiation is
+//    answered (bench: 0.08–0.3 s). Should that initiation be lost — the
+//    exit's socket overflows when this shared machine starves it of CPU —
+//    or meet the exit under load and get a cookie reply, wireguard-go
+//    resends after REKEY_TIMEOUT (5 s + up to 1/3 s jitter, §6.1), with mac2
+//    in the cookie case. Asserted: the handshake completes by that first
+//    retransmission (10 s), never later; the time and the kernel's socket
+//    drops are reported. (The cookie round trip itself is asserted in
+//    memory: test/integration/two-devices.test.ts "under load".)
 //  - the exit answers garbage with silence: of datagrams without a valid
 //    mac1, none gets a reply, during the flood.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { buildFlooder } from '../../bench/flood.js';
+import { finish } from '../../bench/processes.js';
 import { Netns, privilegedSkipReason, veth, waitFor } from '../support/netns.js';
 import { configure, genKeys, ifname, keyDir, startInterface, waitPing } from '../support/wg.js';
 
 const skip = privilegedSkipReason(['ip', 'wg', 'wireguard-go', 'iperf3', 'ping', 'g++']);
-
-/** Resolves with a child's exit code and stdout; kills it after `timeoutMs`. */
-function finish(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; stdout: string }> {
-  let stdout = '';
-  child.stdout?.on('data', (d) => (stdout += d));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout });
-    });
-  });
-}
 
 /** Sends `count` datagrams without a valid mac1 (random bytes; exact handshake sizes and type words among them) and counts the answers. */
 const GARBAGE = `
@@ -57,7 +50,7 @@ s.bind(0, one);
 `;
 
 describe('handshake flood against tunnelbyte-wg as the exit', { skip: skip ?? false }, () => {
-  test('data still flows, a new client gets through with a cookie, garbage gets silence', { timeout: 300_000 }, async () => {
+  test('data still flows, a new client gets through, garbage gets silence', { timeout: 300_000 }, async () => {
     const flooder = buildFlooder();
     const x = Netns.create('X');
     const c = Netns.create('C');
@@ -85,6 +78,11 @@ describe('handshake flood against tunnelbyte-wg as the exit', { skip: skip ?? fa
       const iperfSrv = x.spawn('iperf3', ['-s', '-B', '192.0.2.1', '-1']);
       await waitFor('iperf3 server', () => x.try('sh', ['-c', 'ss -ltn | grep -q ":5201"']).status === 0, 20_000, 50);
 
+      const rcvbufErrors = () => {
+        const lines = x.run('cat', ['/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Udp:'));
+        return Number(lines[1]!.split(/\s+/)[lines[0]!.split(/\s+/).indexOf('RcvbufErrors')]);
+      };
+      const drops0 = rcvbufErrors();
       // The flood: as fast as the flooder can, at most 40 s and 8 million messages.
       const floodChild = f.spawn(flooder, ['flood', '198.51.101.1', '51820', Buffer.from(kx.pub, 'base64').toString('hex'), '0', '40', '8000000']);
       const flood = finish(floodChild, 60_000);
@@ -111,7 +109,7 @@ describe('handshake flood against tunnelbyte-wg as the exit', { skip: skip ?? fa
       iperfSrv.kill();
 
       const sent = JSON.parse(fl.stdout.trim().split('\n').pop() || '{}') as { sent?: number; seconds?: number };
-      console.log(`# flood: ${sent.sent} initiations in ${sent.seconds} s; new client's ping answered after ${handshakeS.toFixed(2)} s`);
+      console.log(`# flood: ${sent.sent} initiations in ${sent.seconds} s; new client's ping answered after ${handshakeS.toFixed(2)} s; ${rcvbufErrors() - drops0} datagrams dropped at the exit's socket`);
       assert.ok((sent.sent ?? 0) > 10_000, `the flooder sent ${sent.sent} initiations (a flood, not a trickle)`);
 
       assert.equal(dl.code, 0, `the download through the tunnel completed during the flood: ${dl.stdout.slice(0, 500)}`);
@@ -119,7 +117,7 @@ describe('handshake flood against tunnelbyte-wg as the exit', { skip: skip ?? fa
       assert.ok(report.end.sum_received.bytes >= 16 * 1024 * 1024, `received ${report.end.sum_received.bytes} bytes`);
 
       assert.equal(ping.code, 0, `the new client's ping was answered (${handshakeS.toFixed(2)} s after it started)`);
-      assert.ok(handshakeS < 10, `the new client got through at its first retransmission (${handshakeS.toFixed(2)} s), not later`);
+      assert.ok(handshakeS < 10, `the new client got through by its first retransmission at the latest (${handshakeS.toFixed(2)} s)`);
       const hs = n.run('wg', ['show', N, 'latest-handshakes']).trim().split('\t')[1];
       assert.ok(Number(hs) > 0, 'the new client has a handshake');
 

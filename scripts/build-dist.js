@@ -90,6 +90,10 @@ async function main() {
   const tmp = join(work, 'tunnelbyte-linux-x64.tmp');
   copyFileSync(process.execPath, tmp);
   const binary = readFileSync(tmp);
+  // A node that links libnode.so (some distributions' packages) would make an executable that needs that
+  // library beside it, and one built without SEA support has no fuse to flip: refuse both, saying so.
+  if (!binary.includes(SEA_FUSE)) throw new Error(`${process.execPath} was built without Single Executable Application support; build with an official Node.js 20 binary`);
+  if (binary.includes('libnode.so')) throw new Error(`${process.execPath} links libnode.so dynamically: the executable would not be one file; build with an official (static) Node.js 20 binary`);
   ignoreNodeOptions(binary);
   writeFileSync(tmp, binary);
   const { inject } = require('postject');

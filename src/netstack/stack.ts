@@ -51,6 +51,8 @@ export interface StackOptions {
   sink: PacketSink;
   /** Called when application calls made work outside an entry point: call flush() soon (e.g. in a microtask). */
   wake?: () => void;
+  /** Called when nextDeadline() moved earlier: an owner with a timer re-arms it. */
+  onDeadline?: (t: number) => void;
   random?: Random;
   tcp?: Partial<TcpOptions>;
   /** Half-open (SYN-RECEIVED) connections per listener; further SYNs are dropped (default 128, Linux's somaxconn of old). */
@@ -94,6 +96,7 @@ export class Stack implements TcpHost {
   private readonly clock: StackClock;
   private readonly random: Random;
   private readonly wake: () => void;
+  private readonly onDeadline: (t: number) => void;
   private readonly v4: Uint8Array[] = [];
   private readonly v6: Uint8Array[] = [];
   private readonly ip = new IpView();
@@ -119,6 +122,7 @@ export class Stack implements TcpHost {
     this.clock = opts.clock;
     this.random = opts.random ?? systemRandom;
     this.wake = opts.wake ?? (() => {});
+    this.onDeadline = opts.onDeadline ?? (() => {});
     if (!Number.isInteger(opts.mtu) || opts.mtu < 1280 || opts.mtu > 65535) throw new RangeError(`mtu must be an integer in 1280..65535, got ${opts.mtu}`);
     this.mtu = opts.mtu;
     for (const a of opts.addresses) {
@@ -178,6 +182,16 @@ export class Stack implements TcpHost {
   }
 
   private epilogue(now: number): void {
+    // An exception from an application callback must not leave the stack mid-entry: the others still run,
+    // the output still goes out, and the first exception is rethrown at the end.
+    let thrown: unknown = null;
+    const guard = (fn: () => void): void => {
+      try {
+        fn();
+      } catch (e) {
+        thrown ??= e;
+      }
+    };
     // A callback may create more work; a few rounds settle it, the rest waits for the next entry point.
     for (let round = 0; round < 4 && (this.dirty.length > 0 || this.accepts.length > 0); round++) {
       const list = this.dirty;
@@ -194,18 +208,19 @@ export class Stack implements TcpHost {
           this.halfOpenOf.delete(c);
           if (l) {
             l.halfOpen--;
-            if (l.open) l.onAccept(c);
+            if (l.open) guard(() => l.onAccept(c));
             else c.abort();
           }
         }
       }
-      for (const c of list) c.dispatch();
+      for (const c of list) guard(() => c.dispatch());
       list.length = 0;
       this.spare = list;
     }
     this.output.flush();
     this.inEntry = false;
     if (this.dirty.length > 0) this.requestWake();
+    if (thrown !== null) throw thrown;
   }
 
   private requestWake(): void {
@@ -227,7 +242,7 @@ export class Stack implements TcpHost {
   noteDeadline(t: number): void {
     if (t < this.earliest) {
       this.earliest = t;
-      if (!this.inEntry) this.requestWake();
+      this.onDeadline(t);
     }
   }
 

@@ -1,0 +1,268 @@
+/**
+ * A WireGuard tunnel without a kernel interface: the kernel-free test
+ * environment. One object composes
+ *
+ *   the netstack (src/netstack/)  ⇄  NetstackTun  ⇄  the WireGuard Device  ⇄  a plain UDP socket
+ *
+ * so a program with no privileges can open TCP connections and UDP sockets
+ * *inside* a WireGuard network described by wg-quick text: the addresses of
+ * [Interface] are the netstack's own, [Peer]s are configured on the device
+ * through the same UAPI code `wg set` uses.
+ *
+ * This file is the only place that schedules: a microtask to flush work the
+ * application queued, setImmediate to hand the stack's packets to the device
+ * (never re-entering it), and a timer at the stack's next deadline.
+ */
+import { EventEmitter } from 'node:events';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { keyToHex } from '../crypto/wireguard-keys.js';
+import { DeviceRuntime } from '../device/runtime.js';
+import { uapiSet } from '../device/uapi.js';
+import { formatIPv4, formatIPv6, formatPrefix } from '../io/ip-address.js';
+import { openLinuxUdpBind } from '../io/linux/udp.js';
+import type { UdpBind } from '../io/types.js';
+import { Stack, type TcpListener, type UdpSocket } from '../netstack/stack.js';
+import type { TcpConnection } from '../netstack/tcp/connection.js';
+import type { TcpOptions } from '../netstack/tcp/options.js';
+import { NetstackTun } from '../netstack/tun-adapter.js';
+import { TunnelSocket } from './tcp-socket.js';
+import { DEFAULT_TUNNEL_MTU, parseWgQuick, type WgQuickConfig } from './wg-quick.js';
+
+export interface TunnelStartOptions {
+  /** wg-quick text (or an already parsed config). */
+  config: string | WgQuickConfig;
+  /** The UDP socket WireGuard uses (default: a new dual-stack socket on the config's ListenPort or any port). */
+  bind?: UdpBind;
+  /** TCP buffer sizes and timers of the netstack. */
+  tcp?: Partial<TcpOptions>;
+}
+
+export interface ConnectOptions {
+  port: number;
+  host: string;
+  allowHalfOpen?: boolean;
+  noDelay?: boolean;
+  keepAlive?: boolean;
+  keepAliveInitialDelay?: number;
+  timeout?: number;
+}
+
+export interface TunnelServer {
+  readonly port: number;
+  close(): void;
+}
+
+export interface RemoteInfo {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
+  size: number;
+}
+
+/** A UDP socket inside the tunnel, shaped like dgram.Socket's common part: 'message' (msg, rinfo), send, close. */
+export class TunnelUdpSocket extends EventEmitter {
+  private sock: UdpSocket | null;
+
+  /** @internal */
+  constructor(bindTo: (onMessage: (data: Buffer, address: string, port: number) => void) => UdpSocket) {
+    super();
+    this.sock = bindTo((data, address, port) =>
+      this.emit('message', data, { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port, size: data.length } satisfies RemoteInfo),
+    );
+  }
+
+  address(): { port: number } {
+    if (!this.sock) throw Object.assign(new Error('Not running'), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' });
+    return { port: this.sock.port };
+  }
+
+  /** Sends one datagram to address:port (IP literals); the callback gets an error when it cannot go. */
+  send(msg: Uint8Array | string, port: number, address: string, cb?: (err: Error | null) => void): void {
+    const data = typeof msg === 'string' ? Buffer.from(msg) : msg;
+    let err: Error | null = null;
+    if (!this.sock) err = Object.assign(new Error('Not running'), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' });
+    else if (!this.sock.send(data, address, port)) err = Object.assign(new Error(`cannot send to ${address}:${port} (not an IP of a configured family, or larger than the MTU)`), { code: 'EINVAL' });
+    if (cb) queueMicrotask(() => cb(err));
+    else if (err) queueMicrotask(() => this.emit('error', err));
+  }
+
+  close(cb?: () => void): void {
+    this.sock?.close();
+    this.sock = null;
+    queueMicrotask(() => {
+      this.emit('close');
+      cb?.();
+    });
+  }
+}
+
+export class Tunnel {
+  readonly config: WgQuickConfig;
+  readonly stack: Stack;
+  readonly runtime: DeviceRuntime;
+  readonly tun: NetstackTun;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private flushQueued = false;
+  private closed = false;
+  private readonly sockets = new Set<TunnelSocket>();
+
+  private constructor(config: WgQuickConfig, bind: UdpBind, tcp: Partial<TcpOptions> | undefined) {
+    this.config = config;
+    const mtu = config.mtu ?? DEFAULT_TUNNEL_MTU;
+    this.tun = new NetstackTun({ mtu, defer: (fn) => setImmediate(fn) });
+    this.stack = new Stack({
+      addresses: config.addresses,
+      mtu,
+      clock: { now: () => performance.now() },
+      sink: this.tun,
+      tcp,
+      wake: () => this.queueFlush(),
+      onDeadline: () => this.arm(),
+    });
+    this.tun.attach(this.stack);
+    this.runtime = new DeviceRuntime({ tun: this.tun, bind, privateKey: config.privateKey, mtu });
+  }
+
+  /** Starts a tunnel from wg-quick text: resolves peer endpoints, binds UDP, configures the device. */
+  static async start(opts: TunnelStartOptions): Promise<Tunnel> {
+    if (typeof opts !== 'object' || opts === null) throw new TypeError('Tunnel.start needs { config }');
+    const config = typeof opts.config === 'string' ? parseWgQuick(opts.config) : opts.config;
+    const endpoints = await Promise.all(config.peers.map((p) => (p.endpoint ? resolveEndpoint(p.endpoint) : Promise.resolve(null))));
+    const bind = opts.bind ?? openLinuxUdpBind({ port: config.listenPort ?? 0 });
+    let t: Tunnel;
+    try {
+      t = new Tunnel(config, bind, opts.tcp);
+    } catch (e) {
+      bind.close();
+      throw e;
+    }
+    const lines: string[] = [];
+    config.peers.forEach((p, i) => {
+      lines.push(`public_key=${keyToHex(p.publicKey)}`);
+      if (p.presharedKey) lines.push(`preshared_key=${keyToHex(p.presharedKey)}`);
+      if (endpoints[i]) lines.push(`endpoint=${endpoints[i]}`);
+      if (p.persistentKeepalive > 0) lines.push(`persistent_keepalive_interval=${p.persistentKeepalive}`);
+      for (const a of p.allowedIps) lines.push(`allowed_ip=${formatPrefix(a.family, a.address, a.cidr)}`);
+    });
+    uapiSet(
+      {
+        device: t.runtime.device,
+        listenPort: () => bind.port(),
+        setListenPort: () => {},
+        fwmark: () => 0,
+        setFwmark: () => {},
+        isUp: () => true,
+      },
+      lines,
+    );
+    return t;
+  }
+
+  /** The UDP port WireGuard listens on. */
+  get listenPort(): number {
+    return this.runtime.currentBind()?.port() ?? 0;
+  }
+
+  /** A TCP connection through the tunnel (like net.connect): host must be an IP literal or a name the tunnel's DNS resolves. */
+  connect(port: number, host: string): TunnelSocket;
+  connect(options: ConnectOptions): TunnelSocket;
+  connect(a: number | ConnectOptions, b?: string): TunnelSocket {
+    const o: ConnectOptions = typeof a === 'object' ? a : { port: a, host: b ?? '' };
+    this.assertOpen();
+    if (isIP(o.host) === 0) throw new TypeError(`connect needs an IP address (use tunnel.resolve for names), got ${JSON.stringify(o.host)}`);
+    const conn = this.stack.connect(o.host, o.port);
+    const s = this.wrap(conn, false, o.allowHalfOpen);
+    if (o.noDelay) s.setNoDelay(true);
+    if (o.keepAlive) s.setKeepAlive(true, o.keepAliveInitialDelay ?? 0);
+    if (o.timeout) s.setTimeout(o.timeout);
+    this.arm();
+    return s;
+  }
+
+  /** Accepts TCP connections to `port` on the tunnel's addresses (inbound through the peer). */
+  listen(port: number, onConnection: (socket: TunnelSocket) => void, opts: { allowHalfOpen?: boolean } = {}): TunnelServer {
+    this.assertOpen();
+    const l: TcpListener = this.stack.listen(port, (conn) => onConnection(this.wrap(conn, true, opts.allowHalfOpen)));
+    return { port, close: () => l.close() };
+  }
+
+  /** A UDP socket inside the tunnel on `port` (0 or omitted: an ephemeral port). */
+  udp(opts: { port?: number } = {}): TunnelUdpSocket {
+    this.assertOpen();
+    return new TunnelUdpSocket((onMessage) => this.stack.udpBind(opts.port ?? 0, onMessage));
+  }
+
+  /** Ends everything: open connections are reset, the UDP socket closed, the device's keys erased. */
+  close(): void {
+    if (this.closed) return;
+    for (const s of this.sockets) s.destroy();
+    this.stack.flush();
+    this.closed = true;
+    this.tun.close();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.runtime.close();
+  }
+
+  private wrap(conn: TcpConnection, accepted: boolean, allowHalfOpen: boolean | undefined): TunnelSocket {
+    const fmt = (b: Uint8Array) => (b.length === 4 ? formatIPv4(b) : formatIPv6(b));
+    const s = new TunnelSocket({
+      conn,
+      now: () => performance.now(),
+      remoteAddress: fmt(conn.remote),
+      remotePort: conn.remotePort,
+      localAddress: fmt(conn.local),
+      localPort: conn.localPort,
+      accepted,
+      allowHalfOpen,
+    });
+    this.sockets.add(s);
+    s.once('close', () => this.sockets.delete(s));
+    return s;
+  }
+
+  private queueFlush(): void {
+    if (this.flushQueued || this.closed) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      if (this.closed) return;
+      this.stack.flush();
+      this.arm();
+    });
+  }
+
+  /** Keeps one timer at the stack's next deadline. */
+  private arm(): void {
+    if (this.closed) return;
+    const at = this.stack.nextDeadline();
+    if (at === this.timerAt && this.timer) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = at;
+    if (at === Infinity) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      if (this.closed) return;
+      this.stack.tick();
+      this.arm();
+    }, Math.max(0, Math.ceil(at - performance.now())));
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the tunnel is closed');
+  }
+}
+
+async function resolveEndpoint(ep: string): Promise<string> {
+  const close = ep.lastIndexOf(':');
+  let host = ep.slice(0, close);
+  const port = ep.slice(close + 1);
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  if (isIP(host)) return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  const { address, family } = await lookup(host);
+  return family === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -87,14 +87,9 @@ bool Number(napi_env env, napi_value v, size_t i, double* out) {
 // (key, counter, buf, at, len): checks everything and fills `c`. `extra` is
 // the room needed after buf[at, at+len): the tag when sealing, 0 when opening.
 bool ReadCall(napi_env env, napi_callback_info info, size_t extra, Call* c) {
-  size_t argc = 5;
   napi_value argv[5];
   void* data = nullptr;
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return false;
-  if (argc != 5) {
-    CryptoFail(env, false, "expected 5 arguments, got " + std::to_string(argc));
-    return false;
-  }
+  if (!CryptoArgs(env, info, 5, argv, &data)) return false;
   c->st = static_cast<AeadState*>(data);
   uint8_t* key;
   size_t keyLen, bufLen;

@@ -32,6 +32,17 @@ inline napi_value CryptoFailSsl(napi_env env, const char* what) {
   return nullptr;
 }
 
+// Exactly n arguments into argv (n <= 8) and the export's data pointer; throws a TypeError otherwise.
+inline bool CryptoArgs(napi_env env, napi_callback_info info, size_t n, napi_value* argv, void** data) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, data) != napi_ok) return false;
+  if (argc != n) {
+    CryptoFail(env, false, "expected " + std::to_string(n) + " arguments, got " + std::to_string(argc));
+    return false;
+  }
+  return true;
+}
+
 // argument i must be a Uint8Array; its bytes (already advanced by the view's byteOffset) and length.
 inline bool CryptoBytes(napi_env env, napi_value v, size_t i, uint8_t** data, size_t* len) {
   napi_typedarray_type type;

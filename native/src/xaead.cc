@@ -95,14 +95,9 @@ struct XCall {
 
 // (key, nonce, aad, input, out); `sealing` decides how out's length must relate to input's.
 bool ReadXCall(napi_env env, napi_callback_info info, bool sealing, XCall* c) {
-  size_t argc = 5;
   napi_value argv[5];
   void* data = nullptr;
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return false;
-  if (argc != 5) {
-    CryptoFail(env, false, "expected 5 arguments, got " + std::to_string(argc));
-    return false;
-  }
+  if (!CryptoArgs(env, info, 5, argv, &data)) return false;
   c->st = static_cast<XaeadState*>(data);
   if (!CryptoBytes(env, argv[0], 0, &c->key, &c->keyLen) || !CryptoBytes(env, argv[1], 1, &c->nonce, &c->nonceLen) ||
       !CryptoBytes(env, argv[2], 2, &c->aad, &c->aadLen) || !CryptoBytes(env, argv[3], 3, &c->in, &c->inLen) ||

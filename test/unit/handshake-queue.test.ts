@@ -11,7 +11,7 @@ import { PacketBatch } from '../../src/io/batch.js';
 import { encodeEndpoint, ENDPOINT_SIZE } from '../../src/io/endpoint.js';
 import { HANDSHAKE_QUEUE_SIZE, HANDSHAKE_QUEUE_SOURCE_BURST, HANDSHAKES_PER_BATCH, HandshakeQueue } from '../../src/device/handshake-queue.js';
 import { ExitRig } from '../support/datagram-fuzz.js';
-import { ipv4Udp } from '../support/packets.js';
+import { ipv4Udp, text } from '../support/packets.js';
 import { Rng } from '../support/rng.js';
 
 test('the queue keeps messages and sources in order and refuses when full', () => {
@@ -114,4 +114,46 @@ test('one address cannot fill the queue: past its burst it is shed, another addr
   assert.equal(rig.exit.drops['handshake-source-limited'] - drops0['handshake-source-limited'], 300 - HANDSHAKE_QUEUE_SOURCE_BURST);
   assert.ok(macs() - macs0 <= 4 * HANDSHAKES_PER_BATCH);
   assert.equal(rig.exit.handshakeBacklog + HANDSHAKES_PER_BATCH, HANDSHAKE_QUEUE_SOURCE_BURST + 1, 'the burst of the first address and the second address were queued');
+});
+
+test('a flood from many addresses fills the queue and turns cookies on; a new client gets through with its cookie', () => {
+  const rig = new ExitRig(defaultBackend());
+  const rng = new Rng(9);
+  const flood = (n: number, from: number) => batchOf(Array.from({ length: n }, (_, i) => ({ bytes: rig.floodInitiation(rng), src: source(from + i) })));
+  // 2000 addresses at once: each within its share, together more than the queue holds.
+  rig.exit.receiveFromNetwork(flood(2000, 0));
+  assert.ok(rig.exit.handshakeBacklog >= HANDSHAKE_QUEUE_SIZE / 8, 'the queue is filling');
+
+  // The client's first initiation arrives behind the flood.
+  rig.clientOut = [];
+  rig.seal([ipv4Udp('10.64.0.2', '203.0.113.9', text('hello'))]);
+  const first = rig.clientOut.find(([m]) => m[0] === 1)![0];
+  rig.exitOut = [];
+  rig.exit.receiveFromNetwork(batchOf([{ bytes: first, src: rig.clientEp }]));
+  while (rig.exit.processHandshakes(64) > 0);
+  const toClient = rig.exitOut.filter(([, dst]) => Buffer.compare(dst, rig.clientEp) === 0).map(([m]) => m);
+  assert.equal(toClient.length, 1);
+  assert.equal(toClient[0]![0], 3, 'under load the client gets a cookie reply, not a response');
+
+  // The client takes the cookie; at its retransmission (REKEY_TIMEOUT + jitter) the initiation carries mac2.
+  rig.clientOut = [];
+  rig.client.receiveFromNetwork(batchOf([{ bytes: toClient[0]!, src: rig.exitEp }]));
+  rig.clock.advance(5_400);
+  rig.exit.receiveFromNetwork(flood(2000, 5000)); // the flood goes on: still under load
+  rig.client.tick();
+  const retry = rig.clientOut.find(([m]) => m[0] === 1);
+  assert.ok(retry, 'the client retransmitted');
+  assert.ok(retry[0].subarray(132).some((b) => b !== 0), 'with a mac2');
+  rig.exitOut = [];
+  rig.exit.receiveFromNetwork(batchOf([{ bytes: retry[0], src: rig.clientEp }]));
+  while (rig.exit.processHandshakes(64) > 0);
+  const answer = rig.exitOut.filter(([, dst]) => Buffer.compare(dst, rig.clientEp) === 0).map(([m]) => m);
+  assert.ok(rig.exitOut.filter(([m]) => m[0] === 3).length > 0, 'meanwhile the flood still got cookie replies: the exit was under load');
+  assert.equal(answer.length, 1);
+  assert.equal(answer[0]![0], 2, 'the retry with mac2 is answered with a handshake response');
+  rig.clientOut = [];
+  rig.client.receiveFromNetwork(batchOf([{ bytes: answer[0]!, src: rig.exitEp }]));
+  rig.tunWrites = 0;
+  rig.exit.receiveFromNetwork(batchOf(rig.clientOut.map(([m]) => ({ bytes: m, src: rig.clientEp }))));
+  assert.equal(rig.tunWrites, 1, "the client's packet that waited for the handshake reached the exit's TUN");
 });

@@ -1,6 +1,7 @@
 /**
- * `tunnelbyte serve`: the exit in one process (docs/contract.md §4) — the WireGuard
- * device on a TUN interface, the /v1 API, the SQLite store.
+ * `tunnelbyte serve`: the exit in one process (docs/contract.md §4) — the
+ * WireGuard device on a TUN interface (on a worker thread of its own,
+ * device-channel.ts), the /v1 API, the SQLite store.
  *
  * Start-up, in order: data dir and server key → SQLite (migrations) → the
  * node registered in its region (endpoint, exit addresses, pools) → TUN with
@@ -18,12 +19,10 @@ import { createApp } from '../control/http/app.js';
 import { createMetrics } from '../control/http/metrics.js';
 import { databasePath } from '../control/paths.js';
 import type { NodeAgent } from '../control/services/node-agent.js';
-import { DeviceRuntime } from '../device/runtime.js';
-import { openLinuxTun } from '../io/linux/tun.js';
-import { openLinuxUdpBind } from '../io/linux/udp.js';
 import { DEFAULT_MTU } from '../protocol/constants.js';
 import { DROP_REASONS } from '../protocol/messages.js';
-import { DeviceDataPlane } from './device-data-plane.js';
+import { DeviceWorker, type DeviceFigures } from './device-channel.js';
+import { WorkerDataPlane } from './worker-data-plane.js';
 import { configureInterface, detectDefaultRoute, hostAddresses, setupNat, type NatHandle } from './host-network.js';
 import { canonicalPrefix, DestinationPolicy, REFUSED_BY_DEFAULT } from '../device/destination-policy.js';
 import { loadOrCreateServerKey } from './server-key.js';
@@ -66,7 +65,7 @@ export class ExitServer {
 
   private constructor(
     readonly control: ControlPlane,
-    readonly runtime: DeviceRuntime,
+    readonly device: DeviceWorker,
     readonly agent: NodeAgent,
     readonly http: Server,
     private readonly nat: NatHandle | null,
@@ -100,32 +99,32 @@ export class ExitServer {
     };
     try {
       const { node, interfaceAddresses } = control.nodes.register({ regionId: o.region, publicKey, endpoint, exitAddresses, pool4: o.pool4, pool6: o.pool6 });
-      const tun = openLinuxTun({ name: o.tun, mtu: DEFAULT_MTU, exclusive: true });
-      cleanups.push(() => tun.close());
-      const [gw4, p4] = interfaceAddresses[0]!.split('/');
-      const [gw6, p6] = interfaceAddresses[1]?.split('/') ?? [null, '64'];
-      configureInterface(tun.name, gw4!, Number(p4), gw6 ?? null, Number(p6), DEFAULT_MTU);
-      const bind = openLinuxUdpBind({ port: o.listenPort });
-      cleanups.push(() => bind.close());
       const pools = [node.pool4, ...(node.pool6 ? [node.pool6] : [])];
       const addresses = hostAddresses();
       const policy = new DestinationPolicy({ own: [...addresses, ...pools], allow });
-      const runtime = new DeviceRuntime({ tun, bind, privateKey: key.privateKey, isolatePeers: true, destinationPolicy: policy });
-      cleanups.push(() => runtime.close());
+      // The device (TUN, UDP, crypto, timers) runs on a worker thread of its own: device-channel.ts says why.
+      const device = await DeviceWorker.start({ tun: o.tun, mtu: DEFAULT_MTU, listenPort: o.listenPort, privateKey: key.privateKey, policy: policy.spec }, (e) => {
+        if (e.event === 'apply-failed') log.error({ publicKey: e.publicKey, err: e.error }, 'the device could not apply a peer change');
+      });
+      key.privateKey.fill(0); // only the device needs it, and it has its copy
+      cleanups.push(() => void device.close());
+      const [gw4, p4] = interfaceAddresses[0]!.split('/');
+      const [gw6, p6] = interfaceAddresses[1]?.split('/') ?? [null, '64'];
+      configureInterface(device.tun, gw4!, Number(p4), gw6 ?? null, Number(p6), DEFAULT_MTU);
       for (const d of control.config.dns) {
         if (policy.refusesAddress(d)) log.warn({ dns: d }, 'a DNS resolver of the client configs is in a refused range: clients cannot reach it (open it with --allow-private)');
       }
       let nat: NatHandle | null = null;
       if (o.nat) {
-        nat = setupNat({ tun: tun.name, pool4: node.pool4, pool6: node.pool6, refuse: REFUSED_BY_DEFAULT.map((r) => r.cidr), allow });
+        nat = setupNat({ tun: device.tun, pool4: node.pool4, pool6: node.pool6, refuse: REFUSED_BY_DEFAULT.map((r) => r.cidr), allow });
         cleanups.push(() => nat!.remove());
       }
-      const agent = control.attachDataPlane(node.id, new DeviceDataPlane(runtime.device), exitAddresses);
+      const agent = control.attachDataPlane(node.id, new WorkerDataPlane(device, publicKey), exitAddresses);
       const first = agent.sync();
       log.info({ peers: first.added.length, suspended: first.suspended.length }, 'active sessions restored');
 
       const metrics = createMetrics(control);
-      registerDeviceMetrics(metrics.registry, runtime);
+      registerDeviceMetrics(metrics.registry, device);
       const app = createApp({ control, logger: log, metrics });
       const http = createServer(app.callback());
       await new Promise<void>((resolve, reject) => {
@@ -134,7 +133,7 @@ export class ExitServer {
       });
       const addr = http.address();
       const apiUrl = typeof addr === 'object' && addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : '';
-      const s = new ExitServer(control, runtime, agent, http, nat, log, {
+      const s = new ExitServer(control, device, agent, http, nat, log, {
         publicKey,
         endpoint,
         apiUrl,
@@ -144,7 +143,7 @@ export class ExitServer {
       });
       s.policyFrom = { addresses, pools, allow };
       s.timer = setInterval(() => s.sync(), o.syncIntervalS * 1000);
-      tun.onClose((reason) => {
+      device.onTunClosed((reason) => {
         if (s.stopping) return; // our own close during shutdown
         log.error({ reason }, 'TUN interface went away; shutting down');
         void s.stop();
@@ -177,7 +176,7 @@ export class ExitServer {
     const now = hostAddresses();
     const { addresses, pools, allow } = this.policyFrom;
     if (now.join() === addresses.join()) return;
-    this.runtime.device.destinationPolicy = new DestinationPolicy({ own: [...now, ...pools], allow });
+    this.device.post({ op: 'policy', spec: { own: [...now, ...pools], allow } });
     this.policyFrom = { addresses: now, pools, allow };
     this.log.info({ addresses: now.length }, 'host addresses changed: destination policy updated');
   }
@@ -191,7 +190,7 @@ export class ExitServer {
         this.http.close(() => resolve());
         this.http.closeAllConnections();
       });
-      this.runtime.close();
+      await this.device.close();
       this.nat?.remove();
       this.control.close();
       this.log.info('stopped');
@@ -210,28 +209,27 @@ function endpointOf(flag: string | null, route: ReturnType<typeof detectDefaultR
   return addr.includes(':') ? `[${addr}]:${listenPort}` : `${addr}:${listenPort}`;
 }
 
-/** Device figures on /metrics: peers, handshakes, bytes, drops by reason. */
-function registerDeviceMetrics(registry: import('prom-client').Registry, runtime: DeviceRuntime): void {
-  const dev = runtime.device;
+/** Device figures on /metrics: peers, handshakes, bytes, drops by reason — one request to the device per scrape. */
+function registerDeviceMetrics(registry: import('prom-client').Registry, device: DeviceWorker): void {
+  let cached: { at: number; figures: DeviceFigures } | null = null;
+  const figures = (): DeviceFigures => {
+    const now = Date.now();
+    if (!cached || now - cached.at > 500) cached = { at: now, figures: device.request('figures') };
+    return cached.figures;
+  };
   new Gauge({ name: 'tunnelbyte_device_peers', help: 'WireGuard peers on the device', registers: [registry], collect() {
-    this.set(dev.peerCount);
+    this.set(figures().peers);
   } });
   new Gauge({ name: 'tunnelbyte_device_peers_with_session', help: 'Peers with a current keypair (a completed handshake)', registers: [registry], collect() {
-    let n = 0;
-    for (const p of dev.peers()) if (p.current) n++;
-    this.set(n);
+    this.set(figures().peersWithSession);
   } });
   new Gauge({ name: 'tunnelbyte_device_bytes', help: 'Bytes through the device since start, by direction', labelNames: ['direction'], registers: [registry], collect() {
-    let rx = 0;
-    let tx = 0;
-    for (const p of dev.peers()) {
-      rx += p.rxBytes;
-      tx += p.txBytes;
-    }
-    this.set({ direction: 'rx' }, rx);
-    this.set({ direction: 'tx' }, tx);
+    const f = figures();
+    this.set({ direction: 'rx' }, f.rxBytes);
+    this.set({ direction: 'tx' }, f.txBytes);
   } });
   new Gauge({ name: 'tunnelbyte_device_drops', help: 'Datagrams and packets dropped, by reason', labelNames: ['reason'], registers: [registry], collect() {
-    for (const r of DROP_REASONS) this.set({ reason: r }, dev.drops[r]);
+    const f = figures();
+    for (const r of DROP_REASONS) this.set({ reason: r }, f.drops[r]);
   } });
 }

@@ -17,6 +17,7 @@ import { curlApi, fetchFile, loadSessionConfig, signupAndSession, startInternet 
 
 const skip = privilegedSkipReason(['ip', 'wg', 'wireguard-go', 'curl', 'nft']);
 const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
+const AUTOCANNON = join(REPO_ROOT, 'node_modules/autocannon/autocannon.js');
 const API = 'http://198.51.100.1:8080';
 const FILE_BYTES = 4 * 1024 * 1024;
 const TUN = ifname('tbx');
@@ -114,6 +115,25 @@ describe('tunnelbyte serve', { skip: skip ?? false }, () => {
     assert.notEqual(c2.try('ping', ['-c', '2', '-W', '1', addr1]).status, 0);
     assert.notEqual(c1.try('ping', ['-c', '2', '-W', '1', addr2]).status, 0);
     assert.equal(c1.try('ping', ['-c', '1', '-W', '2', '203.0.113.1']).status, 0, 'the internet is still reachable');
+  });
+
+  test('the tunnel keeps moving data while the API is flooded with wrong tokens (the device has its own thread)', async () => {
+    // A bounded flood from the first client's namespace (outside its tunnel): autocannon, 16 connections,
+    // at most 4,000 requests/s for 5 s, every request a wrong token. The second client downloads
+    // (its quota is used up by the next test anyway).
+    const flood = c1.spawn(process.execPath, [AUTOCANNON, '-j', '-c', '16', '-d', '5', '-R', '4000', '-H', 'authorization=Bearer tb_wrong_token_of_the_flood', '-H', 'x-tb-fingerprint=flood', `${API}/v1/usage`]);
+    let report = '';
+    flood.stdout!.on('data', (d) => (report += d));
+    const floodDone = new Promise((r) => flood.once('exit', r));
+    await new Promise((r) => setTimeout(r, 1000));
+    // Well inside the flood: at most 3 s of a download.
+    const during = c2.try('curl', ['-s', '-o', '/dev/null', '-w', '%{size_download}', '--max-time', '3', `http://203.0.113.1:8000/file?n=${8 * 1024 * 1024}`], { timeoutMs: 10_000 });
+    await floodDone;
+    const r = JSON.parse(report);
+    assert.ok(r.requests.total >= 1000, `the flood ran: ${r.requests.total} requests`);
+    assert.equal(r['2xx'], 0, 'no wrong token was accepted');
+    assert.ok(Number(during.stdout) > 0, 'bytes arrived through the tunnel during the flood');
+    assert.equal(fetchFile(c2, 1_000_000, 10), 1_000_000, 'and the tunnel is whole afterwards');
   });
 
   test('quota exhaustion cuts traffic and the API answers 429; an admin upgrade restores it', async () => {

@@ -1,0 +1,97 @@
+/**
+ * The worker thread that owns the exit's WireGuard device: the TUN, the UDP
+ * socket, the crypto and the timers run on this thread's event loop and
+ * nothing else does. The thread that runs the API talks to it only through
+ * the channel of device-channel.ts (read that file's comment first): peer
+ * changes and policy updates in batches, counters and figures on request.
+ */
+import { workerData, parentPort } from 'node:worker_threads';
+import { DestinationPolicy } from '../device/destination-policy.js';
+import { DeviceRuntime } from '../device/runtime.js';
+import { openLinuxTun } from '../io/linux/tun.js';
+import { openLinuxUdpBind } from '../io/linux/udp.js';
+import { DeviceDataPlane } from './device-data-plane.js';
+import type { CounterRow, DeviceAnswers, DeviceEvent, DeviceFigures, DeviceMessage, DeviceWorkerData } from './device-channel.js';
+
+const data = workerData as DeviceWorkerData;
+const raise = (e: DeviceEvent) => parentPort!.postMessage(e);
+
+let runtime: DeviceRuntime;
+try {
+  const tun = openLinuxTun({ name: data.tun, mtu: data.mtu, exclusive: true });
+  try {
+    const bind = openLinuxUdpBind({ port: data.listenPort });
+    runtime = new DeviceRuntime({ tun, bind, privateKey: data.privateKey, isolatePeers: true, destinationPolicy: new DestinationPolicy(data.policy) });
+  } catch (e) {
+    tun.close();
+    throw e;
+  }
+  data.privateKey.fill(0); // the device holds its own copy
+} catch (e) {
+  raise({ event: 'failed', error: (e as Error).message });
+  process.exit(1);
+}
+
+const dataPlane = new DeviceDataPlane(runtime.device);
+const signal = new Int32Array(data.signal);
+let closing = false;
+
+runtime.tun.onClose((reason) => {
+  if (!closing) raise({ event: 'tun-closed', reason });
+});
+
+function counters(): CounterRow[] {
+  const rows: CounterRow[] = [];
+  for (const [pk, c] of dataPlane.readCounters()) rows.push([pk, c.rxBytes, c.txBytes, c.lastHandshakeMs ?? 0]);
+  return rows;
+}
+
+function figures(): DeviceFigures {
+  const dev = runtime.device;
+  let withSession = 0;
+  let rx = 0;
+  let tx = 0;
+  for (const p of dev.peers()) {
+    if (p.current) withSession++;
+    rx += p.rxBytes;
+    tx += p.txBytes;
+  }
+  return { peers: dev.peerCount, peersWithSession: withSession, rxBytes: rx, txBytes: tx, drops: { ...dev.drops } };
+}
+
+function answer<K extends keyof DeviceAnswers>(value: DeviceAnswers[K]): void {
+  data.port.postMessage(value);
+  Atomics.store(signal, 0, 1);
+  Atomics.notify(signal, 0);
+}
+
+data.port.on('message', (msg: DeviceMessage) => {
+  switch (msg.op) {
+    case 'peers':
+      for (const c of msg.changes) {
+        try {
+          if (c.op === 'add') dataPlane.addPeer(c.spec);
+          else dataPlane.removePeer(c.publicKey);
+        } catch (e) {
+          raise({ event: 'apply-failed', publicKey: c.op === 'add' ? c.spec.publicKey : c.publicKey, error: (e as Error).message });
+        }
+      }
+      return;
+    case 'policy':
+      runtime.device.destinationPolicy = new DestinationPolicy(msg.spec);
+      return;
+    case 'counters':
+      answer<'counters'>(counters());
+      return;
+    case 'figures':
+      answer<'figures'>(figures());
+      return;
+    case 'close':
+      closing = true;
+      runtime.close();
+      answer<'close'>(null);
+      process.exit(0); // in a worker: ends this thread only
+  }
+});
+
+raise({ event: 'ready', tun: runtime.tun.name });

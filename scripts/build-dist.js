@@ -81,7 +81,8 @@ async function main() {
     disableExperimentalSEAWarning: true,
     useCodeCache: true,
     useSnapshot: false,
-    assets: { ...addons, 'build-info.json': join(root, 'dist/build-info.json') },
+    // the bundle once more as an asset: the exit's device worker thread runs it (src/server/device-channel.ts)
+    assets: { ...addons, 'build-info.json': join(root, 'dist/build-info.json'), 'tunnelbyte.cjs': bundle },
   };
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
   execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });

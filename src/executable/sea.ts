@@ -3,7 +3,8 @@
  * node binary with this program and its assets injected), and the assets embedded in it. In a
  * plain `node bin/tunnelbyte.js` run there are no assets and `isSea()` is false.
  *
- * Assets (named in scripts/build-dist.js): the two native addons and build-info.json.
+ * Assets (named in scripts/build-dist.js): the two native addons, build-info.json, and the bundle
+ * itself (tunnelbyte.cjs), which worker threads run.
  */
 import * as sea from 'node:sea';
 

@@ -27,7 +27,8 @@
  * Events the worker raises by itself (ready, TUN gone, a change it could not
  * apply) come on the worker's own port.
  */
-import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { isMainThread, MessageChannel, receiveMessageOnPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
+import { embeddedAsset, inSingleExecutable } from '../executable/sea.js';
 import type { PeerSpec } from '../control/services/data-plane.js';
 import type { DestinationPolicySpec } from '../device/destination-policy.js';
 import type { DropReason } from '../protocol/messages.js';
@@ -75,11 +76,30 @@ export type DeviceEvent =
   | { event: 'tun-closed'; reason: string }
   | { event: 'apply-failed'; publicKey: string; error: string };
 
+const DEVICE_WORKER_ROLE = 'tunnelbyte-device-worker';
+
 /** Everything the worker gets at start: the init and its end of the channel. */
 export interface DeviceWorkerData extends DeviceWorkerInit {
+  role: typeof DEVICE_WORKER_ROLE;
   port: MessagePort;
   /** Int32Array over it: [0] is set to 1 and notified when an answer has been posted. */
   signal: SharedArrayBuffer;
+}
+
+/** True on the device's worker thread (the single executable's entry point asks: it runs the same bundle there). */
+export function isDeviceWorker(): boolean {
+  return !isMainThread && (workerData as { role?: unknown } | null)?.role === DEVICE_WORKER_ROLE;
+}
+
+/**
+ * A worker running device-worker.ts: from the checkout, its compiled file;
+ * in the single executable, which has no files beside it, the embedded
+ * bundle as code (its entry point then imports device-worker.ts).
+ */
+function spawnDeviceWorker(data: DeviceWorkerData): Worker {
+  const options = { workerData: data, transferList: [data.port] };
+  if (inSingleExecutable()) return new Worker(Buffer.from(embeddedAsset('tunnelbyte.cjs')).toString('utf8'), { ...options, eval: true });
+  return new Worker(new URL('./device-worker.js', import.meta.url), options);
 }
 
 /** How long a request may wait for the worker before the caller gives up (a dead or stuck worker). */
@@ -107,8 +127,7 @@ export class DeviceWorker {
   static start(init: DeviceWorkerInit, onEvent: (e: DeviceEvent) => void): Promise<DeviceWorker> {
     const { port1, port2 } = new MessageChannel();
     const signal = new SharedArrayBuffer(4);
-    const data: DeviceWorkerData = { ...init, port: port2, signal };
-    const worker = new Worker(new URL('./device-worker.js', import.meta.url), { workerData: data, transferList: [port2] });
+    const worker = spawnDeviceWorker({ ...init, role: DEVICE_WORKER_ROLE, port: port2, signal });
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       const onExit = (code: number) => reject(new Error(`the device worker exited (${code}) before it was ready`));

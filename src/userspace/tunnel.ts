@@ -14,6 +14,8 @@
  * (never re-entering it), and a timer at the stack's next deadline.
  */
 import { EventEmitter } from 'node:events';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { Agent, fetch as undiciFetch, type RequestInit, type Response } from 'undici';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { keyToHex } from '../crypto/wireguard-keys.js';
@@ -26,6 +28,7 @@ import { Stack, type TcpListener, type UdpSocket } from '../netstack/stack.js';
 import type { TcpConnection } from '../netstack/tcp/connection.js';
 import type { TcpOptions } from '../netstack/tcp/options.js';
 import { NetstackTun } from '../netstack/tun-adapter.js';
+import { resolveName } from './dns.js';
 import { TunnelSocket } from './tcp-socket.js';
 import { DEFAULT_TUNNEL_MTU, parseWgQuick, type WgQuickConfig } from './wg-quick.js';
 
@@ -36,6 +39,8 @@ export interface TunnelStartOptions {
   bind?: UdpBind;
   /** TCP buffer sizes and timers of the netstack. */
   tcp?: Partial<TcpOptions>;
+  /** TLS options for HTTPS through fetch() (e.g. `ca` for a private CA); servername and the socket are set per request. */
+  tls?: ConnectionOptions;
 }
 
 export interface ConnectOptions {
@@ -107,8 +112,9 @@ export class Tunnel {
   private flushQueued = false;
   private closed = false;
   private readonly sockets = new Set<TunnelSocket>();
+  private dispatcher: Agent | null = null;
 
-  private constructor(config: WgQuickConfig, bind: UdpBind, tcp: Partial<TcpOptions> | undefined) {
+  private constructor(config: WgQuickConfig, bind: UdpBind, tcp: Partial<TcpOptions> | undefined, private readonly tlsOptions: ConnectionOptions) {
     this.config = config;
     const mtu = config.mtu ?? DEFAULT_TUNNEL_MTU;
     this.tun = new NetstackTun({ mtu, defer: (fn) => setImmediate(fn) });
@@ -133,7 +139,7 @@ export class Tunnel {
     const bind = opts.bind ?? openLinuxUdpBind({ port: config.listenPort ?? 0 });
     let t: Tunnel;
     try {
-      t = new Tunnel(config, bind, opts.tcp);
+      t = new Tunnel(config, bind, opts.tcp, opts.tls ?? {});
     } catch (e) {
       bind.close();
       throw e;
@@ -194,9 +200,77 @@ export class Tunnel {
     return new TunnelUdpSocket((onMessage) => this.stack.udpBind(opts.port ?? 0, onMessage));
   }
 
+  /** IPv4 then IPv6 addresses of `name`, asked of the config's DNS servers through the tunnel (an IP literal is returned as is). */
+  resolve(name: string): Promise<string[]> {
+    this.assertOpen();
+    return resolveName({ exchange: (server, query, timeoutMs) => this.exchange(server, query, timeoutMs) }, this.config.dns, name);
+  }
+
+  /**
+   * fetch() through the tunnel (undici's fetch with an Agent whose connector opens TunnelSockets;
+   * names are resolved with tunnel.resolve, HTTPS runs TLS over the tunnel socket).
+   */
+  fetch(url: string | URL, init: RequestInit = {}): Promise<Response> {
+    this.assertOpen();
+    return undiciFetch(url, { ...init, dispatcher: this.agent() });
+  }
+
+  /** The undici Agent behind fetch(), for other undici calls (request, stream, a custom fetch). */
+  agent(): Agent {
+    this.assertOpen();
+    this.dispatcher ??= new Agent({
+      connect: (o, cb) => {
+        const port = Number(o.port) || (o.protocol === 'https:' ? 443 : 80);
+        const host = o.hostname.startsWith('[') ? o.hostname.slice(1, -1) : o.hostname;
+        this.resolve(host).then(
+          (addrs) => {
+            const sock = this.connect(port, addrs[0]!);
+            const fail = (e: Error) => cb(e, null);
+            if (o.protocol !== 'https:') {
+              sock.once('error', fail);
+              sock.once('connect', () => {
+                sock.removeListener('error', fail);
+                cb(null, sock as never);
+              });
+              return;
+            }
+            const tls = tlsConnect({ ...this.tlsOptions, socket: sock as never, servername: isIP(host) ? undefined : (o.servername ?? host), ALPNProtocols: ['http/1.1'] });
+            tls.once('error', fail);
+            tls.once('secureConnect', () => {
+              tls.removeListener('error', fail);
+              cb(null, tls);
+            });
+          },
+          (e: Error) => cb(e, null),
+        );
+      },
+    });
+    return this.dispatcher;
+  }
+
+  /** One DNS exchange over a fresh tunnel UDP socket (a new random source port per query). */
+  private exchange(server: string, query: Uint8Array, timeoutMs: number): Promise<Buffer | null> {
+    return new Promise((resolve) => {
+      const u = this.udp();
+      const timer = setTimeout(() => done(null), timeoutMs);
+      const done = (r: Buffer | null) => {
+        clearTimeout(timer);
+        u.close();
+        resolve(r);
+      };
+      u.on('message', (m: Buffer, r: RemoteInfo) => {
+        if (r.address === server && r.port === 53) done(m);
+      });
+      u.send(query, 53, server, (err) => {
+        if (err) done(null);
+      });
+    });
+  }
+
   /** Ends everything: open connections are reset, the UDP socket closed, the device's keys erased. */
   close(): void {
     if (this.closed) return;
+    void this.dispatcher?.destroy().catch(() => {});
     for (const s of this.sockets) s.destroy();
     this.stack.flush();
     this.closed = true;

@@ -3,8 +3,10 @@
  * first start (mode 0700, parents as needed), locked against a second
  * `serve` on the same directory, and left as it was found when a start fails.
  *
- * The lock is `serve.lock`, created with O_EXCL and holding the owner's pid
- * and its start time (field 22 of /proc/PID/stat). A lock whose process is
+ * The lock is `serve.lock`, holding the owner's pid and its start time
+ * (field 22 of /proc/PID/stat), written whole to a file of its own and then
+ * hard-linked into place (link(2) refuses an existing name, so taking the
+ * lock is atomic and it never appears half-written). A lock whose process is
  * gone, or whose pid now belongs to another process (same pid, other start
  * time), is stale — what a `kill -9` or a power cut leaves — and is taken
  * over. `tunnelbyte admin` does not take the lock: SQLite (WAL) lets it work

@@ -10,7 +10,8 @@
  * `--flood` adds the handshake flood against tunnelbyte-wg and wireguard-go
  * as exits (bench/flood.ts). `--rounds N` and `--seconds S` change the rounds
  * (3) and the seconds per iperf3 run (5) of both. `--fuzz` runs the datagram
- * and UAPI fuzzers longer than the suite does (bench/fuzz.ts; `--fuzz-count N`).
+ * and UAPI fuzzers longer than the suite does (bench/fuzz.ts; `--fuzz-count N`). `--netstack` adds the
+ * userspace TCP/IP stack's flow through wireguard-go to Linux TCP (bench/netstack.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,7 @@ const smoke = process.argv.includes('--smoke');
 const e2e = process.argv.includes('--e2e');
 const flood = process.argv.includes('--flood');
 const fuzz = process.argv.includes('--fuzz');
+const netstack = process.argv.includes('--netstack');
 function numberArg(flag: string, fallback: number): number {
   const i = process.argv.indexOf(flag);
   if (i < 0) return fallback;
@@ -68,6 +70,15 @@ if (flood) {
   const r = await benchHandshakeFlood({ rounds, seconds, smoke });
   rows.push(...r.rows);
   details.flood = { reference: r.reference, rounds, seconds, samples: r.samples };
+}
+
+if (netstack) {
+  // bench/netstack.ts: one TCP flow netstack ⇄ wireguard-go ⇄ Linux, both ways, and memory per idle connection (root).
+  if (process.getuid?.() !== 0) throw new Error('--netstack needs root (it creates a network namespace)');
+  const { benchNetstack } = await import('./netstack.js');
+  const r = await benchNetstack({ rounds, seconds, idleConnections: smoke ? 50 : 500 });
+  rows.push(...r.rows);
+  details.netstack = { rounds, seconds, samples: r.samples };
 }
 
 if (fuzz) {

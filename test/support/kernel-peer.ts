@@ -9,6 +9,9 @@
  *   reset HOST PORT                accept once, after the first bytes reset the connection (RST)
  *   upload HOST PORT BYTES SEED    connect, send BYTES of pattern(SEED), half-close, print {reply} read back
  *   udp-echo HOST PORT             answer every datagram with the same bytes
+ *   discard HOST PORT              (benchmarks) accept once, count bytes to the end, print {bytes}, reply the count, end
+ *   blast HOST PORT SECONDS        (benchmarks) accept once, send zeros for SECONDS, end, print {bytes}
+ *   hold HOST PORT                 (benchmarks) accept every connection and keep it open, idle
  */
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
@@ -111,6 +114,34 @@ async function main(): Promise<void> {
       const u = createSocket(host!.includes(':') ? 'udp6' : 'udp4');
       u.on('message', (m, r) => u.send(m, r.port, r.address));
       u.bind(port, host, () => console.log('ready'));
+      break;
+    }
+    case 'discard':
+      once(host!, port, (s) => {
+        let bytes = 0;
+        s.on('data', (d: Buffer) => (bytes += d.length));
+        s.on('end', () => {
+          out({ bytes });
+          s.end(String(bytes));
+        });
+      });
+      break;
+    case 'blast':
+      once(host!, port, async (s) => {
+        const zeros = Buffer.alloc(CHUNK);
+        const until = Date.now() + Number(bytesS) * 1000;
+        let bytes = 0;
+        while (Date.now() < until) {
+          bytes += zeros.length;
+          if (!s.write(zeros)) await new Promise((r) => s.once('drain', r));
+        }
+        s.end();
+        out({ bytes });
+      });
+      break;
+    case 'hold': {
+      const held: Socket[] = [];
+      createServer((s) => held.push(s)).listen({ port, host: host!, backlog: 4096 }, () => console.log('ready'));
       break;
     }
     default:

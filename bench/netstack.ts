@@ -1,0 +1,123 @@
+/**
+ * The netstack flow: one TCP connection from the userspace stack in this
+ * process (Tunnel: netstack + WireGuard device + a UDP socket opened in the
+ * namespace) through Debian's wireguard-go to the kernel's TCP in a network
+ * namespace, both directions, and the memory an idle netstack TCP connection
+ * costs. The kernel end is a small node program (test/support/kernel-peer.ts:
+ * discard / blast / hold) rather than iperf3, since iperf3's control protocol
+ * would have to be spoken by the netstack side too; it only counts or sends
+ * zeros, so the measured path is netstack ⇄ WireGuard ⇄ Linux TCP.
+ *
+ * Needs root (namespace, and the UDP socket opened inside it); the netstack
+ * itself runs unprivileged code only.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { Netns, waitFor } from '../test/support/netns.js';
+import { configure, genKeys, ifname, keyDir, startInterface } from '../test/support/wg.js';
+import { REPO_ROOT } from '../test/support/repo.js';
+import { openLinuxUdpBind } from '../src/io/linux/udp.js';
+import { Tunnel } from '../src/userspace/index.js';
+import type { Row } from './in-process.js';
+import { median } from './stats.js';
+
+const PEER = join(REPO_ROOT, 'dist/test/support/kernel-peer.js');
+
+async function kernel(ns: Netns, mode: string, ...args: (string | number)[]): Promise<{ proc: ChildProcess; result: () => Promise<Record<string, number>> }> {
+  const proc = ns.spawn(process.execPath, [PEER, mode, ...args.map(String)]);
+  const lines: string[] = [];
+  let buf = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  await waitFor(`kernel ${mode}`, () => lines.includes('ready'), 10_000, 20);
+  return { proc, result: async () => JSON.parse((await waitFor(`kernel ${mode} result`, () => lines.find((l) => l.startsWith('{')), 120_000, 20))!) };
+}
+
+export async function benchNetstack(opts: { rounds: number; seconds: number; idleConnections: number }): Promise<{ rows: Row[]; samples: Record<string, number[]> }> {
+  const ns = Netns.create('nsb');
+  const keys = keyDir();
+  let tunnel: Tunnel | null = null;
+  try {
+    const IF = ifname('wgB');
+    const ka = genKeys();
+    const kb = genKeys();
+    startInterface(ns, 'wireguard-go', IF);
+    configure(ns, IF, { privFile: keys.write('a', ka.priv), port: 51820, addrs: ['192.0.2.1/24'], mtu: 1420 });
+    ns.run('wg', ['set', IF, 'peer', kb.pub, 'allowed-ips', '192.0.2.2/32']);
+    tunnel = await Tunnel.start({
+      config: `[Interface]\nPrivateKey = ${kb.priv}\nAddress = 192.0.2.2/32\nMTU = 1420\n[Peer]\nPublicKey = ${ka.pub}\nEndpoint = 127.0.0.1:51820\nAllowedIPs = 192.0.2.0/24\n`,
+      bind: openLinuxUdpBind({ netns: ns.name }),
+      tcp: { sendBuffer: 4 << 20, receiveBuffer: 4 << 20 },
+    });
+    const t = tunnel;
+    let port = 9000;
+    // Memory per idle connection first, before the flows leave garbage: heap + external growth over N idle connections.
+    const k = await kernel(ns, 'hold', '192.0.2.1', ++port);
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    const m0 = process.memoryUsage();
+    const socks = [];
+    for (let i = 0; i < opts.idleConnections; i++) socks.push(t.connect(port, '192.0.2.1'));
+    await Promise.all(socks.map((s) => new Promise((res, rej) => (s.once('connect', res), s.once('error', rej)))));
+    await new Promise((r) => setTimeout(r, 500));
+    gc?.();
+    const m1 = process.memoryUsage();
+    const perConn = (m1.heapUsed + m1.external - (m0.heapUsed + m0.external)) / opts.idleConnections;
+    for (const s of socks) s.destroy();
+    k.proc.kill();
+    const up: number[] = [];
+    const down: number[] = [];
+    for (let r = 0; r < opts.rounds; r++) {
+      // Upload: zeros for `seconds`, then FIN; the kernel replies its byte count after it.
+      {
+        const k = await kernel(ns, 'discard', '192.0.2.1', ++port);
+        const s = t.connect(port, '192.0.2.1');
+        await new Promise((res, rej) => (s.once('connect', res), s.once('error', rej)));
+        const zeros = Buffer.alloc(256 * 1024);
+        const start = performance.now();
+        const until = start + opts.seconds * 1000;
+        const reply = new Promise<void>((res) => s.on('data', () => {}).once('end', () => res()));
+        while (performance.now() < until) if (!s.write(zeros)) await new Promise((res) => s.once('drain', res));
+        s.end();
+        await reply;
+        const { bytes } = await k.result();
+        up.push((bytes! * 8) / ((performance.now() - start) / 1000) / 1e6);
+      }
+      // Download: the kernel sends zeros for `seconds`.
+      {
+        const k = await kernel(ns, 'blast', '192.0.2.1', ++port, opts.seconds);
+        const s = t.connect(port, '192.0.2.1');
+        let bytes = 0;
+        let start = 0;
+        s.on('data', (d: Buffer) => {
+          if (start === 0) start = performance.now();
+          bytes += d.length;
+        });
+        await new Promise((res) => s.once('end', res));
+        down.push((bytes * 8) / ((performance.now() - start) / 1000) / 1e6);
+        await k.result();
+        s.destroy();
+      }
+    }
+    const stats = t.stack.tcpStats();
+    return {
+      rows: [
+        { name: 'netstack TCP upload (netstack → wireguard-go → Linux)', value: median(up), unit: 'Mbit/s', note: `median of ${opts.rounds} × ${opts.seconds} s, one connection` },
+        { name: 'netstack TCP download (Linux → wireguard-go → netstack)', value: median(down), unit: 'Mbit/s', note: `median of ${opts.rounds} × ${opts.seconds} s, one connection` },
+        { name: 'netstack memory per idle TCP connection', value: perConn, unit: 'bytes', note: `${opts.idleConnections} established connections, heap + external` },
+        { name: 'netstack retransmissions during the flows', value: stats.retransmits, unit: 'segments' },
+      ],
+      samples: { up, down },
+    };
+  } finally {
+    tunnel?.close();
+    ns.destroy();
+    keys.cleanup();
+  }
+}

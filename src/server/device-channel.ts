@@ -106,8 +106,9 @@ function spawnDeviceWorker(data: DeviceWorkerData): Worker {
 const ANSWER_TIMEOUT_MS = 10_000;
 
 export class DeviceWorker {
-  private tunClosed: ((reason: string) => void) | null = null;
+  private gone: ((reason: string) => void) | null = null;
   private exited = false;
+  private closing = false;
 
   private constructor(
     private readonly worker: Worker,
@@ -117,10 +118,16 @@ export class DeviceWorker {
     onEvent: (e: DeviceEvent) => void,
   ) {
     worker.on('message', (e: DeviceEvent) => {
-      if (e.event === 'tun-closed') this.tunClosed?.(e.reason);
+      if (e.event === 'tun-closed') this.gone?.(e.reason);
       else onEvent(e);
     });
-    worker.once('exit', () => (this.exited = true));
+    // An exception on the device's thread ends that thread, not the process: the exit then stops
+    // as it does when its interface goes away (and a restart restores every peer).
+    worker.on('error', (err) => onEvent({ event: 'failed', error: err.message }));
+    worker.once('exit', (code) => {
+      this.exited = true;
+      if (!this.closing) this.gone?.(`the device worker exited (${code})`);
+    });
   }
 
   /** Starts the worker: it opens the TUN and the UDP socket and answers once packets can flow. */
@@ -149,9 +156,9 @@ export class DeviceWorker {
     });
   }
 
-  /** Called once if the interface goes away under the device (ip link del). */
-  onTunClosed(cb: (reason: string) => void): void {
-    this.tunClosed = cb;
+  /** Called if the device stops by itself: its interface went away (ip link del), or its thread ended. */
+  onGone(cb: (reason: string) => void): void {
+    this.gone = cb;
   }
 
   /** Posts a message that needs no answer; it is applied after everything posted before it. */
@@ -172,6 +179,7 @@ export class DeviceWorker {
 
   /** Closes the device (peers, UDP socket, TUN) and waits for the worker to end. */
   async close(): Promise<void> {
+    this.closing = true;
     if (this.exited) return;
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     try {

@@ -105,6 +105,7 @@ export class ExitServer {
       // The device (TUN, UDP, crypto, timers) runs on a worker thread of its own: device-channel.ts says why.
       const device = await DeviceWorker.start({ tun: o.tun, mtu: DEFAULT_MTU, listenPort: o.listenPort, privateKey: key.privateKey, policy: policy.spec }, (e) => {
         if (e.event === 'apply-failed') log.error({ publicKey: e.publicKey, err: e.error }, 'the device could not apply a peer change');
+        if (e.event === 'failed') log.error({ err: e.error }, 'the device thread failed');
       });
       key.privateKey.fill(0); // only the device needs it, and it has its copy
       cleanups.push(() => void device.close());
@@ -143,9 +144,9 @@ export class ExitServer {
       });
       s.policyFrom = { addresses, pools, allow };
       s.timer = setInterval(() => s.sync(), o.syncIntervalS * 1000);
-      device.onTunClosed((reason) => {
+      device.onGone((reason) => {
         if (s.stopping) return; // our own close during shutdown
-        log.error({ reason }, 'TUN interface went away; shutting down');
+        log.error({ reason }, 'the device stopped; shutting down');
         void s.stop();
       });
       return s;

@@ -172,6 +172,17 @@ describe('tunnelbyte serve', { skip: skip ?? false }, () => {
     assert.ok(after >= before, `usage before the kill (${before}) is kept (${after})`);
   });
 
+  test('the interface deleted under the exit: the device thread reports it, the exit stops and removes its table; a restart restores', async () => {
+    const s = server!;
+    const exited = new Promise((r) => s.once('exit', r));
+    exit.run('ip', ['link', 'del', TUN]);
+    await exited;
+    assert.match(serverLog, /the device stopped; shutting down/);
+    assert.ok(!exit.run('nft', ['list', 'tables']).includes('tunnelbyte'), 'the table is removed');
+    await startServer();
+    await waitFor('the config works again', () => fetchFile(c1, 1_000_000, 3) === 1_000_000, 30_000, 500);
+  });
+
   test('SIGTERM: counters flushed, NAT table and interface removed', async () => {
     server!.kill('SIGTERM');
     await new Promise((r) => server!.once('exit', r));

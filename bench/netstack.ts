@@ -11,33 +11,13 @@
  * Needs root (namespace, and the UDP socket opened inside it); the netstack
  * itself runs unprivileged code only.
  */
-import type { ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { Netns, waitFor } from '../test/support/netns.js';
+import { Netns } from '../test/support/netns.js';
+import { startKernelPeer } from '../test/support/kernel-peer-run.js';
 import { configure, genKeys, ifname, keyDir, startInterface } from '../test/support/wg.js';
-import { REPO_ROOT } from '../test/support/repo.js';
 import { openLinuxUdpBind } from '../src/io/linux/udp.js';
 import { Tunnel } from '../src/userspace/index.js';
 import type { Row } from './in-process.js';
 import { median } from './stats.js';
-
-const PEER = join(REPO_ROOT, 'dist/test/support/kernel-peer.js');
-
-async function kernel(ns: Netns, mode: string, ...args: (string | number)[]): Promise<{ proc: ChildProcess; result: () => Promise<Record<string, number>> }> {
-  const proc = ns.spawn(process.execPath, [PEER, mode, ...args.map(String)]);
-  const lines: string[] = [];
-  let buf = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  await waitFor(`kernel ${mode}`, () => lines.includes('ready'), 10_000, 20);
-  return { proc, result: async () => JSON.parse((await waitFor(`kernel ${mode} result`, () => lines.find((l) => l.startsWith('{')), 120_000, 20))!) };
-}
 
 export async function benchNetstack(opts: { rounds: number; seconds: number; idleConnections: number }): Promise<{ rows: Row[]; samples: Record<string, number[]> }> {
   const ns = Netns.create('nsb');
@@ -58,7 +38,7 @@ export async function benchNetstack(opts: { rounds: number; seconds: number; idl
     const t = tunnel;
     let port = 9000;
     // Memory per idle connection first, before the flows leave garbage: heap + external growth over N idle connections.
-    const k = await kernel(ns, 'hold', '192.0.2.1', ++port);
+    const k = await startKernelPeer(ns, 'hold', '192.0.2.1', ++port);
     const gc = (globalThis as { gc?: () => void }).gc;
     gc?.();
     const m0 = process.memoryUsage();
@@ -76,7 +56,7 @@ export async function benchNetstack(opts: { rounds: number; seconds: number; idl
     for (let r = 0; r < opts.rounds; r++) {
       // Upload: zeros for `seconds`, then FIN; the kernel replies its byte count after it.
       {
-        const k = await kernel(ns, 'discard', '192.0.2.1', ++port);
+        const k = await startKernelPeer(ns, 'discard', '192.0.2.1', ++port);
         const s = t.connect(port, '192.0.2.1');
         await new Promise((res, rej) => (s.once('connect', res), s.once('error', rej)));
         const zeros = Buffer.alloc(256 * 1024);
@@ -86,12 +66,12 @@ export async function benchNetstack(opts: { rounds: number; seconds: number; idl
         while (performance.now() < until) if (!s.write(zeros)) await new Promise((res) => s.once('drain', res));
         s.end();
         await reply;
-        const { bytes } = await k.result();
-        up.push((bytes! * 8) / ((performance.now() - start) / 1000) / 1e6);
+        const bytes = Number((await k.result()).bytes);
+        up.push((bytes * 8) / ((performance.now() - start) / 1000) / 1e6);
       }
       // Download: the kernel sends zeros for `seconds`.
       {
-        const k = await kernel(ns, 'blast', '192.0.2.1', ++port, opts.seconds);
+        const k = await startKernelPeer(ns, 'blast', '192.0.2.1', ++port, opts.seconds);
         const s = t.connect(port, '192.0.2.1');
         let bytes = 0;
         let start = 0;

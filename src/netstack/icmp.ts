@@ -40,20 +40,16 @@ export function handleIcmp(buf: Uint8Array, v: IpView, out: Output, mtu: number)
   const request = v.version === 4 ? ICMP_ECHO_REQUEST : ICMP6_ECHO_REQUEST;
   if (type !== request || buf[v.payloadStart + 1] !== 0) return 'ignored';
   if (isMulticastOrBroadcast(buf, v.dstAt, v.addrLen)) return 'ignored';
-  const ipLen = ipHeaderLen(v.addrLen);
-  if (ipLen + len > mtu) return 'ignored';
-  const at = out.reserve(ipLen + len);
+  if (ipHeaderLen(v.addrLen) + len > mtu) return 'ignored';
+  const at = startReply(buf, v, out, len);
   const o = out.data();
-  const src = buf.subarray(v.dstAt, v.dstAt + v.addrLen);
-  const dst = buf.subarray(v.srcAt, v.srcAt + v.addrLen);
-  writeIpHeader(o, at, src, dst, v.version === 4 ? PROTO_ICMP : PROTO_ICMPV6, len);
-  const m = at + ipLen;
+  const m = at + ipHeaderLen(v.addrLen);
   o.set(buf.subarray(v.payloadStart, v.payloadEnd), m);
   o[m] = v.version === 4 ? ICMP_ECHO_REPLY : ICMP6_ECHO_REPLY;
   o[m + 2] = 0;
   o[m + 3] = 0;
   writeChecksum(o, at, m, len, v.version, v.addrLen);
-  out.commit(ipLen + len);
+  out.commit(ipHeaderLen(v.addrLen) + len);
   return 'answered';
 }
 
@@ -64,11 +60,8 @@ export function sendPortUnreachable(buf: Uint8Array, v: IpView, out: Output): bo
   const max = v.version === 4 ? ICMP4_ERROR_MAX : ICMP6_ERROR_MAX;
   const quoted = Math.min(v.payloadEnd - v.start, max - ipLen - 8);
   const len = 8 + quoted;
-  const at = out.reserve(ipLen + len);
+  const at = startReply(buf, v, out, len);
   const o = out.data();
-  const src = buf.subarray(v.dstAt, v.dstAt + v.addrLen);
-  const dst = buf.subarray(v.srcAt, v.srcAt + v.addrLen);
-  writeIpHeader(o, at, src, dst, v.version === 4 ? PROTO_ICMP : PROTO_ICMPV6, len);
   const m = at + ipLen;
   o[m] = v.version === 4 ? ICMP_UNREACHABLE : ICMP6_UNREACHABLE;
   o[m + 1] = v.version === 4 ? ICMP_PORT_UNREACHABLE : ICMP6_PORT_UNREACHABLE;
@@ -77,6 +70,15 @@ export function sendPortUnreachable(buf: Uint8Array, v: IpView, out: Output): bo
   writeChecksum(o, at, m, len, v.version, v.addrLen);
   out.commit(ipLen + len);
   return true;
+}
+
+/** Reserves an ICMP message of `len` bytes back to the sender of the packet in `v` and writes its IP header; returns where the IP header starts. */
+function startReply(buf: Uint8Array, v: IpView, out: Output, len: number): number {
+  const at = out.reserve(ipHeaderLen(v.addrLen) + len);
+  const src = buf.subarray(v.dstAt, v.dstAt + v.addrLen);
+  const dst = buf.subarray(v.srcAt, v.srcAt + v.addrLen);
+  writeIpHeader(out.data(), at, src, dst, v.version === 4 ? PROTO_ICMP : PROTO_ICMPV6, len);
+  return at;
 }
 
 function writeChecksum(o: Uint8Array, at: number, m: number, len: number, version: 4 | 6, addrLen: number): void {

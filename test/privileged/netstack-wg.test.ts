@@ -9,19 +9,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import { Netns, privilegedSkipReason, waitFor } from '../support/netns.js';
+import { Netns, privilegedSkipReason } from '../support/netns.js';
 import { configure, genKeys, ifname, keyDir, startInterface } from '../support/wg.js';
 import { hashStream, sendPattern } from '../support/kernel-peer.js';
-import { REPO_ROOT } from '../support/repo.js';
+import { startKernelPeer } from '../support/kernel-peer-run.js';
 import { ImpairedBind, type Impairment } from '../support/impaired-bind.js';
 import { openLinuxUdpBind } from '../../src/io/linux/udp.js';
 import { Tunnel } from '../../src/userspace/index.js';
 import type { TunnelSocket } from '../../src/userspace/tcp-socket.js';
 
 const skip = privilegedSkipReason(['ip', 'wg', 'wireguard-go', 'tc', 'ping']);
-const PEER = join(REPO_ROOT, 'dist/test/support/kernel-peer.js');
 const MiB = 1 << 20;
 
 let ns: Netns;
@@ -29,30 +26,7 @@ let tunnel: Tunnel;
 let impaired: ImpairedBind;
 let nextPort = 7000;
 
-/** Runs a kernel-peer mode in the namespace; resolves once it printed "ready". */
-async function kernel(mode: string, ...args: (string | number)[]): Promise<{ proc: ChildProcess; result: () => Promise<Record<string, unknown>> }> {
-  const proc = ns.spawn(process.execPath, [PEER, mode, ...args.map(String)]);
-  const lines: string[] = [];
-  let buf = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  await waitFor(`kernel ${mode} ready (${err})`, () => lines.includes('ready'), 10_000, 20);
-  return {
-    proc,
-    result: async () => {
-      const l = await waitFor(`kernel ${mode} result`, () => lines.find((x) => x.startsWith('{') && !x.startsWith('{"sent"')), 120_000, 20);
-      return JSON.parse(l!) as Record<string, unknown>;
-    },
-  };
-}
+const kernel = (mode: string, ...args: (string | number)[]) => startKernelPeer(ns, mode, ...args);
 
 /**
  * Impairs the WireGuard link: `tc netem` on the namespace's loopback where the kernel has sch_netem,

@@ -9,8 +9,11 @@
  *   tunnelbyte admin node list
  *   tunnelbyte admin account list
  *   tunnelbyte admin account set-tier ACCOUNT paid|anonymous    (ACCOUNT: id or email)
+ *   tunnelbyte admin account disable ACCOUNT | delete ACCOUNT
+ *   tunnelbyte admin token revoke TOKEN-ID|ACCOUNT
  *   tunnelbyte admin session list [--all]
  *   tunnelbyte admin session close ID
+ *   tunnelbyte admin audit [--account ACCOUNT] [--since TIME] [--limit N]
  *
  * --data and --json may also follow the subcommand. Tables by default,
  * --json prints the same objects the /v1 API uses.
@@ -24,6 +27,7 @@ import { join } from 'node:path';
 import { periodAt } from '../control/services/periods.js';
 import { regionView, sessionView } from '../control/http/views.js';
 import { formatBytes, renderTable, shortTime } from './admin-table.js';
+import { adminActor } from '../control/services/audit.js';
 
 interface AdminOptions {
   data?: string;
@@ -162,7 +166,7 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
       return withControl(this, false, (cp, g) => {
         if (tier !== 'paid' && tier !== 'anonymous') throw new ControlError('invalid', `tier must be paid or anonymous, not ${tier}`);
         const a = cp.accounts.resolve(ref);
-        const change = cp.accounts.setTier(a.id, tier);
+        const change = cp.accounts.setTier(a.id, tier, adminActor());
         if (g.json) {
           return printJson(out, {
             account_id: change.account.id,
@@ -173,6 +177,68 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
         }
         out(`account ${change.account.id}: ${change.previousTier} → ${change.account.tier}\n`);
         if (change.closedSessionIds.length > 0) out(`closed sessions the tier does not allow: ${change.closedSessionIds.join(', ')}\n`);
+      });
+    });
+
+  for (const what of ['disable', 'delete'] as const) {
+    account
+      .command(what)
+      .description(
+        what === 'disable'
+          ? 'disable an account: its tokens stop working and its sessions close (a running server removes the peers within its sync interval)'
+          : 'delete an account: as disable, then its email, password, machine fingerprint and Stripe ids are erased',
+      )
+      .argument('<account>', 'account id or email')
+      .action(function (this: Command, ref: string) {
+        withControl(this, false, (cp, g) => {
+          const a = cp.accounts.resolve(ref);
+          const r = what === 'disable' ? cp.accounts.disable(a.id, adminActor()) : cp.accounts.delete(a.id, adminActor());
+          if (g.json) return printJson(out, { account_id: r.account.id, state: what === 'disable' ? 'disabled' : 'deleted', closed_sessions: r.closedSessionIds, revoked_tokens: r.revokedTokens });
+          out(`account ${r.account.id}: ${what === 'disable' ? 'disabled' : 'deleted'}; ${r.closedSessionIds.length} session(s) closed, ${r.revokedTokens.length} token(s) revoked\n`);
+        });
+      });
+  }
+
+  admin
+    .command('token')
+    .description('API tokens')
+    .command('revoke')
+    .description('revoke one token (tok_… id) or every token of an account (id or email)')
+    .argument('<ref>', 'token id, account id or email')
+    .action(function (this: Command, ref: string) {
+      withControl(this, false, (cp, g) => {
+        const revoked = cp.auth.adminRevoke(ref, (r) => cp.accounts.resolve(r), adminActor());
+        if (g.json) return printJson(out, { revoked_tokens: revoked });
+        out(revoked.length ? `revoked: ${revoked.join(', ')}\n` : 'nothing to revoke (already revoked)\n');
+      });
+    });
+
+  admin
+    .command('audit')
+    .description('the audit log, newest first: account, tier, billing, token, session and admin events')
+    .option('--account <account>', 'only this account (id or email)')
+    .option('--since <time>', 'ISO 8601 date or time, or a duration ago (30m, 24h, 7d)')
+    .option('--limit <n>', 'at most this many entries', '100')
+    .action(function (this: Command, o: { account?: string; since?: string; limit: string }) {
+      withControl(this, false, (cp, g) => {
+        const since = o.since === undefined ? 0 : parseSince(o.since, cp.clock.wallMs());
+        const limit = Number(o.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new ControlError('invalid', `--limit must be a positive integer, not ${o.limit}`);
+        // a deleted account is found by id only (its email is erased)
+        const accountId = o.account === undefined ? null : o.account.startsWith('acc_') ? o.account : cp.accounts.resolve(o.account).id;
+        const rows = cp.store.audit.list({ since, accountId, limit });
+        const view = rows.map((e) => ({
+          id: e.id,
+          at: new Date(e.at).toISOString(),
+          actor: e.actor,
+          source: e.source,
+          action: e.action,
+          account_id: e.accountId,
+          subject: e.subject,
+          detail: e.detail,
+        }));
+        if (g.json) return printJson(out, view);
+        out(renderTable(['TIME', 'ACTION', 'ACCOUNT', 'SUBJECT', 'ACTOR', 'SOURCE', 'DETAIL'], view.map((e) => [shortTime(Date.parse(e.at)), e.action, e.account_id, e.subject, e.actor, e.source, e.detail ? JSON.stringify(e.detail) : null])));
       });
     });
 
@@ -210,12 +276,21 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
     .argument('<id>', 'session id')
     .action(function (this: Command, id: string) {
       return withControl(this, false, (cp, g) => {
-        const d = cp.sessions.adminClose(id);
+        const d = cp.sessions.adminClose(id, adminActor());
         if (g.json) return printJson(out, sessionView(d));
         out(`session ${d.session.id}: ${d.status}${d.session.closeReason ? ` (${d.session.closeReason})` : ''}\n`);
       });
     });
   return admin;
+}
+
+/** `--since`: an ISO 8601 date/time, or a duration before now (90s, 30m, 24h, 7d). */
+export function parseSince(v: string, now: number): number {
+  const d = /^(\d+)(s|m|h|d)$/.exec(v.trim());
+  if (d) return now - Number(d[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[d[2] as 's' | 'm' | 'h' | 'd'];
+  const t = Date.parse(v);
+  if (!/^\d{4}-\d\d-\d\d/.test(v) || Number.isNaN(t)) throw new ControlError('invalid', `--since: expected an ISO 8601 time or a duration like 24h, not ${v}`);
+  return t;
 }
 
 /** Prints a domain error as the CLI's one-line message and sets a failing exit code; rethrows anything else. */

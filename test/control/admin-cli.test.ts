@@ -99,6 +99,33 @@ describe('tunnelbyte admin', () => {
     assert.equal((await admin(dir, 'session', 'close', 'ses_nope')).code, 1);
   });
 
+  it('token revoke, account disable and delete from another process; the running app sees them (peers at the next sync); audit lists them', async () => {
+    const a = await h.signup();
+    const b = await h.signup();
+    const s = (await h.request('POST', '/v1/sessions', { token: b.token, fingerprint: b.fingerprint, body: { region: 'local' } })).json;
+    const rev = await admin(dir, 'token', 'revoke', a.accountId, '--json');
+    assert.equal(rev.code, 0, rev.stderr);
+    assert.equal(JSON.parse(rev.stdout).revoked_tokens.length, 1);
+    assert.equal((await h.request('GET', '/v1/usage', { token: a.token, fingerprint: a.fingerprint })).status, 401, 'refused at once');
+    const dis = await admin(dir, 'account', 'disable', b.accountId);
+    assert.equal(dis.code, 0, dis.stderr);
+    assert.match(dis.stdout, /disabled; 1 session\(s\) closed, 1 token\(s\) revoked/);
+    assert.ok(h.dataPlane.peers.has(s.client.public_key), 'another process: the peer goes at the next sync');
+    h.clock.set(Date.now());
+    h.agent.sync();
+    assert.ok(!h.dataPlane.peers.has(s.client.public_key));
+    assert.equal((await admin(dir, 'account', 'delete', b.accountId)).code, 0);
+    assert.equal((await admin(dir, 'account', 'delete', b.accountId)).code, 1, 'a deleted account is gone');
+    const log = JSON.parse((await admin(dir, 'audit', '--json', '--account', b.accountId)).stdout) as { action: string; actor: string; source: string; at: string }[];
+    assert.deepEqual(log.map((e) => e.action), ['admin.account.delete', 'admin.account.disable', 'session.create', 'account.signup']);
+    assert.match(log[0]!.actor, /^admin:/);
+    assert.equal(log[2]!.source, '127.0.0.1');
+    const table = await admin(dir, 'audit', '--since', '1h');
+    assert.match(table.stdout, /^TIME\s+ACTION\s+ACCOUNT/);
+    assert.match(table.stdout, new RegExp(`admin\\.token\\.revoke\\s+${a.accountId}`));
+    assert.equal((await admin(dir, 'audit', '--since', 'yesterday')).code, 1);
+  });
+
   it('node list; a missing database is an error, not a new empty one', async () => {
     // the harness's clock stood still while the admin processes ran (over a minute on a loaded machine): heartbeat now
     h.clock.set(Date.now());

@@ -112,10 +112,32 @@ describe('tunnelbyte customer CLI over HTTP', () => {
     assert.notEqual(readFileSync(file, 'utf8'), t.stdout, '--force replaces it');
   });
 
+  it('token --rotate replaces the cached token (the old one is refused); token --revoke and logout end it and remove the cache', async () => {
+    const m = machine(h.url);
+    ok(await cli(m, ['signup']));
+    const before = readFileSync(tokenFile(m), 'utf8').trim();
+    const rot = await cli(m, ['token', '--rotate']);
+    ok(rot);
+    const after = readFileSync(tokenFile(m), 'utf8').trim();
+    assert.equal(rot.stdout, after + '\n', 'prints the new token alone');
+    assert.notEqual(after, before);
+    assert.equal(statSync(tokenFile(m)).mode & 0o777, 0o600);
+    fails(await cli(m, ['usage'], { env: { TB_KEY: before } }), /invalid bearer token/);
+    ok(await cli(m, ['usage']));
+    const rev = await cli(m, ['token', '--revoke']);
+    ok(rev);
+    assert.match(rev.stdout, /token tok_\S+ revoked; .*token removed/);
+    assert.throws(() => statSync(tokenFile(m)), /ENOENT/);
+    fails(await cli(m, ['usage'], { env: { TB_KEY: after } }), /invalid bearer token/);
+    ok(await cli(m, ['signup']));
+    ok(await cli(m, ['logout']));
+    fails(await cli(m, ['logout']), /no token/);
+  });
+
   it('TB_KEY overrides the cached token, and a bad one is an API error that names TB_KEY', async () => {
     const a = machine(h.url);
-    ok(await cli(a, ['signup']));
-    const b = await h.signup(a.env.TB_FINGERPRINT); // another account? no: same machine → same account
+    const b = await h.signup(a.env.TB_FINGERPRINT); // the machine's account, made over the API first
+    ok(await cli(a, ['signup'])); // same machine → same account (and b's older token is revoked)
     const other = await h.signup(); // a different machine's account
     const tok = await cli(a, ['token'], { env: { TB_KEY: 'tb_from_env' } });
     assert.equal(tok.stdout, 'tb_from_env\n');

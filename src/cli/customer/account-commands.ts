@@ -9,7 +9,7 @@ import { formatBytes, renderTable } from '../admin-table.js';
 import type { AuthResponse } from './api-client.js';
 import { ApiError, CliError } from './errors.js';
 import { action, ago, type Ctx, type Io, when, withCommonOptions } from './command-kit.js';
-import { connectionPath, readJsonFile, readToken, saveToken } from './local-files.js';
+import { connectionPath, readJsonFile, readToken, removeFile, saveToken, tokenPath, type TokenSource } from './local-files.js';
 import { obtainEmail, obtainPassword } from './prompt.js';
 import type { ConnectionState } from './tunnel-commands.js';
 
@@ -92,12 +92,39 @@ export function registerAccountCommands(program: Command, io: Io): void {
     );
 
   withCommonOptions(program.command('token'), false)
-    .description('print the API token alone (export TB_KEY=$(tunnelbyte token))')
+    .description('print the API token alone (export TB_KEY=$(tunnelbyte token)); --rotate replaces it, --revoke ends it')
+    .option('--rotate', 'get a new token in place of this one (the old one stops working at once) and cache it')
+    .option('--revoke', 'revoke this token on the server and remove the cached copy (same as tunnelbyte logout)')
+    .action(
+      action(io, async (ctx, cmd) => {
+        const o = cmd.opts<{ rotate?: boolean; revoke?: boolean }>();
+        const t = readToken(process.env, ctx.dir);
+        if (!t) throw new CliError('not signed up: no token', 'run tunnelbyte signup (free, bound to this machine) or tunnelbyte login (paid account)');
+        if (o.rotate && o.revoke) throw new CliError('--rotate and --revoke exclude each other');
+        if (o.revoke) return logout(ctx, t.source);
+        if (o.rotate) {
+          const r = await ctx.api.rotateToken();
+          if (t.source === 'TB_KEY') {
+            // the old token is revoked; the only copy of the new one is this output
+            ctx.io.out(r.token + '\n');
+            ctx.io.err('TB_KEY held the old token (now revoked): the new one is printed above and not cached; export TB_KEY=<it>\n');
+            return;
+          }
+          saveToken(r.token, ctx.dir);
+          ctx.io.out(r.token + '\n');
+          return;
+        }
+        ctx.io.out(t.token + '\n');
+      }),
+    );
+
+  withCommonOptions(program.command('logout'), false)
+    .description('revoke this machine\'s token on the server and remove the cached copy')
     .action(
       action(io, async (ctx) => {
         const t = readToken(process.env, ctx.dir);
-        if (!t) throw new CliError('not signed up: no token', 'run tunnelbyte signup (free, bound to this machine) or tunnelbyte login (paid account)');
-        ctx.io.out(t.token + '\n');
+        if (!t) throw new CliError('not signed up: no token', 'nothing to log out of');
+        await logout(ctx, t.source);
       }),
     );
 
@@ -158,6 +185,13 @@ export function registerAccountCommands(program: Command, io: Io): void {
         ctx.io.out(`${r.address} is an exit address of this service: region ${r.region}, node ${r.node}, in use from ${when(r.first_seen)} to ${when(r.last_seen)}\n`);
       }),
     );
+}
+
+/** Revokes the token in use; removes the cache file when that is where it came from. */
+async function logout(ctx: Ctx, source: TokenSource): Promise<void> {
+  const r = await ctx.api.revokeToken();
+  if (source === 'file') removeFile(tokenPath(ctx.dir));
+  ctx.io.out(`token ${r.token_id} revoked${source === 'file' ? `; ${tokenPath(ctx.dir)} removed` : ' (it came from TB_KEY: unset it)'}\n`);
 }
 
 async function waitForPaid(ctx: Ctx, timeoutMs: number) {

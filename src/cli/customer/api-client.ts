@@ -9,6 +9,7 @@ import type {
   CreatedSessionViewT,
   IpAttributionResponseT,
   RegionViewT,
+  RotatedTokenResponseT,
   SessionViewT,
   UsageResponseT,
 } from '../../control/http/schemas.js';
@@ -93,6 +94,8 @@ export class ApiClient {
   signup = (fingerprint: string) => this.request<AuthResponse>('POST', '/v1/signup', { body: { fingerprint } });
   login = (email: string, password: string) => this.request<AuthResponse>('POST', '/v1/login', { body: { email, password } });
   upgrade = (email: string, password: string) => this.request<AuthResponse>('POST', '/v1/upgrade', { body: { email, password }, auth: true });
+  rotateToken = () => this.request<RotatedTokenResponseT>('POST', '/v1/token/rotate', { auth: true });
+  revokeToken = () => this.request<{ revoked: true; token_id: string }>('DELETE', '/v1/token', { auth: true });
   regions = () => this.request<{ regions: RegionViewT[] }>('GET', '/v1/regions');
   usage = () => this.request<UsageResponseT>('GET', '/v1/usage', { auth: true });
   sessions = (all: boolean) => this.request<{ sessions: SessionViewT[] }>('GET', `/v1/sessions${all ? '?state=all' : ''}`, { auth: true });

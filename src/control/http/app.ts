@@ -27,6 +27,7 @@ import { accountRoutes } from './routes/accounts.js';
 import { billingRoutes } from './routes/billing.js';
 import { publicRoutes } from './routes/public.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { tokenRoutes } from './routes/tokens.js';
 
 export interface AppDeps {
   control: ControlPlane;
@@ -38,7 +39,7 @@ export interface AppDeps {
 
 /** Every /v1 route, in documentation order. */
 export function apiRoutes(): Route[] {
-  return [...publicRoutes(), ...accountRoutes(), ...sessionRoutes(), ...billingRoutes()];
+  return [...publicRoutes(), ...accountRoutes(), ...tokenRoutes(), ...sessionRoutes(), ...billingRoutes()];
 }
 
 export function createApp(deps: AppDeps): Koa {

@@ -82,6 +82,14 @@ export const SignupResponse = z.object({
 
 export const LoginResponse = SignupResponse.extend({ email: z.string() });
 
+export const RevokedTokenResponse = z.object({ revoked: z.literal(true), token_id: z.string() });
+
+export const RotatedTokenResponse = SignupResponse.extend({
+  token_id: z.string(),
+  revoked_token_id: z.string().describe('The token this request carried; refused from now on.'),
+});
+export type RotatedTokenResponseT = z.infer<typeof RotatedTokenResponse>;
+
 export const UpgradeResponse = z.object({
   token: z.string().describe('A new token; it works from any machine once the account is paid.'),
   account_id: z.string(),

@@ -16,6 +16,7 @@ import { invalid, unavailable } from '../errors.js';
 import type { Account } from '../store/accounts.js';
 import type { AccountService } from './accounts.js';
 import type { ServiceContext } from './context.js';
+import { recordAudit, STRIPE, type Actor } from './audit.js';
 
 export interface WebhookOutcome {
   eventId: string;
@@ -126,7 +127,7 @@ export class BillingService {
   }
 
   /** Verifies and applies one webhook delivery. 400 for a bad or missing signature; 503 when no webhook secret is set. */
-  async handleWebhook(rawBody: Buffer, signature: string | undefined): Promise<WebhookOutcome> {
+  async handleWebhook(rawBody: Buffer, signature: string | undefined, source: string | null = null): Promise<WebhookOutcome> {
     const secret = this.ctx.config.billing.webhookSecret;
     if (!secret) throw unavailable('billing is not configured on this server (STRIPE_WEBHOOK_SECRET unset)');
     if (!signature) throw invalid('missing Stripe-Signature header');
@@ -148,12 +149,13 @@ export class BillingService {
       if (!store.stripeEvents.recordIfNew(event.id, event.type, clock.wallMs())) {
         return { ...base, firstDelivery: false, effect: 'ignored', accountId: null };
       }
-      const applied = this.apply(event);
+      const applied = this.apply(event, STRIPE(source));
+      recordAudit(this.ctx, STRIPE(source), 'billing.event', { accountId: applied.accountId, subject: event.id, detail: { type: event.type, effect: applied.effect } });
       return { ...base, firstDelivery: true, ...applied };
     });
   }
 
-  private apply(event: Stripe.Event): Pick<WebhookOutcome, 'effect' | 'accountId'> {
+  private apply(event: Stripe.Event, by: Actor): Pick<WebhookOutcome, 'effect' | 'accountId'> {
     const { store, clock } = this.ctx;
     const ignored = { effect: 'ignored' as const, accountId: null };
     switch (event.type) {
@@ -166,7 +168,7 @@ export class BillingService {
         if (event.type === 'checkout.session.completed' && cs.payment_status === 'unpaid') {
           return { effect: 'ignored', accountId: account.id }; // waits for async_payment_succeeded
         }
-        this.accounts.setTier(account.id, 'paid');
+        this.accounts.setTier(account.id, 'paid', by);
         return { effect: 'paid', accountId: account.id };
       }
       case 'customer.subscription.deleted': {
@@ -177,7 +179,7 @@ export class BillingService {
         if (!account) return ignored;
         // A newer subscription of the same customer keeps the account paid.
         if (account.stripeSubscriptionId && account.stripeSubscriptionId !== sub.id) return { effect: 'ignored', accountId: account.id };
-        this.accounts.setTier(account.id, 'anonymous');
+        this.accounts.setTier(account.id, 'anonymous', by);
         return { effect: 'anonymous', accountId: account.id };
       }
       default:

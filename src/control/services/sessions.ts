@@ -19,6 +19,7 @@ import type { ServiceContext } from './context.js';
 import { FIRST_CLIENT_OFFSET, lastClientOffset } from './nodes.js';
 import type { UsageService } from './usage.js';
 import { renderWgQuickConfig } from './wg-quick-config.js';
+import { recordAudit, SYSTEM, type Actor } from './audit.js';
 
 /** What clients route through the exit: everything. */
 export const CLIENT_ALLOWED_IPS = ['0.0.0.0/0', '::/0'];
@@ -58,7 +59,7 @@ export class SessionService {
    * is full), 400 the key of an exit, 409 key used by an active session (of
    * any account, on any node).
    */
-  create(account: Account, input: { regionId: string; publicKey?: string | undefined }): CreatedSession {
+  create(account: Account, input: { regionId: string; publicKey?: string | undefined }, by: Actor = SYSTEM): CreatedSession {
     const { store, config, clock } = this.ctx;
     if (input.publicKey !== undefined && !isWireGuardKey(input.publicKey)) {
       throw invalid('public_key is not a WireGuard public key (base64 of 32 bytes)');
@@ -103,6 +104,7 @@ export class SessionService {
           now,
           expiresAt: now + config.sessionIdleTtlMs,
         });
+        recordAudit(this.ctx, by, 'session.create', { accountId: fresh.id, subject: session.id, detail: { node: node.id, region: region.id, public_key: clientPublicKey } });
         return { session, node, region };
       }
       throw unavailable(`no free addresses on the nodes of region ${region.id}; try another region`);
@@ -143,19 +145,19 @@ export class SessionService {
   }
 
   /** Closes one of the account's sessions; its peer is removed at once. Closing an ended session is a no-op. */
-  close(account: Account, sessionId: string): SessionDetails {
+  close(account: Account, sessionId: string, by: Actor = SYSTEM): SessionDetails {
     const s = this.ctx.store.sessions.get(sessionId);
     if (!s || s.accountId !== account.id) throw notFound('no such session');
-    return this.end(s, 'client');
+    return this.end(s, 'client', by);
   }
 
   // ----- operators and the exit server -----
 
   /** Closes any session (tunnelbyte admin). A running server removes the peer at its next sync. */
-  adminClose(sessionId: string): SessionDetails {
+  adminClose(sessionId: string, by: Actor = SYSTEM): SessionDetails {
     const s = this.ctx.store.sessions.get(sessionId);
     if (!s) throw notFound(`no session ${sessionId}`);
-    return this.end(s, 'admin');
+    return this.end(s, 'admin', by);
   }
 
   /** Every session (active ones only unless `all`), newest first. */
@@ -181,6 +183,7 @@ export class SessionService {
       for (const id of store.sessions.idsDueForExpiry(now)) {
         const s = store.sessions.get(id)!;
         if (store.sessions.end(id, 'expired', 'expired', now)) {
+          recordAudit(this.ctx, SYSTEM, 'session.expire', { accountId: s.accountId, subject: id });
           out.push(id);
           nodes.add(s.nodeId);
         }
@@ -191,8 +194,12 @@ export class SessionService {
     return expired;
   }
 
-  private end(s: SessionRecord, reason: CloseReason): SessionDetails {
-    const ended = this.ctx.store.sessions.end(s.id, 'closed', reason, this.ctx.clock.wallMs());
+  private end(s: SessionRecord, reason: CloseReason, by: Actor): SessionDetails {
+    const ended = this.ctx.store.transaction(() => {
+      const done = this.ctx.store.sessions.end(s.id, 'closed', reason, this.ctx.clock.wallMs());
+      if (done) recordAudit(this.ctx, by, reason === 'admin' ? 'admin.session.close' : 'session.close', { accountId: s.accountId, subject: s.id });
+      return done;
+    });
     if (ended) this.ctx.peers.nodeChanged(s.nodeId);
     return this.withStatus(this.ctx.store.sessions.get(s.id)!, false);
   }

@@ -12,6 +12,10 @@ export interface Account {
   stripeSubscriptionId: string | null;
   createdAt: number;
   updatedAt: number;
+  /** Set by `admin account disable`: no token of it works. */
+  disabledAt: number | null;
+  /** Set by `admin account delete`: personal data scrubbed, the row stays as a tombstone. */
+  deletedAt: number | null;
 }
 
 interface AccountRow {
@@ -24,6 +28,8 @@ interface AccountRow {
   stripe_subscription_id: string | null;
   created_at: number;
   updated_at: number;
+  disabled_at: number | null;
+  deleted_at: number | null;
 }
 
 const fromRow = (r: AccountRow): Account => ({
@@ -36,6 +42,8 @@ const fromRow = (r: AccountRow): Account => ({
   stripeSubscriptionId: r.stripe_subscription_id,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
+  disabledAt: r.disabled_at,
+  deletedAt: r.deleted_at,
 });
 
 export type AccountRepository = ReturnType<typeof accountRepository>;
@@ -57,8 +65,13 @@ export function accountRepository(db: Db) {
     `UPDATE accounts SET stripe_customer_id = COALESCE(?, stripe_customer_id),
        stripe_subscription_id = COALESCE(?, stripe_subscription_id), updated_at = ? WHERE id = ?`,
   );
-  const all = db.prepare(`SELECT * FROM accounts ORDER BY created_at, id`);
-  const countTier = db.prepare(`SELECT tier, COUNT(*) AS n FROM accounts GROUP BY tier`);
+  const all = db.prepare(`SELECT * FROM accounts WHERE deleted_at IS NULL ORDER BY created_at, id`);
+  const disable = db.prepare(`UPDATE accounts SET disabled_at = ?, updated_at = ? WHERE id = ? AND disabled_at IS NULL`);
+  const scrub = db.prepare(
+    `UPDATE accounts SET email = NULL, password_hash = NULL, signup_fingerprint_hash = NULL, stripe_customer_id = NULL,
+       stripe_subscription_id = NULL, disabled_at = COALESCE(disabled_at, ?), deleted_at = ?, updated_at = ? WHERE id = ?`,
+  );
+  const countTier = db.prepare(`SELECT tier, COUNT(*) AS n FROM accounts WHERE deleted_at IS NULL GROUP BY tier`);
 
   return {
     insert(a: { id: string; tier: Tier; signupFingerprintHash: string | null; now: number }): Account {
@@ -95,6 +108,15 @@ export function accountRepository(db: Db) {
     setStripeIds(id: string, customerId: string | null, subscriptionId: string | null, now: number): void {
       setStripe.run(customerId, subscriptionId, now, id);
     },
+    /** false when it was disabled already. */
+    disable(id: string, now: number): boolean {
+      return disable.run(now, now, id).changes === 1;
+    },
+    /** Deletes the account's personal data (email, password, fingerprint, Stripe ids) and marks it deleted. */
+    scrub(id: string, now: number): void {
+      scrub.run(now, now, now, id);
+    },
+    /** Accounts that are not deleted. */
     list(): Account[] {
       return (all.all() as AccountRow[]).map(fromRow);
     },

@@ -114,4 +114,31 @@ CREATE TABLE stripe_events (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'account lifecycle, audit log, active-key index',
+    sql: `
+ALTER TABLE accounts ADD COLUMN disabled_at INTEGER;  -- admin account disable: no token works, no session runs
+ALTER TABLE accounts ADD COLUMN deleted_at  INTEGER;  -- admin account delete: personal data scrubbed, a tombstone stays for history
+
+-- A client key may be the peer of one active session across all nodes (sessions.ts).
+CREATE INDEX sessions_active_by_key ON sessions (client_public_key) WHERE state = 'active';
+
+-- Append-only record of account, tier, billing, token, session and admin events.
+CREATE TABLE audit (
+  id         INTEGER PRIMARY KEY,
+  at         INTEGER NOT NULL,
+  actor      TEXT NOT NULL,                     -- account:acc_…, admin:<os user>, stripe, system
+  source     TEXT,                              -- client address (IPv6: its /64) for API calls; host for admin
+  action     TEXT NOT NULL,                     -- account.signup, token.revoke, session.close, …
+  account_id TEXT,                              -- no foreign key: the record outlives the account
+  subject    TEXT,                              -- what was acted on: tok_…, ses_…, evt_…
+  detail     TEXT                               -- JSON
+);
+CREATE INDEX audit_by_account ON audit (account_id, at);
+CREATE INDEX audit_by_time ON audit (at);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+`,
+  },
 ];

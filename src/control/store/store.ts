@@ -3,6 +3,7 @@
  * run several writes atomically. It is the only code that writes SQL.
  */
 import { accountRepository } from './accounts.js';
+import { auditRepository } from './audit.js';
 import { openDatabase, type Db, type OpenOptions } from './database.js';
 import { nodeRepository } from './nodes.js';
 import { regionRepository } from './regions.js';
@@ -21,6 +22,7 @@ export function createStore(db: Db) {
     sessions: sessionRepository(db),
     usage: usageRepository(db),
     stripeEvents: stripeEventRepository(db),
+    audit: auditRepository(db),
     /**
      * Runs `fn` in an IMMEDIATE transaction (the write lock is taken at the
      * start, so a read-then-write such as address allocation cannot interleave

@@ -1,4 +1,5 @@
 /** Accounts: signup, login, upgrade, usage. */
+import { accountActor } from '../../services/audit.js';
 import { FINGERPRINT_HEADER } from '../../services/auth.js';
 import { defineRoute, principalOf, type Route } from '../route.js';
 import {
@@ -30,8 +31,8 @@ export function accountRoutes(): Route[] {
         403: { description: 'Anonymous signup is closed on this server, or this machine\'s account is disabled.', schema: ErrorResponse },
         429: { description: 'Rate limited, or too many signups from this address; see Retry-After.', schema: ErrorResponse },
       },
-      handle: ({ control, body }) => {
-        const r = control.accounts.signup(body.fingerprint);
+      handle: ({ control, body, source }) => {
+        const r = control.accounts.signup(body.fingerprint, { actor: 'anonymous', source });
         return { status: r.created ? 201 : 200, body: { token: r.token, account_id: r.account.id, tier: r.account.tier } };
       },
     }),
@@ -49,8 +50,8 @@ export function accountRoutes(): Route[] {
         401: { description: 'Wrong email or password.', schema: ErrorResponse },
         403: { description: 'The account is not paid.', schema: ErrorResponse },
       },
-      handle: async ({ control, body, ctx }) => {
-        const r = await control.accounts.login(body.email, body.password, ctx.get(FINGERPRINT_HEADER) || null);
+      handle: async ({ control, body, ctx, source }) => {
+        const r = await control.accounts.login(body.email, body.password, ctx.get(FINGERPRINT_HEADER) || null, { actor: 'anonymous', source });
         return { status: 200, body: { token: r.token, account_id: r.account.id, tier: r.account.tier, email: r.account.email! } };
       },
     }),
@@ -73,7 +74,7 @@ export function accountRoutes(): Route[] {
         const { account } = principalOf(req);
         control.accounts.checkEmailAvailable(account, body.email);
         const checkout = account.tier === 'paid' ? null : await control.billing.createCheckout(account, body.email, `${ctx.protocol}://${ctx.host}`);
-        const r = await control.accounts.saveCredentials(account, body.email, body.password, ctx.get(FINGERPRINT_HEADER) || null);
+        const r = await control.accounts.saveCredentials(account, body.email, body.password, ctx.get(FINGERPRINT_HEADER) || null, accountActor(account.id, req.source));
         return {
           status: 200,
           body: { token: r.token, account_id: r.account.id, tier: r.account.tier, email: r.account.email!, checkout_url: checkout?.url ?? null },

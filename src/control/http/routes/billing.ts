@@ -17,8 +17,8 @@ export function billingRoutes(): Route[] {
         400: { description: 'Missing or bad signature, or a signed body that is not a well-formed event.', schema: ErrorResponse },
         503: { description: 'STRIPE_WEBHOOK_SECRET is not set.', schema: ErrorResponse },
       },
-      handle: async ({ control, rawBody, ctx }) => {
-        const r = await control.billing.handleWebhook(rawBody!, ctx.get('stripe-signature') || undefined);
+      handle: async ({ control, rawBody, ctx, source }) => {
+        const r = await control.billing.handleWebhook(rawBody!, ctx.get('stripe-signature') || undefined, source);
         return { status: 200, body: { received: true, duplicate: !r.firstDelivery } };
       },
     }),

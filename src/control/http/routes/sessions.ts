@@ -1,4 +1,5 @@
 /** Sessions: create, list, status, close. */
+import { accountActor } from '../../services/audit.js';
 import { defineRoute, principalOf, type Route } from '../route.js';
 import { CreateSessionRequest, CreatedSessionView, ErrorResponse, SessionListQuery, SessionView, SessionsResponse } from '../schemas.js';
 import { createdSessionView, sessionView } from '../views.js';
@@ -21,7 +22,8 @@ export function sessionRoutes(): Route[] {
         503: { description: 'No active node in the region. Try another.', schema: ErrorResponse },
       },
       handle: (req) => {
-        const created = req.control.sessions.create(principalOf(req).account, { regionId: req.body.region, publicKey: req.body.public_key });
+        const { account } = principalOf(req);
+        const created = req.control.sessions.create(account, { regionId: req.body.region, publicKey: req.body.public_key }, accountActor(account.id, req.source));
         return { status: 201, body: createdSessionView(created), headers: { Location: `/v1/sessions/${created.session.id}` } };
       },
     }),
@@ -64,7 +66,10 @@ export function sessionRoutes(): Route[] {
         200: { description: 'The closed session.', schema: SessionView },
         404: { description: "No such session of the caller's.", schema: ErrorResponse },
       },
-      handle: (req) => ({ status: 200, body: sessionView(req.control.sessions.close(principalOf(req).account, req.params.id ?? '')) }),
+      handle: (req) => {
+        const { account } = principalOf(req);
+        return { status: 200, body: sessionView(req.control.sessions.close(account, req.params.id ?? '', accountActor(account.id, req.source))) };
+      },
     }),
   ];
 }

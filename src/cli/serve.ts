@@ -41,6 +41,9 @@ export function registerServeCommand(program: Command): void {
     .description('run the VPN exit: WireGuard on a TUN interface, the /v1 API and the SQLite store (needs root)')
     .addOption(new Option('--data <dir>', 'state directory: SQLite file and server key (default: /var/lib/tunnelbyte as root, else the user data dir)').env('TB_DATA'))
     .addOption(new Option('--api-listen <host:port>', 'address of the HTTP API').env('TB_API_LISTEN').default('0.0.0.0:8080'))
+    .addOption(new Option('--tls-cert <file>', 'PEM certificate (chain) for the API: with --tls-key it listens HTTPS only; re-read on SIGHUP').env('TB_TLS_CERT'))
+    .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('TB_TLS_KEY'))
+    .addOption(new Option('--metrics-listen <host:port>', 'address of GET /metrics (Prometheus); not served on the API listener').env('TB_METRICS_LISTEN').default('127.0.0.1:9090'))
     .addOption(new Option('--listen-port <n>', 'WireGuard UDP port (IPv4 and IPv6)').env('TB_LISTEN_PORT').default('51820'))
     .addOption(new Option('--endpoint <host[:port]>', 'what client configs put in Endpoint (default: the default-route address)').env('TB_ENDPOINT'))
     .addOption(new Option('--exit-address <ip...>', 'addresses traffic leaves from, for /v1/ip (default: the default-route addresses); env: comma-separated').env('TB_EXIT_ADDRESSES'))
@@ -76,6 +79,10 @@ export function registerServeCommand(program: Command): void {
       process.exitCode = 0;
       const env = process.env;
       const api = hostPort(String(o.apiListen));
+      const metricsAt = hostPort(String(o.metricsListen));
+      const certFile = o.tlsCert as string | undefined;
+      const keyFile = o.tlsKey as string | undefined;
+      if ((certFile === undefined) !== (keyFile === undefined)) throw new Error('--tls-cert and --tls-key go together');
       const exits = Array.isArray(o.exitAddress) ? o.exitAddress.flatMap((x) => list(x)) : list(o.exitAddress as string | undefined);
       const allowPrivate = Array.isArray(o.allowPrivate) ? o.allowPrivate.flatMap((x) => list(x)) : list(o.allowPrivate as string | undefined);
       const syncIntervalS = Number(o.syncInterval);
@@ -91,6 +98,9 @@ export function registerServeCommand(program: Command): void {
             dataDir,
             apiHost: api.host,
             apiPort: api.port,
+            tls: certFile && keyFile ? { certFile, keyFile } : null,
+            metricsHost: metricsAt.host,
+            metricsPort: metricsAt.port,
             listenPort: port(String(o.listenPort)),
             endpoint: (o.endpoint as string | undefined) ?? null,
             exitAddresses: exits,
@@ -123,7 +133,7 @@ export function registerServeCommand(program: Command): void {
       if (process.stdout.isTTY) process.stdout.write(bannerLines(facts).join('\n') + '\n');
       else {
         const { api: apiUrl, next } = bannerOf(facts);
-        log.info({ endpoint: server.info.endpoint, api: apiUrl, apiListen: server.info.apiUrl, region: facts.region, next, publicKey: server.info.publicKey, exitAddresses: server.info.exitAddresses, tunAddresses: server.info.interfaceAddresses }, 'tunnelbyte exit running');
+        log.info({ endpoint: server.info.endpoint, api: apiUrl, apiListen: server.info.apiUrl, metrics: server.info.metricsUrl, region: facts.region, next, publicKey: server.info.publicKey, exitAddresses: server.info.exitAddresses, tunAddresses: server.info.interfaceAddresses }, 'tunnelbyte exit running');
       }
       let signals = 0;
       const onSignal = (sig: string) => {
@@ -134,6 +144,14 @@ export function registerServeCommand(program: Command): void {
           process.exit(0);
         });
       };
+      process.on('SIGHUP', () => {
+        try {
+          server.reloadTls();
+          log.info({ tls: server.http.secure }, 'SIGHUP: certificate reloaded');
+        } catch (e) {
+          log.error({ err: (e as Error).message }, 'SIGHUP: certificate not reloaded, the old one stays');
+        }
+      });
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));
     });

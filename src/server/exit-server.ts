@@ -11,12 +11,12 @@
  * counters into SQLite, expiry, reconcile. Shutdown undoes it in reverse and
  * flushes the counters once more.
  */
-import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { createControlPlane, type ControlPlane } from '../control/control-plane.js';
 import { billingConfigFromEnv, controlConfig } from '../control/config.js';
 import { createApp } from '../control/http/app.js';
-import { createMetrics } from '../control/http/metrics.js';
+import { createMetrics, metricsRequestListener } from '../control/http/metrics.js';
+import { ApiListener, type TlsFiles } from './api-listener.js';
 import { databasePath } from '../control/paths.js';
 import type { NodeAgent } from '../control/services/node-agent.js';
 import { DEFAULT_MTU } from '../protocol/constants.js';
@@ -33,6 +33,11 @@ export interface ServeOptions {
   dataDir: string;
   apiHost: string;
   apiPort: number;
+  /** HTTPS only, with this certificate and key (reloaded by reloadTls / SIGHUP); null: plain HTTP. */
+  tls: TlsFiles | null;
+  /** Where GET /metrics is served (not on the API listener). */
+  metricsHost: string;
+  metricsPort: number;
   listenPort: number;
   /** HOST[:PORT] for client configs; null: the default-route interface's address. */
   endpoint: string | null;
@@ -67,10 +72,11 @@ export class ExitServer {
     readonly control: ControlPlane,
     readonly device: DeviceWorker,
     readonly agent: NodeAgent,
-    readonly http: Server,
+    readonly http: ApiListener,
+    readonly metricsListener: ApiListener,
     private readonly nat: NatHandle | null,
     private readonly log: Logger,
-    readonly info: { publicKey: string; endpoint: string; apiUrl: string; exitAddresses: string[]; interfaceAddresses: string[]; nodeId: string },
+    readonly info: { publicKey: string; endpoint: string; apiUrl: string; metricsUrl: string; exitAddresses: string[]; interfaceAddresses: string[]; nodeId: string },
   ) {}
 
   static async start(o: ServeOptions, log: Logger): Promise<ExitServer> {
@@ -126,18 +132,16 @@ export class ExitServer {
 
       const metrics = createMetrics(control);
       registerDeviceMetrics(metrics.registry, device);
-      const app = createApp({ control, logger: log, metrics });
-      const http = createServer(app.callback());
-      await new Promise<void>((resolve, reject) => {
-        http.once('error', reject);
-        http.listen(o.apiPort, o.apiHost, () => resolve());
-      });
-      const addr = http.address();
-      const apiUrl = typeof addr === 'object' && addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : '';
-      const s = new ExitServer(control, device, agent, http, nat, log, {
+      const app = createApp({ control, logger: log, metrics, hsts: o.tls !== null });
+      const http = await ApiListener.listen(app.callback(), o.apiHost, o.apiPort, o.tls);
+      cleanups.push(() => void http.close());
+      const metricsListener = await ApiListener.listen(metricsRequestListener(metrics), o.metricsHost, o.metricsPort, null);
+      cleanups.push(() => void metricsListener.close());
+      const s = new ExitServer(control, device, agent, http, metricsListener, nat, log, {
         publicKey,
         endpoint,
-        apiUrl,
+        apiUrl: http.url,
+        metricsUrl: metricsListener.url,
         exitAddresses,
         interfaceAddresses,
         nodeId: node.id,
@@ -154,6 +158,11 @@ export class ExitServer {
       undo();
       throw e;
     }
+  }
+
+  /** SIGHUP: re-reads the API's certificate and key; open connections keep theirs. */
+  reloadTls(): void {
+    this.http.reloadTls();
   }
 
   private sync(): void {
@@ -187,10 +196,7 @@ export class ExitServer {
     this.stopping ??= (async () => {
       if (this.timer) clearInterval(this.timer);
       this.sync();
-      await new Promise<void>((resolve) => {
-        this.http.close(() => resolve());
-        this.http.closeAllConnections();
-      });
+      await Promise.all([this.http.close(), this.metricsListener.close()]);
       await this.device.close();
       this.nat?.remove();
       this.control.close();

@@ -36,11 +36,15 @@ describe('OpenAPI and metrics', () => {
     assert.ok(doc.paths['/v1/ip/{addr}'].get.parameters.some((p: { name: string; in: string }) => p.name === 'at' && p.in === 'query'));
   });
 
-  it('GET /metrics: requests by route template and status, sessions and accounts gauges', async () => {
+  it('GET /metrics on its own listener: requests by route template and status, sessions and accounts gauges; not on the API', async () => {
     const a = await h.signup();
     await h.request('POST', '/v1/sessions', { token: a.token, fingerprint: a.fingerprint, body: { region: 'local' } });
     await h.request('GET', '/v1/sessions/ses_0000000000000000', { token: a.token, fingerprint: a.fingerprint });
-    const r = await h.request('GET', '/metrics');
+    const onApi = await h.request('GET', '/metrics');
+    assert.equal(onApi.status, 404);
+    assert.deepEqual(onApi.json, { error: 'not found' });
+    const res = await fetch(`${h.metricsUrl}/metrics`);
+    const r = { status: res.status, headers: res.headers, text: await res.text() };
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type') ?? '', /text\/plain/);
     assert.match(r.text, /tunnelbyte_http_requests_total\{method="POST",route="\/v1\/signup",status="201"\} 1/);
@@ -49,6 +53,10 @@ describe('OpenAPI and metrics', () => {
     assert.match(r.text, /^tunnelbyte_accounts\{tier="anonymous"\} 1$/m);
     assert.match(r.text, /^tunnelbyte_regions_active 1$/m);
     assert.ok(!r.text.includes(a.token));
+    const other = await fetch(`${h.metricsUrl}/v1/health`);
+    assert.equal(other.status, 404, 'the metrics listener serves nothing else');
+    assert.match(await other.text(), /^\{"error":/);
+    assert.equal((await fetch(`${h.metricsUrl}/metrics`, { method: 'POST' })).status, 405);
   });
 
   it('GET /v1/health and /v1/regions', async () => {

@@ -12,7 +12,7 @@ import { ManualClock } from '../../src/protocol/clock.js';
 import { controlConfig, type ControlConfig, type DeepPartial } from '../../src/control/config.js';
 import { createControlPlane, type ControlPlane } from '../../src/control/control-plane.js';
 import { createApp } from '../../src/control/http/app.js';
-import { createMetrics } from '../../src/control/http/metrics.js';
+import { createMetrics, metricsRequestListener } from '../../src/control/http/metrics.js';
 import type { DataPlane, PeerCounters, PeerSpec } from '../../src/control/services/data-plane.js';
 import type { NodeAgent } from '../../src/control/services/node-agent.js';
 import type { NodeRecord } from '../../src/control/store/nodes.js';
@@ -71,6 +71,8 @@ export interface Harness {
   node: NodeRecord;
   agent: NodeAgent;
   url: string;
+  /** The metrics listener (GET /metrics). */
+  metricsUrl: string;
   request(method: string, path: string, opts?: RequestOptions): Promise<Reply>;
   /** Signs up an anonymous account from machine `fingerprint`. */
   signup(fingerprint?: string): Promise<{ token: string; accountId: string; fingerprint: string }>;
@@ -119,10 +121,15 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     agent = control.attachDataPlane(node.id, dataPlane, [NODE_EXIT]);
     agent.sync();
   }
-  const app = createApp({ control, metrics: createMetrics(control, { defaultMetrics: false }) });
+  const metrics = createMetrics(control, { defaultMetrics: false });
+  const app = createApp({ control, metrics });
   const server: Server = createServer(app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // /metrics has a listener of its own, as in the exit server
+  const metricsServer: Server = createServer(metricsRequestListener(metrics));
+  await new Promise<void>((resolve) => metricsServer.listen(0, '127.0.0.1', resolve));
+  const metricsUrl = `http://127.0.0.1:${(metricsServer.address() as AddressInfo).port}`;
 
   const request = async (method: string, path: string, o: RequestOptions = {}): Promise<Reply> => {
     const headers: Record<string, string> = { ...o.headers };
@@ -154,6 +161,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     node: node!,
     agent: agent!,
     url,
+    metricsUrl,
     request,
     async signup(fingerprint = newFingerprint()) {
       const r = await request('POST', '/v1/signup', { body: { fingerprint } });
@@ -161,6 +169,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       return { token: r.json.token as string, accountId: r.json.account_id as string, fingerprint };
     },
     async close() {
+      metricsServer.closeAllConnections();
+      metricsServer.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       control.close();

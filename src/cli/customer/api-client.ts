@@ -1,5 +1,6 @@
 /**
- * The /v1 API as the CLI calls it: Node's fetch, JSON in and out, the token
+ * The /v1 API as the CLI calls it: node:http(s) (http-request.ts; certificates
+ * verified, against `--ca FILE` / TB_CA when given), JSON in and out, the token
  * as a bearer and the machine fingerprint as X-TB-Fingerprint on every
  * request (the server needs it for anonymous tokens; it is a hash, see
  * local-files.ts). An error answer becomes an ApiError carrying the API's own
@@ -14,6 +15,7 @@ import type {
   UsageResponseT,
 } from '../../control/http/schemas.js';
 import { ApiError, CliError } from './errors.js';
+import { send, type HttpAnswer } from './http-request.js';
 import type { TokenSource } from './local-files.js';
 
 export const DEFAULT_API = 'http://127.0.0.1:8080';
@@ -32,6 +34,8 @@ export interface ApiClientOptions {
   /** Called when a request needs the token; throws the "no token" error when there is none. */
   token?: () => { token: string; source: TokenSource } | null;
   timeoutMs?: number;
+  /** PEM of the CA to trust for an https API (--ca FILE / TB_CA). */
+  ca?: Buffer;
 }
 
 export class ApiClient {
@@ -57,18 +61,23 @@ export class ApiClient {
       this.tokenSource = t.source;
     }
     if (o.body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await fetch(this.base + path, {
+      res = await send(this.base + path, {
         method,
         headers,
         body: o.body === undefined ? undefined : JSON.stringify(o.body),
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
+        timeoutMs: this.opts.timeoutMs ?? 30_000,
+        ...(this.opts.ca ? { ca: this.opts.ca } : {}),
       });
     } catch (e) {
-      throw new CliError(`cannot reach the tunnelbyte API at ${this.base} (${networkReason(e)})`, 'check --api / TB_API and that the server is running');
+      const reason = networkReason(e);
+      if (/CERT|SELF_SIGNED|ERR_TLS|UNABLE_TO_VERIFY|HOSTNAME/i.test(reason)) {
+        throw new CliError(`the certificate of ${this.base} is not trusted (${reason})`, 'pass --ca FILE (or set TB_CA) with the PEM of the CA that signed the exit\'s certificate');
+      }
+      throw new CliError(`cannot reach the tunnelbyte API at ${this.base} (${reason})`, 'check --api / TB_API and that the server is running');
     }
-    const text = await res.text();
+    const text = res.text;
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : null;
@@ -83,10 +92,11 @@ export class ApiClient {
       throw new CliError(`${method} ${this.base}${path} answered 404 not found: no tunnelbyte API route there`, BASE_URL_HINT);
     }
     if (json === undefined) throw new CliError(`unexpected answer from ${this.base}${path} (HTTP ${res.status}, not JSON); is --api the tunnelbyte API?`, BASE_URL_HINT);
-    if (!res.ok) {
+    if (res.status < 200 || res.status > 299) {
       const msg = apiMessage ?? `HTTP ${res.status}`;
-      const ra = Number(res.headers.get('retry-after'));
-      throw new ApiError(res.status, msg, res.headers.has('retry-after') && Number.isFinite(ra) ? ra : null);
+      const retryAfter = res.header('retry-after');
+      const ra = Number(retryAfter);
+      throw new ApiError(res.status, msg, retryAfter !== null && Number.isFinite(ra) ? ra : null);
     }
     return json as T;
   }
@@ -129,7 +139,7 @@ export function apiBaseUrl(raw: string): string {
 }
 
 function networkReason(e: unknown): string {
-  const err = e as Error & { cause?: { code?: string; message?: string } };
+  const err = e as Error & { code?: string; cause?: { code?: string; message?: string } };
   if (err.name === 'TimeoutError') return 'timed out';
-  return err.cause?.code ?? err.cause?.message ?? err.message;
+  return err.code ?? err.cause?.code ?? err.cause?.message ?? err.message;
 }

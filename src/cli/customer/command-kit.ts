@@ -3,6 +3,7 @@
  * API client with the token and fingerprint of this machine, output, and the
  * one place failures become a message on stderr and exit status 1.
  */
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ApiClient, DEFAULT_API } from './api-client.js';
 import { ApiError, CliError, describeError } from './errors.js';
@@ -10,6 +11,7 @@ import { configDir, machineFingerprint, readToken } from './local-files.js';
 
 export interface CommonOptions {
   api: string;
+  ca?: string;
   json?: boolean;
 }
 
@@ -23,6 +25,7 @@ export const processIo: Io = { out: (t) => process.stdout.write(t), err: (t) => 
 /** Adds --api (env TB_API) and, for data commands, --json. */
 export function withCommonOptions(cmd: Command, json = true): Command {
   cmd.addOption(new Option('--api <url>', 'tunnelbyte API base URL').env('TB_API').default(DEFAULT_API));
+  cmd.addOption(new Option('--ca <file>', 'PEM of the CA to trust for an https API (its certificate is still verified)').env('TB_CA'));
   if (json) cmd.option('--json', 'print JSON (the API\'s shapes) instead of text');
   return cmd;
 }
@@ -39,8 +42,17 @@ export function makeCtx(cmd: Command, io: Io): Ctx {
   const opts = cmd.opts<CommonOptions>();
   const dir = configDir();
   // The fingerprint is computed lazily only in the sense that it is cheap; it goes on every request.
-  const api = new ApiClient({ base: opts.api, fingerprint: machineFingerprint(process.env, dir), token: () => readToken(process.env, dir) });
+  const ca = opts.ca ? readCa(opts.ca) : undefined;
+  const api = new ApiClient({ base: opts.api, fingerprint: machineFingerprint(process.env, dir), token: () => readToken(process.env, dir), ...(ca ? { ca } : {}) });
   return { opts, api, io, dir, json: (v) => io.out(JSON.stringify(v, null, 2) + '\n') };
+}
+
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new CliError(`cannot read the CA file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, '--ca / TB_CA takes a PEM file');
+  }
 }
 
 /** Wraps an action: known failures are printed (message, hints) with exit status 1; bugs propagate. */

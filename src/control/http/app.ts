@@ -33,9 +33,14 @@ export interface AppDeps {
   control: ControlPlane;
   /** Request log and unexpected errors (default: silent). Use createLogger() for secret redaction. */
   logger?: Logger;
-  /** Metrics registry for GET /metrics (default: a new one over `control`). */
+  /** Where request figures go (default: a new registry over `control`); served by metricsRequestListener on its own listener. */
   metrics?: ApiMetrics;
+  /** Sent on every answer when the API is served over HTTPS: browsers and clients that honour it stay on HTTPS. */
+  hsts?: boolean;
 }
+
+/** One year, subdomains untouched (the exit's name may share a domain with plain-HTTP hosts). */
+export const HSTS_VALUE = 'max-age=31536000';
 
 /** Every /v1 route, in documentation order. */
 export function apiRoutes(): Route[] {
@@ -66,6 +71,12 @@ export function createApp(deps: AppDeps): Koa {
       log.info({ method: ctx.method, route, status: ctx.status, ms: Math.round(seconds * 1000) }, 'request');
     }
   });
+  if (deps.hsts) {
+    app.use(async (ctx, next) => {
+      ctx.set('Strict-Transport-Security', HSTS_VALUE);
+      await next();
+    });
+  }
   app.use(errorMiddleware(log));
 
   const router = new Router();
@@ -105,10 +116,6 @@ export function createApp(deps: AppDeps): Koa {
   const doc = openApiDocument(routes);
   router.get('/v1/openapi.json', (ctx) => {
     ctx.body = doc;
-  });
-  router.get('/metrics', async (ctx) => {
-    ctx.type = metrics.registry.contentType;
-    ctx.body = await metrics.registry.metrics();
   });
   app.use(router.routes());
   app.use(router.allowedMethods());

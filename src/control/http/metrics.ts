@@ -1,9 +1,13 @@
 /**
- * Prometheus metrics (GET /metrics), in a registry of the app's own:
+ * Prometheus metrics, served by `metricsRequestListener` on a listener of
+ * their own (`serve --metrics-listen`, default 127.0.0.1:9090), never on the
+ * API's: the API faces the internet, the figures are for the operator. In a
+ * registry of the app's own:
  * requests by method, route template and status, their durations, and
  * gauges read from SQLite at scrape time (active sessions, accounts by
  * tier, active nodes), plus the process's default metrics.
  */
+import type { RequestListener } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ControlPlane } from '../control-plane.js';
 import { TIERS } from '../config.js';
@@ -61,5 +65,25 @@ export function createMetrics(control: ControlPlane, opts: { defaultMetrics?: bo
       requests.inc({ method, route, status: String(status) });
       duration.observe({ method, route }, seconds);
     },
+  };
+}
+
+/** GET /metrics (Prometheus text); any other path or method a JSON 404 / 405. */
+export function metricsRequestListener(metrics: ApiMetrics): RequestListener {
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const json = (status: number, error: string, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+      res.end(JSON.stringify({ error }));
+    };
+    if (path !== '/metrics') return json(404, 'not found (this listener serves GET /metrics only)');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, 'method not allowed', { allow: 'GET, HEAD' });
+    metrics.registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      () => json(503, 'metrics unavailable'),
+    );
   };
 }

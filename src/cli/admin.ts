@@ -131,7 +131,7 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
   const account = admin.command('account').description('accounts');
   account
     .command('list')
-    .description('every account with its tier, active sessions and usage this period')
+    .description('every account (not deleted ones) with its tier, active sessions, usage this period and whether it is disabled')
     .action(function (this: Command) {
       return withControl(this, false, (cp, g) => {
         const period = periodAt(cp.clock.wallMs()).id;
@@ -146,13 +146,14 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
             period,
             bytes: u.rxBytes + u.txBytes,
             stripe_customer: a.stripeCustomerId,
+            disabled_at: a.disabledAt === null ? null : new Date(a.disabledAt).toISOString(),
           };
         });
         if (g.json) return printJson(out, rows);
         out(
           renderTable(
-            ['ID', 'TIER', 'EMAIL', 'CREATED', 'SESSIONS', `USAGE ${period}`],
-            rows.map((r) => [r.id, r.tier, r.email, shortTime(Date.parse(r.created_at)), r.active_sessions, formatBytes(r.bytes)]),
+            ['ID', 'TIER', 'EMAIL', 'CREATED', 'SESSIONS', `USAGE ${period}`, 'STATE'],
+            rows.map((r) => [r.id, r.tier, r.email, shortTime(Date.parse(r.created_at)), r.active_sessions, formatBytes(r.bytes), r.disabled_at ? 'disabled' : 'active']),
           ),
         );
       });

@@ -114,7 +114,10 @@ describe('tunnelbyte admin', () => {
     h.clock.set(Date.now());
     h.agent.sync();
     assert.ok(!h.dataPlane.peers.has(s.client.public_key));
+    const listed = JSON.parse((await admin(dir, 'account', 'list', '--json')).stdout) as { id: string; disabled_at: string | null }[];
+    assert.ok(listed.find((x) => x.id === b.accountId)?.disabled_at, 'account list shows it disabled');
     assert.equal((await admin(dir, 'account', 'delete', b.accountId)).code, 0);
+    assert.ok(!(await admin(dir, 'account', 'list')).stdout.includes(b.accountId), 'a deleted account is not listed');
     assert.equal((await admin(dir, 'account', 'delete', b.accountId)).code, 1, 'a deleted account is gone');
     const log = JSON.parse((await admin(dir, 'audit', '--json', '--account', b.accountId)).stdout) as { action: string; actor: string; source: string; at: string }[];
     assert.deepEqual(log.map((e) => e.action), ['admin.account.delete', 'admin.account.disable', 'session.create', 'account.signup']);

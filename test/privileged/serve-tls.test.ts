@@ -4,6 +4,8 @@
 // new connection sees the new one while a keep-alive connection opened before
 // keeps working — and the customer CLI verifies the certificate, trusting an
 // exit's own CA with --ca / TB_CA. Certificates are made here with openssl.
+// Also: `tunnelbyte admin account disable` from another process takes the
+// account's peer off the running server's device at its next sync.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -77,7 +79,7 @@ describe('tunnelbyte serve over TLS', { skip: skip ?? false }, () => {
     writeFileSync(join(dir, 'both.crt'), Buffer.concat([readFileSync(a.cert), readFileSync(b.cert)]));
     writeFileSync(join(dir, 'client.mjs'), CLIENT);
     server = ns.spawn('node', [TB, 'serve', '--data', join(dir, 'data'), '--no-nat', '--endpoint', '192.0.2.1', '--exit-address', '192.0.2.1', '--tun', ifname('tbt'),
-      '--api-listen', '127.0.0.1:8443', '--tls-cert', join(dir, 'server.crt'), '--tls-key', join(dir, 'server.key'), '--log-level', 'info']);
+      '--sync-interval', '1', '--api-listen', '127.0.0.1:8443', '--tls-cert', join(dir, 'server.crt'), '--tls-key', join(dir, 'server.key'), '--log-level', 'info']);
     server.stdout!.on('data', (d) => (log += d));
     server.stderr!.on('data', (d) => (log += d));
     await waitFor('API up over HTTPS', () => ns.try('curl', ['-sf', '--cacert', a.cert, `${API}/v1/health`]).status === 0, 30_000);
@@ -113,6 +115,22 @@ describe('tunnelbyte serve over TLS', { skip: skip ?? false }, () => {
     const wrong = cli(['regions', '--api', API, '--ca', b.cert]);
     assert.notEqual(wrong.status, 0, 'another CA is not enough');
     assert.match(wrong.stderr, /not trusted/);
+  });
+
+  test('admin account disable from another process: the running server removes the peer at its next sync', async () => {
+    const curl = (method: string, path: string, body?: unknown, token?: string) =>
+      JSON.parse(ns.run('curl', ['-s', '-X', method, '--cacert', a.cert, '-H', 'x-tb-fingerprint: fp-admin', ...(token ? ['-H', `authorization: Bearer ${token}`] : []), ...(body ? ['-d', JSON.stringify(body)] : []), `${API}${path}`]));
+    const peers = () => Number(/^tunnelbyte_device_peers (\d+)$/m.exec(ns.run('curl', ['-sf', 'http://127.0.0.1:9090/metrics']))?.[1]);
+    const signup = curl('POST', '/v1/signup', { fingerprint: 'fp-admin' });
+    const session = curl('POST', '/v1/sessions', { region: 'local' }, signup.token);
+    assert.match(session.id, /^ses_/);
+    await waitFor('peer on the device', () => peers() === 1, 10_000);
+    const dis = ns.try(process.execPath, [TB, 'admin', '--data', join(dir, 'data'), 'account', 'disable', signup.account_id]);
+    assert.equal(dis.status, 0, dis.stderr);
+    const t0 = Date.now();
+    await waitFor('peer removed', () => peers() === 0, 10_000);
+    console.log(`# peer removed ${Date.now() - t0} ms after admin account disable (sync interval 1 s)`);
+    assert.equal(curl('GET', '/v1/usage', undefined, signup.token).error, 'invalid bearer token');
   });
 
   test('SIGHUP reloads the certificate: new connections get the new one, an open keep-alive connection keeps working; TLS 1.1 refused', async () => {

@@ -143,13 +143,14 @@ describe('netstack ⇄ wireguard-go ⇄ Linux TCP', { skip: skip ?? false }, () 
   });
 
   for (const host of ['192.0.2.1', '2001:db8:2::1']) {
-    test(`16 MiB each way over ${host.includes(':') ? 'IPv6' : 'IPv4'}, sha256-checked; window scaling and SACK negotiated with Linux`, async () => {
-      const d = await download(host, 16 * MiB);
+    test(`100 MiB each way over ${host.includes(':') ? 'IPv6' : 'IPv4'}, sha256-checked; window scaling used both ways, SACK negotiated`, async () => {
+      const d = await download(host, 100 * MiB);
       const c = d.connection;
       assert.ok(c.windowScaling, 'window scaling on');
       assert.ok(c.sndShift > 0, `Linux scales its window (shift ${c.sndShift})`);
       assert.ok(c.sackOk, 'SACK permitted both ways');
-      await upload(host, 16 * MiB);
+      const u = await upload(host, 100 * MiB);
+      assert.ok(u.connection.largestPeerWindow > 65535, `Linux advertised more than 64 KiB (${u.connection.largestPeerWindow}), which only scaling can express`);
     });
   }
 

@@ -1048,6 +1048,11 @@ export class TcpConnection {
     }
   }
 
+  /** The largest send window the peer ever advertised, in bytes after scaling (above 65535 only with window scaling). */
+  get largestPeerWindow(): number {
+    return this.maxSndWnd;
+  }
+
   /** For tests and diagnostics: the current congestion window and RTO. */
   get congestion(): { cwnd: number; ssthresh: number; rto: number; srtt: number; inRecovery: boolean } {
     return { cwnd: this.cc.cwnd, ssthresh: this.cc.ssthresh, rto: this.rtt.rto(), srtt: this.rtt.srtt, inRecovery: this.cc.inRecovery };

@@ -24,8 +24,9 @@ export class ReceiveBuffer {
   private stamp = 0;
   ranges = 0;
 
-  constructor(readonly limit: number, initial = 4096) {
-    this.buf = new Uint8Array(Math.min(initial, limit));
+  /** Storage is allocated on first use, so an idle connection costs none. */
+  constructor(readonly limit: number) {
+    this.buf = new Uint8Array(0);
   }
 
   /** Free space: the receive window to advertise (RFC 9293 §3.8.6.2.2: it never moves left, since reading is what frees it). */

@@ -10,8 +10,9 @@ export class SendBuffer {
   /** Bytes held (acknowledged bytes are removed by consume()). */
   length = 0;
 
-  constructor(readonly limit: number, initial = 4096) {
-    this.buf = new Uint8Array(Math.min(initial, limit));
+  /** Storage is allocated on first use, so an idle connection costs none. */
+  constructor(readonly limit: number) {
+    this.buf = new Uint8Array(0);
   }
 
   get free(): number {

@@ -353,7 +353,7 @@ describe('tunnelbyte customer CLI: rate limits', () => {
 
 describe('tunnelbyte customer CLI: quota', () => {
   let h: Harness;
-  // a harness of its own: the one above allows one public request per second
+  // a harness of its own: the one above allows one signup per hour
   before(async () => {
     h = await startHarness({ config: { tiers: { anonymous: { quotaBytes: 1000 } } } });
   });

@@ -10,7 +10,9 @@ import { AddonCacheError } from '../executable/addon-cache.js';
 import { versionText } from '../executable/build-info.js';
 import { setAddonDataDir } from '../executable/native-addons.js';
 import { registerAdminCommands, reportAdminError } from './admin.js';
+import { processIo } from './customer/command-kit.js';
 import { registerCustomerCommands } from './customer/index.js';
+import { registerProxyCommand } from './proxy-command.js';
 import { registerServeCommand } from './serve.js';
 
 function registerWgCommand(program: Command): void {
@@ -35,6 +37,7 @@ export async function runTunnelbyte(argv: readonly string[]): Promise<void> {
     .version(versionText('tunnelbyte'), '-V, --version', 'print the version, commit, Node version and the glibc needed');
 
   registerCustomerCommands(program);
+  registerProxyCommand(program, processIo);
   registerServeCommand(program);
   registerAdminCommands(program);
   // Program options (-V, -h) only before a command, so that `wg` gets its own; set after the other

@@ -19,6 +19,7 @@ import { action, ago, type Ctx, type Io, when, withCommonOptions } from './comma
 import { ApiError, CliError } from './errors.js';
 import { bringUp, hasIpCommand, interfaceUp, isRoot, linkExists, nudge, peerState, undo, type UndoStep } from './host-tunnel.js';
 import { connectionPath, readJsonFile, removeFile, writePrivateFile } from './local-files.js';
+import { parseListenAddress, proxyCredentials, withProxyOptions, type ProxyFlags } from '../proxy-command.js';
 
 export const DEFAULT_INTERFACE = 'tb-client';
 
@@ -36,7 +37,8 @@ export interface ConnectionState {
   undo: UndoStep[];
 }
 
-interface ConnectOptions {
+interface ConnectOptions extends ProxyFlags {
+  userspace?: boolean;
   region?: string;
   interface: string;
   configOnly?: string | boolean;
@@ -45,13 +47,14 @@ interface ConnectOptions {
 }
 
 export function registerTunnelCommands(program: Command, io: Io): void {
-  withCommonOptions(program.command('connect'))
+  withProxyOptions(withCommonOptions(program.command('connect')))
     .description('create a session and route all traffic through the exit (needs root), or write its wg-quick file')
     .option('--region <id>', 'exit region (default: the first free active region; see tunnelbyte regions)')
     .option('--interface <name>', 'WireGuard interface to create', DEFAULT_INTERFACE)
     .option('--config-only [file]', 'write the wg-quick config (mode 0600) to FILE, or print it, instead of connecting')
     .option('--qr', 'print the wg-quick config as a terminal QR code (for the WireGuard phone apps); implies --config-only')
     .option('--timeout <seconds>', 'how long to wait for the first handshake', '20')
+    .option('--userspace', 'no root: run a SOCKS5 (--socks, default 127.0.0.1:1080) and/or HTTP (--http) proxy through the session instead of an interface, until Ctrl-C')
     .action(action(io, (ctx, cmd) => connect(ctx, cmd.opts<ConnectOptions>())));
 
   withCommonOptions(program.command('disconnect'))
@@ -83,6 +86,7 @@ export function withPrivateKey(config: string, privateKey: string): string {
 }
 
 async function connect(ctx: Ctx, o: ConnectOptions): Promise<void> {
+  if (o.userspace) return connectUserspace(ctx, o);
   const configOnly = o.configOnly !== undefined || o.qr === true;
   const timeoutMs = Number(o.timeout) * 1000;
   if (!configOnly) {
@@ -190,6 +194,41 @@ async function connect(ctx: Ctx, o: ConnectOptions): Promise<void> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+}
+
+/**
+ * connect --userspace: the session as for connect, but its tunnel runs in this
+ * process (src/userspace/) behind the proxy (src/cli/proxy-runner.ts) — no
+ * interface, routes or root, nothing recorded to undo. Ctrl-C stops the proxy
+ * and closes the session.
+ */
+async function connectUserspace(ctx: Ctx, o: ConnectOptions): Promise<void> {
+  if (o.configOnly !== undefined || o.qr) throw new CliError('--userspace runs the tunnel here; --config-only and --qr write a config instead', 'choose one of them');
+  const socks = o.socks === false ? null : parseListenAddress('--socks', o.socks);
+  const http = o.http === undefined ? null : parseListenAddress('--http', o.http);
+  const credentials = proxyCredentials(o);
+  if (!socks && !http) throw new CliError('nothing to listen on: --no-socks without --http', 'give --http HOST:PORT, or drop --no-socks');
+  const region = o.region ?? (await pickRegion(ctx));
+  const { generateKeyPair } = await import('../../crypto/wireguard-keys.js');
+  const keys = generateKeyPair();
+  const created = await ctx.api.createSession(region, keys.publicKey);
+  try {
+    const { runProxy } = await import('../proxy-runner.js');
+    await runProxy({
+      config: withPrivateKey(created.config, keys.privateKey),
+      socks,
+      http,
+      credentials,
+      out: ctx.io.out,
+      err: ctx.io.err,
+      banner: [`session ${created.id} in region ${created.region} (addresses ${created.client.addresses.join(', ')}); stopping closes it`],
+    });
+  } finally {
+    await ctx.api.closeSession(created.id).then(
+      () => ctx.io.err(`session ${created.id} closed\n`),
+      (e: Error) => ctx.io.err(`tunnelbyte: the session could not be closed: ${e.message}; tunnelbyte disconnect ${created.id} retries\n`),
+    );
   }
 }
 

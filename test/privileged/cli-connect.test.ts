@@ -16,7 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Netns, privilegedSkipReason, veth, waitFor } from '../support/netns.js';
 import { ifname } from '../support/wg.js';
 import { REPO_ROOT } from '../support/repo.js';
-import { startInternet } from '../support/exit-net.js';
+import { startInternet, startServe } from '../support/exit-net.js';
 
 const skip = privilegedSkipReason(['ip', 'curl', 'nft']);
 const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
@@ -28,8 +28,7 @@ const IF = ifname('tbc');
 describe('tunnelbyte connect / status / disconnect', { skip: skip ?? false }, () => {
   let inet: Netns, exit: Netns, client: Netns;
   let dataDir: string, home: string;
-  let server: ChildProcess | null = null;
-  let serverLog = '';
+  let server: { proc: ChildProcess; log: () => string } | null = null;
   let env: NodeJS.ProcessEnv;
 
   /** The CLI in the client namespace; stdout on success, throws with stderr on failure. */
@@ -67,18 +66,15 @@ describe('tunnelbyte connect / status / disconnect', { skip: skip ?? false }, ()
     // the veth's link-local address finishes DAD later; the snapshots must not see it appear mid-test
     await waitFor('client link-local address', () => /fe80::/.test(client.run('ip', ['-6', 'addr', 'show'])) && client.run('ip', ['-6', 'addr', 'show', 'tentative']).trim() === '');
     await startInternet(inet);
-    server = exit.spawn('node', [TB, 'serve', '--data', dataDir, '--endpoint', '198.51.100.1', '--tun', TUN, '--sync-interval', '1', '--log-level', 'warn']);
-    server.stdout!.on('data', (d) => (serverLog += d));
-    server.stderr!.on('data', (d) => (serverLog += d));
-    await waitFor('API up', () => exit.try('curl', ['-sf', 'http://127.0.0.1:8080/v1/health']).status === 0, 20_000);
+    server = await startServe(exit, dataDir, TUN, ['--log-level', 'warn']);
   });
 
   after(() => {
     // a failed test may leave the tunnel up: the namespace goes, and with it everything in it
-    server?.kill('SIGTERM');
+    server?.proc.kill('SIGTERM');
     for (const ns of [client, exit, inet]) ns?.destroy();
     for (const d of [dataDir, home]) if (d) rmSync(d, { recursive: true, force: true });
-    if (process.exitCode) console.error(serverLog.slice(-4000));
+    if (process.exitCode) console.error(server?.log().slice(-4000));
   });
 
   let before0: ReturnType<typeof snapshot>;

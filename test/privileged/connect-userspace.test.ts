@@ -16,7 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Netns, privilegedSkipReason, veth, waitFor } from '../support/netns.js';
 import { ifname } from '../support/wg.js';
 import { REPO_ROOT } from '../support/repo.js';
-import { startInternet } from '../support/exit-net.js';
+import { startInternet, startServe } from '../support/exit-net.js';
 
 const skip = privilegedSkipReason(['ip', 'curl', 'nft', 'unshare']);
 const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
@@ -27,8 +27,7 @@ const NOBODY = ['unshare', '--user', '--map-user=65534', '--map-group=65534'];
 describe('tunnelbyte connect --userspace against tunnelbyte serve', { skip: skip ?? false }, () => {
   let inet: Netns, exit: Netns, client: Netns;
   let dataDir: string, home: string;
-  let server: ChildProcess | null = null;
-  let serverLog = '';
+  let server: { proc: ChildProcess; log: () => string } | null = null;
   let env: NodeJS.ProcessEnv;
 
   const tb = (args: string[]) => client.run(NOBODY[0]!, [...NOBODY.slice(1), process.execPath, TB, ...args], { env, timeoutMs: 60_000 });
@@ -46,17 +45,14 @@ describe('tunnelbyte connect --userspace against tunnelbyte serve', { skip: skip
     veth(exit, ['198.51.101.1/24'], client, ['198.51.101.2/24']);
     client.run('ip', ['route', 'add', 'default', 'via', '198.51.101.1']);
     await startInternet(inet);
-    server = exit.spawn('node', [TB, 'serve', '--data', dataDir, '--endpoint', '198.51.100.1', '--tun', ifname('tbu'), '--sync-interval', '1', '--log-level', 'warn']);
-    server.stdout!.on('data', (d) => (serverLog += d));
-    server.stderr!.on('data', (d) => (serverLog += d));
-    await waitFor('API up', () => exit.try('curl', ['-sf', 'http://127.0.0.1:8080/v1/health']).status === 0, 20_000);
+    server = await startServe(exit, dataDir, ifname('tbu'), ['--log-level', 'warn']);
   });
 
   after(() => {
-    server?.kill('SIGTERM');
+    server?.proc.kill('SIGTERM');
     for (const ns of [client, exit, inet]) ns?.destroy();
     for (const d of [dataDir, home]) if (d) rmSync(d, { recursive: true, force: true });
-    if (process.exitCode) console.error(serverLog.slice(-4000));
+    if (process.exitCode) console.error(server?.log().slice(-4000));
   });
 
   test('connect --userspace as uid 65534: a session, a proxy through it, the exit\'s address seen; Ctrl-C closes the session', async () => {

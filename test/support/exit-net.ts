@@ -9,7 +9,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { waitFor, type Netns } from './netns.js';
+import { REPO_ROOT } from './repo.js';
+
+const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
 
 /**
  * A node script for an HTTP server on host:port (the internet, a LAN host, a
@@ -120,4 +124,14 @@ export function fetchAll(ns: Netns, urls: string[], timeoutS = 3): Promise<(stri
         }),
     ),
   );
+}
+
+/** A `tunnelbyte serve` in `exit` (API on 8080, endpoint 198.51.100.1), its output collected; resolves once /v1/health answers. */
+export async function startServe(exit: Netns, dataDir: string, tun: string, extra: string[] = []): Promise<{ proc: ChildProcess; log: () => string }> {
+  const proc = exit.spawn('node', [TB, 'serve', '--data', dataDir, '--endpoint', '198.51.100.1', '--tun', tun, '--sync-interval', '1', ...extra]);
+  let log = '';
+  proc.stdout!.on('data', (d) => (log += d));
+  proc.stderr!.on('data', (d) => (log += d));
+  await waitFor('API up', () => exit.try('curl', ['-sf', 'http://127.0.0.1:8080/v1/health']).status === 0, 20_000);
+  return { proc, log: () => log };
 }

@@ -22,7 +22,13 @@ import { join } from 'node:path';
 
 /** Overrides the cache directory for the embedded addons. */
 export const CACHE_DIR_ENV = 'TB_CACHE_DIR';
-/** The cache directory as root (systemd's CacheDirectory=tunnelbyte is the same path). */
+/**
+ * The cache directory systemd gives a unit with CacheDirectory= (systemd.exec(5),
+ * "Environment variables in spawned processes": absolute paths, colon-separated
+ * when the unit names several).
+ */
+export const SYSTEMD_CACHE_DIR_ENV = 'CACHE_DIRECTORY';
+/** The cache directory as root (contrib/systemd/tunnelbyte.service's CacheDirectory=tunnelbyte is the same path). */
 export const ROOT_CACHE_DIR = '/var/cache/tunnelbyte';
 /** The fallback under the data directory. */
 export const DATA_DIR_ADDONS = 'addons';
@@ -33,13 +39,17 @@ export class AddonCacheError extends Error {
 }
 
 /**
- * The directories to try, in order: TB_CACHE_DIR, else /var/cache/tunnelbyte
- * as root, else $XDG_CACHE_HOME/tunnelbyte (~/.cache/tunnelbyte); then
- * `<dataDir>/addons` when a data directory is known.
+ * The directories to try, in order: TB_CACHE_DIR, else the first of
+ * systemd's $CACHE_DIRECTORY (so the unit's CacheDirectory= is used whatever
+ * a drop-in renames it to), else /var/cache/tunnelbyte as root, else
+ * $XDG_CACHE_HOME/tunnelbyte (~/.cache/tunnelbyte); then `<dataDir>/addons`
+ * when a data directory is known.
  */
 export function addonCacheDirs(dataDir: string | null, env: NodeJS.ProcessEnv = process.env, uid: number | undefined = process.geteuid?.()): string[] {
   let cache: string;
+  const systemd = env[SYSTEMD_CACHE_DIR_ENV]?.split(':')[0];
   if (env[CACHE_DIR_ENV]) cache = env[CACHE_DIR_ENV];
+  else if (systemd?.startsWith('/')) cache = systemd;
   else if (uid === 0) cache = ROOT_CACHE_DIR;
   else cache = join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'tunnelbyte');
   const dirs = [cache];

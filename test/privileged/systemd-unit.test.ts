@@ -12,6 +12,7 @@ import { privilegedSkipReason } from '../support/netns.js';
 import { REPO_ROOT } from '../support/repo.js';
 import { readmeCommands } from '../support/readme.js';
 import { ROOT_DATA_DIR } from '../../src/control/paths.js';
+import { addonCacheDirs, ROOT_CACHE_DIR } from '../../src/executable/addon-cache.js';
 
 const UNIT = join(REPO_ROOT, 'contrib/systemd/tunnelbyte.service');
 const skip = privilegedSkipReason(['systemd-analyze', 'unshare']);
@@ -59,6 +60,21 @@ describe('the systemd unit', () => {
       assert.equal(s.get(k), undefined, `${k} would take away the TUN device, ip_forward, V8's JIT or the lock's /proc check`);
     }
     assert.deepEqual(section('Install'), [['WantedBy', 'multi-user.target']]);
+  });
+
+  test('its CacheDirectory is where the executable writes and maps its addons, under the hardening', () => {
+    const s = new Map<string, string[]>();
+    for (const [k, v] of section('Service')) s.set(k, [...(s.get(k) ?? []), v]);
+    const cache = `/var/cache/${s.get('CacheDirectory')?.[0]}`;
+    assert.equal(cache, ROOT_CACHE_DIR, 'the default as root, for `sudo tunnelbyte admin` outside the unit too');
+    // systemd hands the path over as $CACHE_DIRECTORY; the executable takes it first after TB_CACHE_DIR
+    assert.equal(addonCacheDirs(ROOT_DATA_DIR, { CACHE_DIRECTORY: cache }, 0)[0], cache);
+    // addon-cache.ts refuses a directory writable by group or others
+    assert.equal(s.get('CacheDirectoryMode')?.[0], '0700');
+    // DynamicUser makes /var/cache/tunnelbyte a symlink into /var/cache/private, which the cache refuses;
+    // the others would make the directory read-only, hidden or noexec (dlopen fails to map the addon)
+    for (const k of ['DynamicUser', 'ReadOnlyPaths', 'InaccessiblePaths', 'NoExecPaths', 'TemporaryFileSystem']) assert.equal(s.get(k), undefined, k);
+    assert.equal(s.get('ProtectSystem')?.[0], 'full', '/usr, /boot and /etc read-only; /var (and so the cache) stays writable');
   });
 
   test("the README's service section installs and enables this file, and says where logs and data are", () => {

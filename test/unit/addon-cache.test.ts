@@ -84,8 +84,13 @@ test('when no directory works: one AddonCacheError naming each directory, its re
     assert.throws(() => loadEmbeddedAddon('../evil.node', bytes, [tmp]), TypeError);
   }));
 
-test('cache directories: TB_CACHE_DIR, else /var/cache/tunnelbyte as root, else XDG_CACHE_HOME; then <data>/addons', () => {
+test(`cache directories: TB_CACHE_DIR, else systemd's CACHE_DIRECTORY, else /var/cache/tunnelbyte as root, else XDG_CACHE_HOME; then <data>/addons`, () => {
   assert.deepEqual(addonCacheDirs('/d', { TB_CACHE_DIR: '/c' }, 0), ['/c', '/d/addons']);
   assert.deepEqual(addonCacheDirs('/d', {}, 0), ['/var/cache/tunnelbyte', '/d/addons']);
   assert.deepEqual(addonCacheDirs(null, { XDG_CACHE_HOME: '/home/u/.cache' }, 1000), ['/home/u/.cache/tunnelbyte']);
+  // systemd's CACHE_DIRECTORY (CacheDirectory= of the unit; several are colon-separated): below TB_CACHE_DIR, above the defaults
+  assert.deepEqual(addonCacheDirs('/d', { CACHE_DIRECTORY: '/var/cache/tb-2:/var/cache/other' }, 0), ['/var/cache/tb-2', '/d/addons']);
+  assert.deepEqual(addonCacheDirs(null, { CACHE_DIRECTORY: '/var/cache/tb-2', XDG_CACHE_HOME: '/home/u/.cache' }, 1000), ['/var/cache/tb-2']);
+  assert.deepEqual(addonCacheDirs(null, { CACHE_DIRECTORY: '/var/cache/tb-2', TB_CACHE_DIR: '/c' }, 0), ['/c']);
+  assert.deepEqual(addonCacheDirs(null, { CACHE_DIRECTORY: 'relative' }, 0), ['/var/cache/tunnelbyte'], 'only an absolute path');
 });

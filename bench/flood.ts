@@ -4,7 +4,9 @@
  *   C  198.51.100.2  the anchor wireguard-go client: iperf3 downloads through the tunnel
  *   F  198.51.101.2  the flooder (bench/handshake-flooder.cc, compiled here with g++):
  *                    handshake initiations with a VALID mac1 for the server's public key,
- *                    which every customer knows, at 0 / 4k / 12k / max per second
+ *                    which every customer knows, at 0 / 4k / 12k / max per second from
+ *                    one address, then 12k and max spread over 64 (198.51.101.10-73),
+ *                    which a per-source share does not stop
  *   L  198.51.102.2  during each flood, a new legitimate client (its own key, just added
  *                    as a peer) pings the exit: the time until that ping is answered is
  *                    the time its handshake took, cookie exchange included
@@ -29,13 +31,29 @@ import type { Row } from './in-process.js';
 import { finish, sleep } from './processes.js';
 import { median } from './stats.js';
 
-/** Initiations per second per level: -1 is no flood, 0 is "as fast as the flooder can". */
-const FLOOD_RATES = [-1, 4000, 12000, 0];
+/** A flood level: initiations per second (-1: no flood, 0: as fast as the flooder can) from `sources` addresses. */
+interface Level {
+  rate: number;
+  sources: number;
+}
+/** Many addresses: each stays under a per-source share, together they fill the handshake queue. */
+const MANY_SOURCES = 64;
+const FLOOD_LEVELS: Level[] = [
+  { rate: -1, sources: 1 },
+  { rate: 4000, sources: 1 },
+  { rate: 12000, sources: 1 },
+  { rate: 0, sources: 1 },
+  { rate: 12000, sources: MANY_SOURCES },
+  { rate: 0, sources: MANY_SOURCES },
+];
 /** The smoke run (inside `npm test`) keeps two levels and a shorter wait for the new client. */
-const SMOKE_RATES = [-1, 12000];
+const SMOKE_LEVELS: Level[] = [
+  { rate: -1, sources: 1 },
+  { rate: 12000, sources: MANY_SOURCES },
+];
 const MAX_PER_LEVEL = 5_000_000;
 
-const label = (rate: number) => (rate < 0 ? 'no flood' : rate === 0 ? 'max' : `${rate / 1000}k/s`);
+const label = (l: Level) => (l.rate < 0 ? 'no flood' : l.rate === 0 ? 'max' : `${l.rate / 1000}k/s`) + (l.sources > 1 ? ` from ${l.sources} addresses` : '');
 
 /** Compiles the flooder (g++, no library beyond libc) next to the compiled benchmark. */
 export function buildFlooder(): string {
@@ -59,6 +77,7 @@ interface LevelSample {
   server: Daemon;
   round: number;
   rate: number;
+  sources: number;
   floodPerSecond: number;
   downMbps: number;
   handshakeS: number | null;
@@ -87,7 +106,8 @@ function setUp(server: Daemon, client: Daemon): Exit {
   const l = Netns.create('L');
   const keys = keyDir();
   veth(s, ['198.51.100.1/24'], c, ['198.51.100.2/24']);
-  veth(s, ['198.51.101.1/24'], f, ['198.51.101.2/24']);
+  // The flooder's addresses: .2, and .10 onwards for the many-address levels.
+  veth(s, ['198.51.101.1/24'], f, ['198.51.101.2/24', ...Array.from({ length: MANY_SOURCES }, (_, i) => `198.51.101.${10 + i}/24`)]);
   veth(s, ['198.51.102.1/24'], l, ['198.51.102.2/24']);
   const S = ifname('wgS');
   const C = ifname('wgC');
@@ -125,7 +145,7 @@ async function newClientHandshake(x: Exit, timeoutS: number): Promise<number | n
   return ping.code === 0 ? s : null;
 }
 
-async function level(x: Exit, server: Daemon, round: number, rate: number, seconds: number, handshakeTimeoutS: number, flooder: string): Promise<LevelSample> {
+async function level(x: Exit, server: Daemon, round: number, { rate, sources }: Level, seconds: number, handshakeTimeoutS: number, flooder: string): Promise<LevelSample> {
   await waitPing(x.c, '192.0.2.1', 20_000);
   const iperfSrv = x.s.spawn('iperf3', ['-s', '-B', '192.0.2.1', '-1']);
   await waitFor('iperf3 server', () => x.s.try('sh', ['-c', 'ss -ltn | grep -q ":5201"']).status === 0, 20_000, 50);
@@ -134,7 +154,8 @@ async function level(x: Exit, server: Daemon, round: number, rate: number, secon
   const cpu0 = cpuSeconds(x.serverPid);
   const t0 = performance.now();
   // `ip netns exec` execs the flooder, so the child's PID is the flooder's own (SIGTERM makes it print its count).
-  const floodChild = rate < 0 ? null : x.f.spawn(flooder, ['flood', '198.51.101.1', '51820', x.serverPubHex, String(rate), String(floodSeconds), String(MAX_PER_LEVEL)]);
+  const from = sources > 1 ? [String(sources), '198.51.101.10'] : [];
+  const floodChild = rate < 0 ? null : x.f.spawn(flooder, ['flood', '198.51.101.1', '51820', x.serverPubHex, String(rate), String(floodSeconds), String(MAX_PER_LEVEL), ...from]);
   const flood = floodChild ? finish(floodChild, (floodSeconds + 10) * 1000) : null;
   await sleep(1000);
   const download = finish(x.c.spawn('iperf3', ['-c', '192.0.2.1', '-R', '-t', String(seconds), '-J', '--connect-timeout', '5000']), (seconds + 30) * 1000);
@@ -159,6 +180,7 @@ async function level(x: Exit, server: Daemon, round: number, rate: number, secon
     server,
     round,
     rate,
+    sources,
     floodPerSecond: sent?.sent && sent.seconds ? sent.sent / sent.seconds : 0,
     downMbps,
     handshakeS,
@@ -174,7 +196,7 @@ export interface Flood {
 }
 
 export async function benchHandshakeFlood(opts: { rounds: number; seconds: number; smoke: boolean }): Promise<Flood> {
-  const rates = opts.smoke ? SMOKE_RATES : FLOOD_RATES;
+  const levels = opts.smoke ? SMOKE_LEVELS : FLOOD_LEVELS;
   const handshakeTimeoutS = opts.smoke ? 6 : 10;
   const missing = anchorMissing();
   if (missing) console.error(`\n!! flood: ${missing}\n!! flood: Debian's wireguard-go stands in as the reference server and client.\n`);
@@ -186,11 +208,11 @@ export async function benchHandshakeFlood(opts: { rounds: number; seconds: numbe
     for (const server of round % 2 ? servers : [...servers].reverse()) {
       const x = setUp(server, ref);
       try {
-        for (const rate of rates) {
-          const smp = await level(x, server, round, rate, opts.seconds, handshakeTimeoutS, flooder);
+        for (const l of levels) {
+          const smp = await level(x, server, round, l, opts.seconds, handshakeTimeoutS, flooder);
           samples.push(smp);
           console.error(
-            `  flood round ${round} ${server} ${label(rate)}: down ${smp.downMbps.toFixed(0)} Mbit/s, flood ${Math.round(smp.floodPerSecond)}/s, ` +
+            `  flood round ${round} ${server} ${label(l)}: down ${smp.downMbps.toFixed(0)} Mbit/s, flood ${Math.round(smp.floodPerSecond)}/s, ` +
               `new client ${smp.handshakeS === null ? `no handshake in ${handshakeTimeoutS} s` : `${smp.handshakeS.toFixed(2)} s`}, server CPU ${smp.serverCpuPct.toFixed(0)}%, socket drops ${smp.socketDrops}`,
           );
           await sleep(1000);
@@ -201,17 +223,17 @@ export async function benchHandshakeFlood(opts: { rounds: number; seconds: numbe
     }
   }
   const rows: Row[] = [];
-  for (const rate of rates) {
+  for (const l of levels) {
     for (const server of servers) {
-      const of = samples.filter((x) => x.server === server && x.rate === rate);
+      const of = samples.filter((x) => x.server === server && x.rate === l.rate && x.sources === l.sources);
       const hs = of.map((x) => x.handshakeS ?? Infinity);
       const ok = hs.filter(Number.isFinite).length;
-      const name = `flood ${label(rate)}, ${server} server`;
+      const name = `flood ${label(l)}, ${server} server`;
       rows.push({
         name: `${name}: exit download`,
         value: median(of.map((x) => x.downMbps)),
         unit: 'Mbit/s',
-        note: `range ${Math.round(Math.min(...of.map((x) => x.downMbps)))}–${Math.round(Math.max(...of.map((x) => x.downMbps)))}; ${rate < 0 ? '' : `flood reached ${Math.round(median(of.map((x) => x.floodPerSecond))).toLocaleString('en-US')}/s; `}server CPU ${median(of.map((x) => x.serverCpuPct)).toFixed(0)}%; ${Math.round(median(of.map((x) => x.socketDrops))).toLocaleString('en-US')} datagrams dropped at the socket`,
+        note: `range ${Math.round(Math.min(...of.map((x) => x.downMbps)))}–${Math.round(Math.max(...of.map((x) => x.downMbps)))}; ${l.rate < 0 ? '' : `flood reached ${Math.round(median(of.map((x) => x.floodPerSecond))).toLocaleString('en-US')}/s; `}server CPU ${median(of.map((x) => x.serverCpuPct)).toFixed(0)}%; ${Math.round(median(of.map((x) => x.socketDrops))).toLocaleString('en-US')} datagrams dropped at the socket`,
       });
       rows.push({ name: `${name}: new client's handshake`, value: median(hs), unit: 's', note: `${ok} of ${of.length} within ${handshakeTimeoutS} s` });
     }

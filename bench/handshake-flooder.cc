@@ -4,10 +4,12 @@
 // bench/flood.ts, inside network namespaces the benchmark creates; compiled
 // there with g++ (no library beyond libc).
 //
-//   handshake-flooder flood DST_IP PORT SERVER_PUBKEY_HEX RATE SECONDS MAX_COUNT
+//   handshake-flooder flood DST_IP PORT SERVER_PUBKEY_HEX RATE SECONDS MAX_COUNT [SOURCES FIRST_SRC_IP]
 //       RATE initiations per second (0: as fast as it can). Stops after SECONDS
 //       or MAX_COUNT messages, whichever comes first (also on SIGTERM/SIGINT), and
-//       prints {"sent":N,"seconds":S,"errors":E} on stdout.
+//       prints {"sent":N,"seconds":S,"errors":E} on stdout. With SOURCES, the
+//       batches go out in turn from SOURCES sockets bound to FIRST_SRC_IP and the
+//       addresses after it (which the namespace must have): a many-address flood.
 //   handshake-flooder emit SERVER_PUBKEY_HEX COUNT
 //       prints COUNT initiations as hex lines (the test checks their mac1 with
 //       the project's own CookieChecker).
@@ -168,15 +170,30 @@ int Emit(const uint8_t pub[32], long count) {
   return 0;
 }
 
-int Flood(const char* ip, int port, const uint8_t pub[32], double rate, double seconds, long max_count) {
+constexpr int kMaxSources = 256;
+
+int Flood(const char* ip, int port, const uint8_t pub[32], double rate, double seconds, long max_count, int sources, const char* first_src) {
   sockaddr_in dst{};
   dst.sin_family = AF_INET;
   dst.sin_port = htons(uint16_t(port));
   if (inet_pton(AF_INET, ip, &dst.sin_addr) != 1) { fprintf(stderr, "bad IPv4 address %s\n", ip); return 2; }
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) { perror("socket"); return 1; }
-  int sndbuf = 4 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  if (sources < 1 || sources > kMaxSources) { fprintf(stderr, "SOURCES must be 1..%d\n", kMaxSources); return 2; }
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  if (first_src && inet_pton(AF_INET, first_src, &src.sin_addr) != 1) { fprintf(stderr, "bad IPv4 address %s\n", first_src); return 2; }
+  int fds[kMaxSources];
+  for (int i = 0; i < sources; i++) {
+    fds[i] = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fds[i] < 0) { perror("socket"); return 1; }
+    if (first_src) {
+      sockaddr_in a = src;
+      a.sin_addr.s_addr = htonl(ntohl(src.sin_addr.s_addr) + uint32_t(i));
+      if (bind(fds[i], reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) { perror("bind"); return 1; }
+    }
+    if (connect(fds[i], reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 0) { perror("connect"); return 1; }
+    int sndbuf = 4 << 20;
+    setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  }
   signal(SIGTERM, OnSignal);
   signal(SIGINT, OnSignal);
   alarm(unsigned(seconds) + 5);  // a last bound, should the loop below ever miss its own
@@ -196,7 +213,7 @@ int Flood(const char* ip, int port, const uint8_t pub[32], double rate, double s
   if (batch < 1) batch = 1;
   if (batch > kBatch) batch = kBatch;
   const double t0 = Now();
-  long sent = 0, errors = 0;
+  long sent = 0, errors = 0, batches = 0;
   while (!stop_requested && sent < max_count) {
     double now = Now();
     if (now - t0 >= seconds) break;
@@ -211,7 +228,7 @@ int Flood(const char* ip, int port, const uint8_t pub[32], double rate, double s
     }
     int n = int(max_count - sent < batch ? max_count - sent : batch);
     for (int i = 0; i < n; i++) gen.Next(bufs[i]);
-    int r = sendmmsg(fd, msgs, unsigned(n), 0);
+    int r = sendmmsg(fds[batches++ % sources], msgs, unsigned(n), 0);
     if (r < 0) {
       if (errno != EINTR) errors++;
       continue;
@@ -219,7 +236,7 @@ int Flood(const char* ip, int port, const uint8_t pub[32], double rate, double s
     sent += r;
   }
   printf("{\"sent\":%ld,\"seconds\":%.3f,\"errors\":%ld}\n", sent, Now() - t0, errors);
-  close(fd);
+  for (int i = 0; i < sources; i++) close(fds[i]);
   return 0;
 }
 
@@ -227,12 +244,12 @@ int Flood(const char* ip, int port, const uint8_t pub[32], double rate, double s
 
 int main(int argc, char** argv) {
   uint8_t pub[32];
-  if (argc == 8 && strcmp(argv[1], "flood") == 0 && ParseHex32(argv[4], pub)) {
-    return Flood(argv[2], atoi(argv[3]), pub, atof(argv[5]), atof(argv[6]), atol(argv[7]));
+  if ((argc == 8 || argc == 10) && strcmp(argv[1], "flood") == 0 && ParseHex32(argv[4], pub)) {
+    return Flood(argv[2], atoi(argv[3]), pub, atof(argv[5]), atof(argv[6]), atol(argv[7]), argc == 10 ? atoi(argv[8]) : 1, argc == 10 ? argv[9] : nullptr);
   }
   if (argc == 4 && strcmp(argv[1], "emit") == 0 && ParseHex32(argv[2], pub)) return Emit(pub, atol(argv[3]));
   fprintf(stderr,
-          "usage: handshake-flooder flood DST_IP PORT SERVER_PUBKEY_HEX RATE SECONDS MAX_COUNT\n"
+          "usage: handshake-flooder flood DST_IP PORT SERVER_PUBKEY_HEX RATE SECONDS MAX_COUNT [SOURCES FIRST_SRC_IP]\n"
           "       handshake-flooder emit SERVER_PUBKEY_HEX COUNT\n");
   return 2;
 }

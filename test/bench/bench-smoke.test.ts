@@ -19,7 +19,7 @@ test(`bench --smoke runs every in-process benchmark, the API load run, the start
   if (privileged) {
     names.push('tunnel download through serve, alone', 'tunnel download through serve, API flood on serve', 'tunnel download through serve, API flood on another process');
     names.push('e2e pair tunnelbyte-wg: TCP client→server', 'e2e server tunnelbyte-wg, wg-go-debian client: TCP server→client', 'tunnelbyte-wg server CPU');
-    names.push('flood no flood, tunnelbyte-wg server: exit download', "flood 12k/s, tunnelbyte-wg server: new client's handshake", 'UAPI fuzz against tunnelbyte-wg');
+    names.push('flood no flood, tunnelbyte-wg server: exit download', "flood 12k/s from 64 addresses, tunnelbyte-wg server: new client's handshake", 'UAPI fuzz against tunnelbyte-wg');
   }
   for (const name of names) assert.ok(r.stdout.includes(name), `missing ${name} in:\n${r.stdout}\n${r.stderr.slice(-3000)}`);
 });

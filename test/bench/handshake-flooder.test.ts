@@ -51,19 +51,22 @@ test('the flooder refuses malformed arguments instead of flooding somewhere unin
   }
 });
 
-test('flood to a loopback socket stops at its count bound and reports what it sent', { skip }, async () => {
+test('flood to a loopback socket from four addresses stops at its count bound and reports what it sent', { skip }, async () => {
   const flooder = buildFlooder();
   const { createSocket } = await import('node:dgram');
   const sock = createSocket('udp4');
   let received = 0;
-  sock.on('message', (m) => {
+  const sources = new Set<string>();
+  sock.on('message', (m, from) => {
     if (m.length === Initiation.SIZE) received++;
+    sources.add(from.address);
   });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
   const port = sock.address().port;
   const out = await new Promise<string>((resolve, reject) => {
     import('node:child_process').then(({ execFile }) =>
-      execFile(flooder, ['flood', '127.0.0.1', String(port), '11'.repeat(32), '2000', '10', '300'], { timeout: 15_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      // four sources, 127.0.0.10-13 (every 127/8 address is the loopback's), in turn per batch of two
+      execFile(flooder, ['flood', '127.0.0.1', String(port), '11'.repeat(32), '2000', '10', '300', '4', '127.0.0.10'], { timeout: 15_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
     );
   });
   const report = JSON.parse(out) as { sent: number; seconds: number; errors: number };
@@ -72,4 +75,5 @@ test('flood to a loopback socket stops at its count bound and reports what it se
   await new Promise((r) => setTimeout(r, 200));
   sock.close();
   assert.ok(received > 0 && received <= 300, `received ${received}`);
+  assert.deepEqual([...sources].sort(), ['127.0.0.10', '127.0.0.11', '127.0.0.12', '127.0.0.13'], 'the batches come from the four addresses in turn');
 });

@@ -194,8 +194,15 @@ int Flood(const char* ip, int port, const uint8_t pub[32], double rate, double s
     int sndbuf = 4 << 20;
     setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   }
-  signal(SIGTERM, OnSignal);
-  signal(SIGINT, OnSignal);
+  // Without SA_RESTART, so a signal also ends a sendmmsg blocked on a full socket buffer
+  // (signal() would restart it) and the count is still printed.
+  struct sigaction sa{};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGALRM, &sa, nullptr);
   alarm(unsigned(seconds) + 5);  // a last bound, should the loop below ever miss its own
 
   Initiations gen(pub);
@@ -231,7 +238,7 @@ int Flood(const char* ip, int port, const uint8_t pub[32], double rate, double s
     int r = sendmmsg(fds[batches++ % sources], msgs, unsigned(n), 0);
     if (r < 0) {
       if (errno != EINTR) errors++;
-      continue;
+      continue;  // on EINTR the loop's condition sees stop_requested
     }
     sent += r;
   }

@@ -28,7 +28,7 @@ import { loadSessionConfig, signupAndSession } from '../test/support/exit-net.js
 import { ifname } from '../test/support/wg.js';
 import { anchorMissing, cpuSeconds, startDaemon, type Daemon } from './daemons.js';
 import type { Row } from './in-process.js';
-import { finish, sleep } from './processes.js';
+import { finish, sleep, startIperfServer } from './processes.js';
 import { median } from './stats.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -78,7 +78,7 @@ export async function benchApiFlood(opts: { rounds: number; seconds: number }): 
     e.run('ip', ['route', 'add', 'default', 'via', '203.0.113.1']);
     veth(e, ['198.51.100.1/24'], c, ['198.51.100.2/24']);
     veth(e, ['198.51.101.1/24'], a, ['198.51.101.2/24']);
-    i.spawn('iperf3', ['-s', '-B', '203.0.113.1']);
+    await startIperfServer(i, '203.0.113.1');
     const tun = ifname('tbx');
     serve = e.spawn(process.execPath, [TB, 'serve', '--data', dir, '--endpoint', '198.51.100.1', '--tun', tun, '--anonymous-quota', 'unlimited', '--log-level', 'error']);
     let serveLog = '';

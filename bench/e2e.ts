@@ -17,10 +17,11 @@
  * divided by the bytes iperf3 moved: CPU seconds per GB, per daemon. All
  * traffic stays inside the namespaces made here; they are removed afterwards.
  */
-import { Netns, veth, waitFor } from '../test/support/netns.js';
+import { Netns, veth } from '../test/support/netns.js';
 import { configure, genKeys, ifname, keyDir, waitPing } from '../test/support/wg.js';
 import { anchorMissing, cpuSeconds, startDaemon, type Daemon } from './daemons.js';
 import type { Row } from './in-process.js';
+import { startIperfServer } from './processes.js';
 import { median } from './stats.js';
 
 export interface Setup {
@@ -62,25 +63,19 @@ export function e2eSetups(withAnchor: boolean): Setup[] {
 }
 
 /** One iperf3 run from `client` to the server's tunnel address, with both daemons' CPU time around it. */
-async function iperf(client: Netns, server: Netns, pids: { client: number; server: number }, args: string[], seconds: number): Promise<Transfer & { lossPct: number }> {
-  const srv = server.spawn('iperf3', ['-s', '-B', '192.0.2.1', '-1']);
-  try {
-    await waitFor('iperf3 server', () => server.try('sh', ['-c', 'ss -ltn | grep -q ":5201"']).status === 0, 20_000, 50);
-    const c0 = cpuSeconds(pids.client);
-    const s0 = cpuSeconds(pids.server);
-    const out = JSON.parse(client.run('iperf3', ['-c', '192.0.2.1', '-t', String(seconds), '-J', ...args], { timeoutMs: (seconds + 30) * 1000 }));
-    const sum = args.includes('-u') ? out.end.sum : out.end.sum_received;
-    const bytes = Number(sum.bytes);
-    return {
-      mbps: sum.bits_per_second / 1e6,
-      bytes,
-      clientCpuPerGB: (cpuSeconds(pids.client) - c0) / (bytes / 1e9),
-      serverCpuPerGB: (cpuSeconds(pids.server) - s0) / (bytes / 1e9),
-      lossPct: args.includes('-u') ? Number(out.end.sum.lost_percent) : 0,
-    };
-  } finally {
-    srv.kill();
-  }
+function iperf(client: Netns, pids: { client: number; server: number }, args: string[], seconds: number): Transfer & { lossPct: number } {
+  const c0 = cpuSeconds(pids.client);
+  const s0 = cpuSeconds(pids.server);
+  const out = JSON.parse(client.run('iperf3', ['-c', '192.0.2.1', '-t', String(seconds), '-J', ...args], { timeoutMs: (seconds + 30) * 1000 }));
+  const sum = args.includes('-u') ? out.end.sum : out.end.sum_received;
+  const bytes = Number(sum.bytes);
+  return {
+    mbps: sum.bits_per_second / 1e6,
+    bytes,
+    clientCpuPerGB: (cpuSeconds(pids.client) - c0) / (bytes / 1e9),
+    serverCpuPerGB: (cpuSeconds(pids.server) - s0) / (bytes / 1e9),
+    lossPct: args.includes('-u') ? Number(out.end.sum.lost_percent) : 0,
+  };
 }
 
 async function runOnce(setup: Setup, round: number, seconds: number, udpRate: string): Promise<Sample> {
@@ -99,9 +94,10 @@ async function runOnce(setup: Setup, round: number, seconds: number, udpRate: st
     s.run('wg', ['set', S, 'peer', kc.pub, 'allowed-ips', '192.0.2.2/32']);
     c.run('wg', ['set', C, 'peer', ks.pub, 'allowed-ips', '192.0.2.1/32', 'endpoint', '198.51.100.1:51820']);
     await waitPing(c, '192.0.2.1');
-    const up = await iperf(c, s, pids, [], seconds);
-    const down = await iperf(c, s, pids, ['-R'], seconds);
-    const udp = await iperf(c, s, pids, ['-u', '-b', udpRate, '-l', '1300'], seconds);
+    await startIperfServer(s, '192.0.2.1'); // ends with the namespace
+    const up = iperf(c, pids, [], seconds);
+    const down = iperf(c, pids, ['-R'], seconds);
+    const udp = iperf(c, pids, ['-u', '-b', udpRate, '-l', '1300'], seconds);
     return { setup: setup.id, round, up, down, udp };
   } finally {
     keys.cleanup();

@@ -24,11 +24,11 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Netns, veth, waitFor } from '../test/support/netns.js';
+import { Netns, veth } from '../test/support/netns.js';
 import { configure, genKeys, ifname, keyDir, waitPing } from '../test/support/wg.js';
 import { anchorMissing, cpuSeconds, startDaemon, type Daemon } from './daemons.js';
 import type { Row } from './in-process.js';
-import { finish, sleep } from './processes.js';
+import { finish, sleep, startIperfServer } from './processes.js';
 import { median } from './stats.js';
 
 /** A flood level: initiations per second (-1: no flood, 0: as fast as the flooder can) from `sources` addresses. */
@@ -147,8 +147,6 @@ async function newClientHandshake(x: Exit, timeoutS: number): Promise<number | n
 
 async function level(x: Exit, server: Daemon, round: number, { rate, sources }: Level, seconds: number, handshakeTimeoutS: number, flooder: string): Promise<LevelSample> {
   await waitPing(x.c, '192.0.2.1', 20_000);
-  const iperfSrv = x.s.spawn('iperf3', ['-s', '-B', '192.0.2.1', '-1']);
-  await waitFor('iperf3 server', () => x.s.try('sh', ['-c', 'ss -ltn | grep -q ":5201"']).status === 0, 20_000, 50);
   const floodSeconds = 1 + Math.max(seconds, handshakeTimeoutS) + 2;
   const drops0 = rcvbufErrors(x.s);
   const cpu0 = cpuSeconds(x.serverPid);
@@ -167,7 +165,6 @@ async function level(x: Exit, server: Daemon, round: number, { rate, sources }: 
   const wall = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(x.serverPid) - cpu0;
   const drops = rcvbufErrors(x.s) - drops0;
-  iperfSrv.kill();
   let downMbps = 0;
   try {
     const j = JSON.parse(dl.stdout);
@@ -208,6 +205,7 @@ export async function benchHandshakeFlood(opts: { rounds: number; seconds: numbe
     for (const server of round % 2 ? servers : [...servers].reverse()) {
       const x = setUp(server, ref);
       try {
+        await startIperfServer(x.s, '192.0.2.1'); // serves every level; ends with the namespace
         for (const l of levels) {
           const smp = await level(x, server, round, l, opts.seconds, handshakeTimeoutS, flooder);
           samples.push(smp);

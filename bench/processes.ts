@@ -1,5 +1,6 @@
 /** Waiting on the child processes the namespace benchmarks start (iperf3, the flooder, autocannon, ping). */
 import type { ChildProcess } from 'node:child_process';
+import { waitFor, type Netns } from '../test/support/netns.js';
 
 /** Resolves with a child's exit code and stdout; kills it after `timeoutMs`, so no run outlives its bound. */
 export function finish(child: ChildProcess, timeoutMs: number): Promise<{ code: number | null; stdout: string }> {
@@ -15,3 +16,20 @@ export function finish(child: ChildProcess, timeoutMs: number): Promise<{ code: 
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * An iperf3 server in `ns` bound to `address`, serving every run of a setup, once it listens.
+ * Its start can take many seconds on a loaded machine (`ip netns exec`, then iperf3 itself),
+ * so the wait is long; a server that exits instead says why.
+ */
+export async function startIperfServer(ns: Netns, address: string): Promise<ChildProcess> {
+  const srv = ns.spawn('iperf3', ['-s', '-B', address]);
+  let stderr = '';
+  srv.stderr?.on('data', (d) => (stderr += d));
+  srv.stdout?.resume();
+  await waitFor('iperf3 server', () => {
+    if (srv.exitCode !== null) throw new Error(`iperf3 -s -B ${address} exited (${srv.exitCode}): ${stderr.slice(0, 500)}`);
+    return ns.try('sh', ['-c', 'ss -ltn | grep -q ":5201"']).status === 0;
+  }, 60_000, 100);
+  return srv;
+}

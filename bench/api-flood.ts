@@ -78,7 +78,7 @@ export async function benchApiFlood(opts: { rounds: number; seconds: number }): 
     e.run('ip', ['route', 'add', 'default', 'via', '203.0.113.1']);
     veth(e, ['198.51.100.1/24'], c, ['198.51.100.2/24']);
     veth(e, ['198.51.101.1/24'], a, ['198.51.101.2/24']);
-    await startIperfServer(i, '203.0.113.1');
+    await startIperfServer(i, '203.0.113.1', false); // one run at a time, a second apart
     const tun = ifname('tbx');
     serve = e.spawn(process.execPath, [TB, 'serve', '--data', dir, '--endpoint', '198.51.100.1', '--tun', tun, '--anonymous-quota', 'unlimited', '--log-level', 'error']);
     let serveLog = '';

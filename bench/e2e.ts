@@ -63,19 +63,24 @@ export function e2eSetups(withAnchor: boolean): Setup[] {
 }
 
 /** One iperf3 run from `client` to the server's tunnel address, with both daemons' CPU time around it. */
-function iperf(client: Netns, pids: { client: number; server: number }, args: string[], seconds: number): Transfer & { lossPct: number } {
-  const c0 = cpuSeconds(pids.client);
-  const s0 = cpuSeconds(pids.server);
-  const out = JSON.parse(client.run('iperf3', ['-c', '192.0.2.1', '-t', String(seconds), '-J', ...args], { timeoutMs: (seconds + 30) * 1000 }));
-  const sum = args.includes('-u') ? out.end.sum : out.end.sum_received;
-  const bytes = Number(sum.bytes);
-  return {
-    mbps: sum.bits_per_second / 1e6,
-    bytes,
-    clientCpuPerGB: (cpuSeconds(pids.client) - c0) / (bytes / 1e9),
-    serverCpuPerGB: (cpuSeconds(pids.server) - s0) / (bytes / 1e9),
-    lossPct: args.includes('-u') ? Number(out.end.sum.lost_percent) : 0,
-  };
+async function iperf(client: Netns, server: Netns, pids: { client: number; server: number }, args: string[], seconds: number): Promise<Transfer & { lossPct: number }> {
+  const srv = await startIperfServer(server, '192.0.2.1', true);
+  try {
+    const c0 = cpuSeconds(pids.client);
+    const s0 = cpuSeconds(pids.server);
+    const out = JSON.parse(client.run('iperf3', ['-c', '192.0.2.1', '-t', String(seconds), '-J', ...args], { timeoutMs: (seconds + 30) * 1000 }));
+    const sum = args.includes('-u') ? out.end.sum : out.end.sum_received;
+    const bytes = Number(sum.bytes);
+    return {
+      mbps: sum.bits_per_second / 1e6,
+      bytes,
+      clientCpuPerGB: (cpuSeconds(pids.client) - c0) / (bytes / 1e9),
+      serverCpuPerGB: (cpuSeconds(pids.server) - s0) / (bytes / 1e9),
+      lossPct: args.includes('-u') ? Number(out.end.sum.lost_percent) : 0,
+    };
+  } finally {
+    srv.kill();
+  }
 }
 
 async function runOnce(setup: Setup, round: number, seconds: number, udpRate: string): Promise<Sample> {
@@ -94,10 +99,9 @@ async function runOnce(setup: Setup, round: number, seconds: number, udpRate: st
     s.run('wg', ['set', S, 'peer', kc.pub, 'allowed-ips', '192.0.2.2/32']);
     c.run('wg', ['set', C, 'peer', ks.pub, 'allowed-ips', '192.0.2.1/32', 'endpoint', '198.51.100.1:51820']);
     await waitPing(c, '192.0.2.1');
-    await startIperfServer(s, '192.0.2.1'); // ends with the namespace
-    const up = iperf(c, pids, [], seconds);
-    const down = iperf(c, pids, ['-R'], seconds);
-    const udp = iperf(c, pids, ['-u', '-b', udpRate, '-l', '1300'], seconds);
+    const up = await iperf(c, s, pids, [], seconds);
+    const down = await iperf(c, s, pids, ['-R'], seconds);
+    const udp = await iperf(c, s, pids, ['-u', '-b', udpRate, '-l', '1300'], seconds);
     return { setup: setup.id, round, up, down, udp };
   } finally {
     keys.cleanup();

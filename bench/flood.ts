@@ -147,6 +147,7 @@ async function newClientHandshake(x: Exit, timeoutS: number): Promise<number | n
 
 async function level(x: Exit, server: Daemon, round: number, { rate, sources }: Level, seconds: number, handshakeTimeoutS: number, flooder: string): Promise<LevelSample> {
   await waitPing(x.c, '192.0.2.1', 20_000);
+  const iperfSrv = await startIperfServer(x.s, '192.0.2.1', true);
   const floodSeconds = 1 + Math.max(seconds, handshakeTimeoutS) + 2;
   const drops0 = rcvbufErrors(x.s);
   const cpu0 = cpuSeconds(x.serverPid);
@@ -165,6 +166,7 @@ async function level(x: Exit, server: Daemon, round: number, { rate, sources }: 
   const wall = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(x.serverPid) - cpu0;
   const drops = rcvbufErrors(x.s) - drops0;
+  iperfSrv.kill();
   let downMbps = 0;
   try {
     const j = JSON.parse(dl.stdout);
@@ -205,7 +207,6 @@ export async function benchHandshakeFlood(opts: { rounds: number; seconds: numbe
     for (const server of round % 2 ? servers : [...servers].reverse()) {
       const x = setUp(server, ref);
       try {
-        await startIperfServer(x.s, '192.0.2.1'); // serves every level; ends with the namespace
         for (const l of levels) {
           const smp = await level(x, server, round, l, opts.seconds, handshakeTimeoutS, flooder);
           samples.push(smp);

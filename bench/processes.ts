@@ -18,12 +18,13 @@ export function finish(child: ChildProcess, timeoutMs: number): Promise<{ code: 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * An iperf3 server in `ns` bound to `address`, serving every run of a setup, once it listens.
+ * An iperf3 server in `ns` bound to `address`, once it listens; with `once`, for one run
+ * (`-1`: a server kept across runs can answer the next client "busy" while it resets).
  * Its start can take many seconds on a loaded machine (`ip netns exec`, then iperf3 itself),
  * so the wait is long; a server that exits instead says why.
  */
-export async function startIperfServer(ns: Netns, address: string): Promise<ChildProcess> {
-  const srv = ns.spawn('iperf3', ['-s', '-B', address]);
+export async function startIperfServer(ns: Netns, address: string, once: boolean): Promise<ChildProcess> {
+  const srv = ns.spawn('iperf3', ['-s', '-B', address, ...(once ? ['-1'] : [])]);
   let stderr = '';
   srv.stderr?.on('data', (d) => (stderr += d));
   srv.stdout?.resume();

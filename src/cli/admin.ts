@@ -7,6 +7,8 @@
  *   tunnelbyte admin [--data DIR] [--json] region add ID [--name NAME] [--paid-only]
  *   tunnelbyte admin region list
  *   tunnelbyte admin node list
+ *   tunnelbyte admin node token --region R [--expires 1h]
+ *   tunnelbyte admin node drain|revoke|remove ID
  *   tunnelbyte admin account list
  *   tunnelbyte admin account set-tier ACCOUNT paid|anonymous    (ACCOUNT: id or email)
  *   tunnelbyte admin account disable ACCOUNT | delete ACCOUNT
@@ -25,7 +27,8 @@ import { ControlError } from '../control/errors.js';
 import { databasePath, resolveDataDir, DATABASE_FILE } from '../control/paths.js';
 import { join } from 'node:path';
 import { periodAt } from '../control/services/periods.js';
-import { regionView, sessionView } from '../control/http/views.js';
+import { nodeView, regionView, sessionView } from '../control/http/views.js';
+import type { NodeRecord } from '../control/store/nodes.js';
 import { formatBytes, renderTable, shortTime } from './admin-table.js';
 import { adminActor } from '../control/services/audit.js';
 
@@ -58,6 +61,15 @@ async function withControl(cmd: Command, create: boolean, run: (cp: ControlPlane
   } finally {
     cp.close();
   }
+}
+
+const DURATION_RE = /^(\d{1,9})(s|m|h|d)$/;
+
+/** "90s", "30m", "1h", "7d" → milliseconds. */
+export function parseDuration(v: string): number {
+  const m = DURATION_RE.exec(v.trim());
+  if (!m) throw new ControlError('invalid', `not a duration: ${v} (e.g. 30m, 1h, 7d)`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 function printJson(out: Out, v: unknown): void {
@@ -98,11 +110,10 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
       });
     });
 
-  admin
-    .command('node')
-    .description('exit nodes')
+  const node = admin.command('node').description('exit nodes');
+  node
     .command('list')
-    .description('every node with its last heartbeat')
+    .description('every node with its state and last heartbeat')
     .action(function (this: Command) {
       return withControl(this, false, (cp, g) => {
         const nodes = cp.nodes.list();
@@ -110,23 +121,57 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
         const view = nodes.map((n) => ({
           id: n.id,
           region: n.regionId,
+          state: n.state,
           public_key: n.publicKey,
           endpoint: n.endpoint,
           pool4: n.pool4,
           pool6: n.pool6,
-          active: n.lastHeartbeatAt >= cutoff,
+          active: n.state === 'active' && n.lastHeartbeatAt >= cutoff,
+          joined: n.credentialHash !== null,
           last_heartbeat_at: new Date(n.lastHeartbeatAt).toISOString(),
           exit_addresses: cp.store.nodes.currentExitAddresses(n.id, cutoff),
         }));
         if (g.json) return printJson(out, view);
         out(
           renderTable(
-            ['ID', 'REGION', 'ENDPOINT', 'ACTIVE', 'LAST HEARTBEAT', 'EXIT ADDRESSES'],
-            view.map((n) => [n.id, n.region, n.endpoint, n.active ? 'yes' : 'no', shortTime(Date.parse(n.last_heartbeat_at)), n.exit_addresses.join(',')]),
+            ['ID', 'REGION', 'STATE', 'ENDPOINT', 'ACTIVE', 'LAST HEARTBEAT', 'EXIT ADDRESSES'],
+            view.map((n) => [n.id, n.region, n.state, n.endpoint, n.active ? 'yes' : 'no', shortTime(Date.parse(n.last_heartbeat_at)), n.exit_addresses.join(',')]),
           ),
         );
       });
     });
+  node
+    .command('token')
+    .description('print a one-time enrollment token for a node joining the region (serve --join URL --node-token TOKEN)')
+    .requiredOption('--region <id>', 'the region the node will serve (created when it joins)')
+    .option('--expires <duration>', 'how long the token may be used: 90s, 30m, 1h, 7d (1 minute to 30 days)', '1h')
+    .action(function (this: Command, o: { region: string; expires: string }) {
+      return withControl(this, false, (cp, g) => {
+        const t = cp.nodeEnrollment.issueToken(o.region, parseDuration(o.expires), adminActor());
+        if (g.json) return printJson(out, { id: t.id, region: t.regionId, token: t.token, expires_at: new Date(t.expiresAt).toISOString() });
+        out(`${t.token}\n`);
+      });
+    });
+  const lifecycle: [string, string, (cp: ControlPlane, id: string) => { node: NodeRecord; closedSessionIds?: string[] }][] = [
+    ['drain', 'take no new sessions on the node; its existing sessions stay until closed', (cp, id) => ({ node: cp.nodes.drain(id, adminActor()) })],
+    ['revoke', "refuse the node's credential at once and place no new sessions on it", (cp, id) => ({ node: cp.nodes.revoke(id, adminActor()) })],
+    ['remove', 'take the node out: credential refused, its active sessions closed', (cp, id) => cp.nodes.remove(id, adminActor())],
+  ];
+  for (const [name, description, change] of lifecycle) {
+    node
+      .command(name)
+      .description(description)
+      .argument('<id>', 'node id')
+      .action(function (this: Command, id: string) {
+        return withControl(this, false, (cp, g) => {
+          const r = change(cp, id);
+          const closed = r.closedSessionIds ?? [];
+          if (g.json) return printJson(out, { ...nodeView(r.node), closed_sessions: closed });
+          out(`node ${r.node.id}: ${r.node.state}\n`);
+          if (closed.length > 0) out(`closed sessions: ${closed.join(', ')}\n`);
+        });
+      });
+  }
 
   const account = admin.command('account').description('accounts');
   account
@@ -287,8 +332,7 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
 
 /** `--since`: an ISO 8601 date/time, or a duration before now (90s, 30m, 24h, 7d). */
 export function parseSince(v: string, now: number): number {
-  const d = /^(\d+)(s|m|h|d)$/.exec(v.trim());
-  if (d) return now - Number(d[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[d[2] as 's' | 'm' | 'h' | 'd'];
+  if (DURATION_RE.test(v.trim())) return now - parseDuration(v);
   const t = Date.parse(v);
   if (!/^\d{4}-\d\d-\d\d/.test(v) || Number.isNaN(t)) throw new ControlError('invalid', `--since: expected an ISO 8601 time or a duration like 24h, not ${v}`);
   return t;

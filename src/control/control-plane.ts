@@ -23,6 +23,8 @@ import type { PeerSync, ServiceContext } from './services/context.js';
 import type { DataPlane } from './services/data-plane.js';
 import { IpAttributionService } from './services/ip-attribution.js';
 import { NodeAgent } from './services/node-agent.js';
+import { NodeAuthService } from './services/node-auth.js';
+import { NodeEnrollmentService } from './services/node-enrollment.js';
 import { NodeService } from './services/nodes.js';
 import { RegionService } from './services/regions.js';
 import { SessionService } from './services/sessions.js';
@@ -45,6 +47,8 @@ export class ControlPlane {
   readonly accounts: AccountService;
   readonly regions: RegionService;
   readonly nodes: NodeService;
+  readonly nodeEnrollment: NodeEnrollmentService;
+  readonly nodeAuth: NodeAuthService;
   readonly usage: UsageService;
   readonly sessions: SessionService;
   readonly billing: BillingService;
@@ -63,6 +67,8 @@ export class ControlPlane {
     this.accounts = new AccountService(this.ctx, this.auth);
     this.regions = new RegionService(this.ctx);
     this.nodes = new NodeService(this.ctx);
+    this.nodeEnrollment = new NodeEnrollmentService(this.ctx, this.nodes);
+    this.nodeAuth = new NodeAuthService(this.ctx);
     this.usage = new UsageService(this.ctx);
     this.sessions = new SessionService(this.ctx, this.usage);
     this.billing = new BillingService(this.ctx, this.accounts);

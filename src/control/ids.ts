@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
-export type IdPrefix = 'acc' | 'tok' | 'ses' | 'nod';
+export type IdPrefix = 'acc' | 'tok' | 'ses' | 'nod' | 'enr';
 
 export function newId(prefix: IdPrefix): string {
   const bytes = randomBytes(10);

@@ -13,6 +13,7 @@ import Koa, { type Context } from 'koa';
 import type { Logger } from 'pino';
 import type { ControlPlane } from '../control-plane.js';
 import type { Principal } from '../services/auth.js';
+import type { NodeRecord } from '../store/nodes.js';
 import { FINGERPRINT_HEADER } from '../services/auth.js';
 import { readJsonBody, readRawBody } from './body.js';
 import { clientSource } from './client-ip.js';
@@ -26,6 +27,7 @@ import type { Route } from './route.js';
 import { accountRoutes } from './routes/accounts.js';
 import { billingRoutes } from './routes/billing.js';
 import { publicRoutes } from './routes/public.js';
+import { nodeRoutes } from './routes/nodes.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { tokenRoutes } from './routes/tokens.js';
 
@@ -44,7 +46,7 @@ export const HSTS_VALUE = 'max-age=31536000';
 
 /** Every /v1 route, in documentation order. */
 export function apiRoutes(): Route[] {
-  return [...publicRoutes(), ...accountRoutes(), ...tokenRoutes(), ...sessionRoutes(), ...billingRoutes()];
+  return [...publicRoutes(), ...accountRoutes(), ...tokenRoutes(), ...sessionRoutes(), ...billingRoutes(), ...nodeRoutes()];
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -83,8 +85,9 @@ export function createApp(deps: AppDeps): Koa {
   for (const r of routes) {
     const handler = async (ctx: Context): Promise<void> => {
       let principal: Principal | null = null;
-      const source = r.auth === 'public' || r.auth === 'bearer' ? clientSource(ctx) : null;
-      const credentials = r.auth === 'bearer' || r.credentials === true;
+      let node: NodeRecord | null = null;
+      const source = r.auth === 'public' || r.auth === 'bearer' || r.auth === 'node' ? clientSource(ctx) : null;
+      const credentials = r.auth === 'bearer' || r.auth === 'node' || r.credentials === true;
       // Order matters: a source over its failed-authentication budget is refused before any hashing or SQL.
       if (credentials) await failureLimit.check(source!);
       if (r.auth === 'public') await publicLimit.consume(source!);
@@ -94,13 +97,14 @@ export function createApp(deps: AppDeps): Koa {
           principal = control.auth.authenticate(ctx.get('authorization') || undefined, ctx.get(FINGERPRINT_HEADER) || undefined);
           await tokenLimit.consume(principal.account.tier, principal.token.id);
         }
+        if (r.auth === 'node') node = control.nodeAuth.authenticate(ctx.get('authorization') || undefined);
         let body: unknown = undefined;
         let rawBody: Buffer | null = null;
         if (r.rawBody) rawBody = await readRawBody(ctx, maxBody);
         else if (r.body) body = r.body.parse(await readJsonBody(ctx, maxBody));
         const query = r.query ? r.query.parse(ctx.query) : {};
         const params = (ctx as Context & { params: Record<string, string> }).params;
-        const result = await r.handle({ ctx, control, body, query, params, principal, rawBody, source: clientSource(ctx) });
+        const result = await r.handle({ ctx, control, body, query, params, principal, node, rawBody, source: clientSource(ctx) });
         ctx.status = result.status;
         if (result.headers) ctx.set(result.headers);
         ctx.body = result.body;

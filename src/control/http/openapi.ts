@@ -47,7 +47,7 @@ export function openApiDocument(routes: Route[]): Json {
       operationId: `${r.method.toLowerCase()}${path.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
       parameters,
       responses,
-      security: r.auth === 'bearer' ? [{ bearer: [], fingerprint: [] }, { bearer: [] }] : [],
+      security: r.auth === 'bearer' ? [{ bearer: [], fingerprint: [] }, { bearer: [] }] : r.auth === 'node' ? [{ node: [] }] : [],
     };
     if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: schema(r.body, 'input') } } };
     if (r.rawBody) {
@@ -68,6 +68,7 @@ export function openApiDocument(routes: Route[]): Json {
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'tb_... token from signup, login or upgrade.' },
+        node: { type: 'http', scheme: 'bearer', description: 'tbn_... node credential from POST /v1/nodes/enroll.' },
         fingerprint: { type: 'apiKey', in: 'header', name: 'X-TB-Fingerprint', description: 'Required with tokens of anonymous accounts.' },
       },
     },

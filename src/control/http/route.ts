@@ -8,13 +8,15 @@ import type { Context } from 'koa';
 import type { z } from 'zod';
 import type { ControlPlane } from '../control-plane.js';
 import type { Principal } from '../services/auth.js';
+import type { NodeRecord } from '../store/nodes.js';
 
 /**
  * none: no checks (health, docs, metrics); public: rate limited per source
  * IP; bearer: a token (and, for anonymous accounts, the fingerprint), rate
- * limited per token; stripe: the Stripe-Signature of the raw body.
+ * limited per token; stripe: the Stripe-Signature of the raw body; node: a
+ * node credential (tbn_…), under the failed-authentication limit.
  */
-export type RouteAuth = 'none' | 'public' | 'bearer' | 'stripe';
+export type RouteAuth = 'none' | 'public' | 'bearer' | 'stripe' | 'node';
 
 export interface RouteRequest<B, Q> {
   ctx: Context;
@@ -24,6 +26,8 @@ export interface RouteRequest<B, Q> {
   params: Record<string, string>;
   /** Set for bearer routes. */
   principal: Principal | null;
+  /** Set for node routes: the node whose credential was presented. */
+  node: NodeRecord | null;
   /** Set for routes with `rawBody`. */
   rawBody: Buffer | null;
   /** The client address (an IPv6 one as its /64), for the audit log. */
@@ -67,6 +71,12 @@ export function defineRoute<B = undefined, Q = Record<string, never>>(r: Route<B
   return r as unknown as Route;
 }
 
+/** The caller of a node route. */
+export function nodeOf(req: { node: NodeRecord | null }): NodeRecord {
+  if (!req.node) throw new Error('node route without a node');
+  return req.node;
+}
+
 /** The caller of a bearer route. */
 export function principalOf(req: { principal: Principal | null }): Principal {
   if (!req.principal) throw new Error('bearer route without a principal');
@@ -82,4 +92,9 @@ export const COMMON_ERRORS: Record<RouteAuth, Record<number, string>> = {
     429: 'Request cap of the tier reached, or too many failed authentications from this address; see Retry-After.',
   },
   stripe: { 400: 'Missing or bad Stripe-Signature.', 503: 'Billing is not configured.' },
+  node: {
+    401: 'Missing or invalid node credential, or the node was revoked or removed.',
+    403: "The path names another node than the credential's.",
+    429: 'Too many failed authentications from this address; see Retry-After.',
+  },
 };

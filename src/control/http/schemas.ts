@@ -49,6 +49,15 @@ export const SessionListQuery = z.object({
   state: z.enum(['active', 'all']).optional().describe('active (default): sessions not ended; all: ended ones too.'),
 });
 
+export const EnrollNodeRequest = z.strictObject({
+  token: z.string().min(1).max(128).describe('The one-time enrollment token (tbe_...) from `tunnelbyte admin node token`.'),
+  public_key: WireGuardKey.describe("The node's WireGuard public key."),
+  endpoint: z.string().min(1).max(300).describe('HOST:PORT clients connect to ([IPv6]:PORT).'),
+  exit_addresses: z.array(z.string().max(64)).max(64).describe('Addresses the node\'s traffic leaves from (what /v1/ip attributes).'),
+  pool4: z.string().max(64).describe('IPv4 pool for client addresses (at most /30).'),
+  pool6: z.string().max(64).optional().describe('IPv6 pool; default: a random ULA /64 (kept on re-enrollment).'),
+});
+
 // ----- responses -----
 
 export const ErrorResponse = z.object({ error: z.string() });
@@ -146,8 +155,26 @@ export const WebhookResponse = z.object({
 
 export const BillingPageResponse = z.object({ ok: z.boolean(), message: z.string() });
 
+export const NodeView = z.object({
+  id: z.string(),
+  region: z.string(),
+  state: z.enum(['active', 'draining', 'revoked', 'removed']).describe('active: takes new sessions; draining: keeps its sessions, takes none.'),
+  public_key: z.string(),
+  endpoint: z.string(),
+  pool4: z.string(),
+  pool6: z.string().nullable(),
+  interface_addresses: z.array(z.string()).describe("The node's own addresses inside its pools, with their prefixes (for its TUN)."),
+  last_heartbeat_at: z.string(),
+});
+
+export const EnrollNodeResponse = z.object({
+  node: NodeView,
+  credential: z.string().describe('The node credential (tbn_...): shown once; the node keeps it 0600 and sends it as a bearer token.'),
+});
+
 export type RegionViewT = z.infer<typeof RegionView>;
 export type SessionViewT = z.infer<typeof SessionView>;
 export type CreatedSessionViewT = z.infer<typeof CreatedSessionView>;
 export type UsageResponseT = z.infer<typeof UsageResponse>;
 export type IpAttributionResponseT = z.infer<typeof IpAttributionResponse>;
+export type NodeViewT = z.infer<typeof NodeView>;

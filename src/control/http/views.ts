@@ -3,11 +3,13 @@
  * Used by the routes and by `tunnelbyte admin --json`, so both print the
  * same shapes.
  */
+import type { NodeRecord } from '../store/nodes.js';
 import type { RegionWithNodes } from '../store/regions.js';
+import { interfaceAddresses } from '../services/nodes.js';
 import type { Attribution } from '../services/ip-attribution.js';
 import type { CreatedSession, SessionDetails } from '../services/sessions.js';
 import type { UsageReport } from '../services/usage.js';
-import type { CreatedSessionViewT, IpAttributionResponseT, RegionViewT, SessionViewT, UsageResponseT } from './schemas.js';
+import type { CreatedSessionViewT, IpAttributionResponseT, NodeViewT, RegionViewT, SessionViewT, UsageResponseT } from './schemas.js';
 
 /** Epoch milliseconds as ISO 8601 UTC text. */
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -15,6 +17,21 @@ const isoOrNull = (ms: number | null): string | null => (ms === null ? null : is
 
 export function regionView(r: RegionWithNodes): RegionViewT {
   return { id: r.id, name: r.name, paid_only: r.paidOnly, nodes: r.activeNodes };
+}
+
+/** A node as the node itself (and the operator) sees it; never its credential hash. */
+export function nodeView(n: NodeRecord): NodeViewT {
+  return {
+    id: n.id,
+    region: n.regionId,
+    state: n.state,
+    public_key: n.publicKey,
+    endpoint: n.endpoint,
+    pool4: n.pool4,
+    pool6: n.pool6,
+    interface_addresses: interfaceAddresses(n),
+    last_heartbeat_at: iso(n.lastHeartbeatAt),
+  };
 }
 
 export function sessionView(d: SessionDetails): SessionViewT {

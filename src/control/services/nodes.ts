@@ -1,6 +1,7 @@
 /**
  * Exit nodes register themselves (the embedded node of `tunnelbyte serve`
- * does so at start) and then send heartbeats. Registration is keyed by the
+ * does so at start; a node on another machine through node-enrollment.ts)
+ * and then send heartbeats. Operators drain, revoke or remove them. Registration is keyed by the
  * node's WireGuard public key, so a restarted server with the same key is
  * the same node, keeps its id, its IPv6 pool and its sessions.
  *
@@ -10,11 +11,12 @@
  * IPv4 and IPv6 address sharing one offset.
  */
 import { randomBytes } from 'node:crypto';
-import { invalid } from '../errors.js';
+import { invalid, notFound } from '../errors.js';
 import { newId } from '../ids.js';
 import { addressAt, cidrSize, formatCidr, normalizeIp, parseCidr, type Cidr } from '../ip-address.js';
-import type { NodeRecord } from '../store/nodes.js';
+import type { NodeRecord, NodeState } from '../store/nodes.js';
 import { isWireGuardKey } from '../../crypto/wireguard-keys.js';
+import { recordAudit, type Actor } from './audit.js';
 import type { ServiceContext } from './context.js';
 import { REGION_ID_RE } from './regions.js';
 
@@ -116,6 +118,45 @@ export class NodeService {
 
   list(): NodeRecord[] {
     return this.ctx.store.nodes.list();
+  }
+
+  /** No new sessions on this node; its existing ones stay until they close or expire. */
+  drain(nodeId: string, by: Actor): NodeRecord {
+    return this.changeState(nodeId, 'draining', by);
+  }
+
+  /**
+   * Refuses the node's credential from the next request on (the hash is
+   * cleared in the same write) and places no new sessions on it.
+   */
+  revoke(nodeId: string, by: Actor): NodeRecord {
+    return this.changeState(nodeId, 'revoked', by);
+  }
+
+  /** Takes the node out of the fleet: credential refused, its active sessions closed (reason admin). */
+  remove(nodeId: string, by: Actor): { node: NodeRecord; closedSessionIds: string[] } {
+    const { store, clock } = this.ctx;
+    const closed = store.transaction(() => {
+      const now = clock.wallMs();
+      const ids = store.sessions.listActiveByNode(nodeId).filter((s) => store.sessions.end(s.id, 'closed', 'admin', now)).map((s) => s.id);
+      this.changeState(nodeId, 'removed', by, { closed_sessions: ids }); // an unknown node throws: the transaction undoes nothing
+      return ids;
+    });
+    if (closed.length > 0) this.ctx.peers.nodeChanged(nodeId);
+    return { node: store.nodes.get(nodeId)!, closedSessionIds: closed };
+  }
+
+  private changeState(nodeId: string, state: NodeState, by: Actor, detail: Record<string, unknown> = {}): NodeRecord {
+    const { store } = this.ctx;
+    return store.transaction(() => {
+      const node = store.nodes.get(nodeId);
+      if (!node) throw notFound(`no node ${nodeId}`);
+      if (node.state === 'removed' && state !== 'removed') throw invalid(`node ${nodeId} was removed`);
+      store.nodes.setState(nodeId, state);
+      if (state === 'revoked' || state === 'removed') store.nodes.setCredential(nodeId, null);
+      recordAudit(this.ctx, by, `admin.node.${state}`, { subject: nodeId, detail: { from: node.state, ...detail } });
+      return store.nodes.get(nodeId)!;
+    });
   }
 
   private recordExitAddresses(nodeId: string, addresses: string[], now: number): void {

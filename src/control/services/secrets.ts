@@ -1,5 +1,6 @@
 /**
- * Secrets: bearer tokens (`tb_` + 256 random bits, base64url), their SHA-256
+ * Secrets: bearer tokens (`tb_` + 256 random bits, base64url; node enrollment
+ * tokens `tbe_` and node credentials `tbn_` alike), their SHA-256
  * (the only form stored), constant-time comparison, and scrypt password
  * hashes with a per-password salt. Nothing here logs or returns a secret
  * except `newToken`, whose result goes to the client once.
@@ -11,7 +12,19 @@ export const TOKEN_PREFIX = 'tb_';
 export const TOKEN_RE = /^tb_[A-Za-z0-9_-]{43}$/;
 
 export function newToken(): string {
-  return TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  return newSecret(TOKEN_PREFIX);
+}
+
+/** A node enrollment token (one use, from `tunnelbyte admin node token`). */
+export const ENROLLMENT_TOKEN_PREFIX = 'tbe_';
+export const ENROLLMENT_TOKEN_RE = /^tbe_[A-Za-z0-9_-]{43}$/;
+/** A node credential (what an enrolled node authenticates with). */
+export const NODE_CREDENTIAL_PREFIX = 'tbn_';
+export const NODE_CREDENTIAL_RE = /^tbn_[A-Za-z0-9_-]{43}$/;
+
+/** `prefix` + 256 random bits, base64url. */
+export function newSecret(prefix: string): string {
+  return prefix + randomBytes(32).toString('base64url');
 }
 
 export function sha256Hex(s: string): string {

@@ -141,4 +141,29 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
 `,
   },
+  {
+    version: 3,
+    name: 'node enrollment and credentials',
+    sql: `
+-- One-time tokens an operator hands to a machine so that it joins as an exit node of a region
+-- (tunnelbyte admin node token). Only the SHA-256 is stored; using one sets used_at and node_id.
+CREATE TABLE node_enrollment_tokens (
+  id          TEXT PRIMARY KEY,                   -- enr_
+  region_id   TEXT NOT NULL,                      -- the region the joining node serves (created at enrollment)
+  token_hash  TEXT NOT NULL UNIQUE,               -- hex SHA-256 of the tbe_ token
+  created_at  INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  used_at     INTEGER,
+  node_id     TEXT REFERENCES nodes (id)
+);
+
+-- A node's lifecycle: active (takes new sessions), draining (keeps its sessions, takes no new
+-- ones), revoked (its credential is refused; no new sessions), removed (its sessions closed).
+ALTER TABLE nodes ADD COLUMN state TEXT NOT NULL DEFAULT 'active'
+  CHECK (state IN ('active', 'draining', 'revoked', 'removed'));
+-- hex SHA-256 of the node's tbn_ credential; NULL for a node running inside the control plane's process.
+ALTER TABLE nodes ADD COLUMN credential_hash TEXT;
+CREATE UNIQUE INDEX nodes_by_credential ON nodes (credential_hash) WHERE credential_hash IS NOT NULL;
+`,
+  },
 ];

@@ -2,8 +2,15 @@
  * Exit nodes and the history of their exit addresses. A node is identified
  * by its WireGuard public key: registering the same key again updates the
  * node (region, endpoint, pools) instead of creating another.
+ *
+ * A node's state decides placement: only `active` nodes take new sessions
+ * (migration 3). A node that joined over the network (serve --join) has a
+ * credential, stored as its SHA-256 only.
  */
 import type { Db } from './database.js';
+
+/** active: takes new sessions; draining: keeps its sessions, takes none; revoked: credential refused; removed: sessions closed. */
+export type NodeState = 'active' | 'draining' | 'revoked' | 'removed';
 
 export interface NodeRecord {
   id: string;
@@ -14,6 +21,9 @@ export interface NodeRecord {
   pool6: string | null;
   createdAt: number;
   lastHeartbeatAt: number;
+  state: NodeState;
+  /** hex SHA-256 of the node credential; null for a node inside the control plane's process. */
+  credentialHash: string | null;
 }
 
 export interface NodeLoad extends NodeRecord {
@@ -37,6 +47,8 @@ interface NodeRow {
   pool6: string | null;
   created_at: number;
   last_heartbeat_at: number;
+  state: NodeState;
+  credential_hash: string | null;
 }
 
 const fromRow = (r: NodeRow): NodeRecord => ({
@@ -48,6 +60,8 @@ const fromRow = (r: NodeRow): NodeRecord => ({
   pool6: r.pool6,
   createdAt: r.created_at,
   lastHeartbeatAt: r.last_heartbeat_at,
+  state: r.state,
+  credentialHash: r.credential_hash,
 });
 
 export type NodeRepository = ReturnType<typeof nodeRepository>;
@@ -66,9 +80,12 @@ export function nodeRepository(db: Db) {
   const heartbeat = db.prepare(`UPDATE nodes SET last_heartbeat_at = ? WHERE id = ?`);
   const activeInRegion = db.prepare(
     `SELECT n.*, (SELECT COUNT(*) FROM sessions s WHERE s.node_id = n.id AND s.state = 'active') AS active_sessions
-     FROM nodes n WHERE n.region_id = ? AND n.last_heartbeat_at >= ?
+     FROM nodes n WHERE n.region_id = ? AND n.last_heartbeat_at >= ? AND n.state = 'active'
      ORDER BY active_sessions, n.created_at, n.id`,
   );
+  const setState = db.prepare(`UPDATE nodes SET state = ? WHERE id = ?`);
+  const setCredential = db.prepare(`UPDATE nodes SET credential_hash = ? WHERE id = ?`);
+  const byCredential = db.prepare(`SELECT * FROM nodes WHERE credential_hash = ?`);
   const all = db.prepare(`SELECT * FROM nodes ORDER BY region_id, id`);
   const latestInterval = db.prepare(
     `SELECT id, last_seen_at FROM node_exit_addresses WHERE node_id = ? AND address = ? ORDER BY last_seen_at DESC LIMIT 1`,
@@ -105,7 +122,18 @@ export function nodeRepository(db: Db) {
     heartbeat(id: string, now: number): void {
       heartbeat.run(now, id);
     },
-    /** Nodes of the region that heartbeated at or after the cutoff, least loaded first. */
+    setState(id: string, state: NodeState): void {
+      setState.run(state, id);
+    },
+    /** Replaces the node's credential hash (null: no credential works any more). */
+    setCredential(id: string, credentialHash: string | null): void {
+      setCredential.run(credentialHash, id);
+    },
+    getByCredential(credentialHash: string): NodeRecord | null {
+      const r = byCredential.get(credentialHash) as NodeRow | undefined;
+      return r ? fromRow(r) : null;
+    },
+    /** Active nodes of the region that heartbeated at or after the cutoff, least loaded first. */
     activeInRegion(regionId: string, heartbeatCutoff: number): NodeLoad[] {
       return (activeInRegion.all(regionId, heartbeatCutoff) as (NodeRow & { active_sessions: number })[]).map((r) => ({
         ...fromRow(r),

@@ -9,7 +9,7 @@ export interface Region {
 }
 
 export interface RegionWithNodes extends Region {
-  /** Nodes whose last heartbeat is at or after the cutoff given to the query. */
+  /** Nodes in state active whose last heartbeat is at or after the cutoff given to the query. */
   activeNodes: number;
 }
 
@@ -34,7 +34,7 @@ export function regionRepository(db: Db) {
   );
   const byId = db.prepare(`SELECT * FROM regions WHERE id = ?`);
   const withNodes = db.prepare(
-    `SELECT r.*, (SELECT COUNT(*) FROM nodes n WHERE n.region_id = r.id AND n.last_heartbeat_at >= ?) AS active_nodes
+    `SELECT r.*, (SELECT COUNT(*) FROM nodes n WHERE n.region_id = r.id AND n.last_heartbeat_at >= ? AND n.state = 'active') AS active_nodes
      FROM regions r ORDER BY r.id`,
   );
   return {

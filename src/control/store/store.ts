@@ -5,6 +5,7 @@
 import { accountRepository } from './accounts.js';
 import { auditRepository } from './audit.js';
 import { openDatabase, type Db, type OpenOptions } from './database.js';
+import { enrollmentTokenRepository } from './node-enrollment.js';
 import { nodeRepository } from './nodes.js';
 import { regionRepository } from './regions.js';
 import { sessionRepository } from './sessions.js';
@@ -19,6 +20,7 @@ export function createStore(db: Db) {
     tokens: tokenRepository(db),
     regions: regionRepository(db),
     nodes: nodeRepository(db),
+    enrollmentTokens: enrollmentTokenRepository(db),
     sessions: sessionRepository(db),
     usage: usageRepository(db),
     stripeEvents: stripeEventRepository(db),

@@ -608,14 +608,16 @@ export class TcpConnection {
     }
     // The third duplicate ACK — or, with SACK, as many bytes SACKed above a hole (RFC 6675 §5 "IsLost").
     const sackLoss = this.sackOk && this.board.sackedBytes >= DUPACK_THRESHOLD * this.mss;
-    if (cc.dupAcks >= DUPACK_THRESHOLD || (newlySacked && sackLoss)) {
-      if (cc.enterRecovery(seqDiff(this.sndMax, this.sndUna), this.sndUna, this.sndMax)) {
-        this.stats.fastRecoveries++;
-        this.rexmitNext = this.sndUna;
-        this.rexmitQuota = 1;
-        this.timedAt = -1;
-        this.host.markDirty(this);
-      }
+    if (cc.dupAcks < DUPACK_THRESHOLD && !(newlySacked && sackLoss)) {
+      if (cc.dupAcks <= 2) this.host.markDirty(this); // Limited Transmit may send
+      return;
+    }
+    if (cc.enterRecovery(seqDiff(this.sndMax, this.sndUna), this.sndUna, this.sndMax)) {
+      this.stats.fastRecoveries++;
+      this.rexmitNext = this.sndUna;
+      this.rexmitQuota = 1;
+      this.timedAt = -1;
+      this.host.markDirty(this);
     }
   }
 
@@ -733,7 +735,8 @@ export class TcpConnection {
       if (avail <= 0 && !finDue) break;
       const inFlight = seqDiff(this.sndNxt, this.sndUna);
       const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), seq);
-      const cwndRoom = cc.cwnd - inFlight;
+      // Limited Transmit (RFC 3042 §2): each of the first two duplicate ACKs lets one new segment out beyond cwnd.
+      const cwndRoom = cc.cwnd + (cc.inRecovery ? 0 : Math.min(cc.dupAcks, 2) * this.mss) - inFlight;
       let len = Math.min(this.mss, Math.max(avail, 0), wndRoom, cwndRoom);
       // Sender SWS avoidance (§3.8.6.2.1): a segment smaller than the MSS that the window cut short waits,
       // unless it reaches half the largest window seen or the override (persist) timer fired.

@@ -16,9 +16,12 @@
 //    exit's socket overflows when this shared machine starves it of CPU —
 //    or meet the exit under load and get a cookie reply, wireguard-go
 //    resends after REKEY_TIMEOUT (5 s + up to 1/3 s jitter, §6.1), with mac2
-//    in the cookie case. Asserted: the handshake completes by that first
-//    retransmission (10 s), never later; the time and the kernel's socket
-//    drops are reported. (The cookie round trip itself is asserted in
+//    in the cookie case. Asserted: the handshake completes while the flood
+//    still runs, within three attempts (16 s): on an idle machine it takes
+//    well under a second, but a CI machine shared with other work has been
+//    seen to starve the exit of CPU long enough to lose two initiations
+//    (10.5 s). The time and the kernel's socket drops are reported; the
+//    5 s goal is a figure of `npm run bench -- --flood`, not a timed test. (The cookie round trip itself is asserted in
 //    memory: test/integration/two-devices.test.ts "under load".)
 //  - the exit answers garbage with silence: of datagrams without a valid
 //    mac1, none gets a reply, during the flood.
@@ -97,8 +100,9 @@ describe('handshake flood against tunnelbyte-wg as the exit', { skip: skip ?? fa
       x.run('wg', ['set', X, 'peer', kn.pub, 'allowed-ips', '192.0.2.3/32']);
       n.run('wg', ['set', N, 'peer', kx.pub, 'allowed-ips', '192.0.2.1/32', 'endpoint', '198.51.102.1:51820']);
       const t0 = performance.now();
-      const ping = await finish(n.spawn('ping', ['-n', '-c', '1', '-W', '12', '192.0.2.1']), 20_000);
+      const ping = await finish(n.spawn('ping', ['-n', '-c', '1', '-W', '17', '192.0.2.1']), 25_000);
       const handshakeS = (performance.now() - t0) / 1000;
+      const floodRanThrough = floodChild.exitCode === null && floodChild.signalCode === null;
 
       // Garbage from the flooder's namespace, during the flood.
       const garbage = await finish(f.spawn(process.execPath, ['-e', GARBAGE, '198.51.101.1', '51820', '2000']), 60_000);
@@ -117,7 +121,8 @@ describe('handshake flood against tunnelbyte-wg as the exit', { skip: skip ?? fa
       assert.ok(report.end.sum_received.bytes >= 16 * 1024 * 1024, `received ${report.end.sum_received.bytes} bytes`);
 
       assert.equal(ping.code, 0, `the new client's ping was answered (${handshakeS.toFixed(2)} s after it started)`);
-      assert.ok(handshakeS < 10, `the new client got through by its first retransmission at the latest (${handshakeS.toFixed(2)} s)`);
+      assert.ok(floodRanThrough, 'the flood was still running when the new client got through');
+      assert.ok(handshakeS < 16, `the new client got through within three attempts (${handshakeS.toFixed(2)} s)`);
       const hs = n.run('wg', ['show', N, 'latest-handshakes']).trim().split('\t')[1];
       assert.ok(Number(hs) > 0, 'the new client has a handshake');
 

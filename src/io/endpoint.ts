@@ -53,11 +53,6 @@ export function decodeEndpoint(rec: Uint8Array, at = 0): Endpoint | null {
   return null;
 }
 
-export function endpointEquals(a: Uint8Array, aAt: number, b: Uint8Array, bAt: number): boolean {
-  for (let i = 0; i < ENDPOINT_SIZE; i++) if (a[aAt + i] !== b[bAt + i]) return false;
-  return true;
-}
-
 /** "1.2.3.4:51820" or "[fe80::1]:51820", as wg(8) prints endpoints. */
 export function formatEndpoint(ep: Endpoint): string {
   return ep.family === 6 ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;

@@ -10,6 +10,7 @@ import { AddonCacheError } from '../executable/addon-cache.js';
 import { versionText } from '../executable/build-info.js';
 import { setAddonDataDir } from '../executable/native-addons.js';
 import { registerAdminCommands, reportAdminError } from './admin.js';
+import { registerControlCommand } from './control.js';
 import { processIo } from './customer/command-kit.js';
 import { registerCustomerCommands } from './customer/index.js';
 import { registerProxyCommand } from './proxy-command.js';
@@ -39,6 +40,7 @@ export async function runTunnelbyte(argv: readonly string[]): Promise<void> {
   registerCustomerCommands(program);
   registerProxyCommand(program, processIo);
   registerServeCommand(program);
+  registerControlCommand(program);
   registerAdminCommands(program);
   // Program options (-V, -h) only before a command, so that `wg` gets its own; set after the other
   // commands are made, which keep taking their options anywhere (commander copies the setting at creation).

@@ -12,12 +12,9 @@
  * flushes the counters once more.
  */
 import type { Logger } from 'pino';
-import { createControlPlane, type ControlPlane } from '../control/control-plane.js';
-import { billingConfigFromEnv, controlConfig } from '../control/config.js';
-import { createApp } from '../control/http/app.js';
-import { createMetrics, metricsRequestListener } from '../control/http/metrics.js';
-import { ApiListener, type TlsFiles } from './api-listener.js';
-import { databasePath } from '../control/paths.js';
+import type { ControlPlane } from '../control/control-plane.js';
+import type { ApiListener } from './api-listener.js';
+import { listenApi, openControlPlane, type ControlSettings } from './control-settings.js';
 import type { NodeAgent } from '../control/services/node-agent.js';
 import { DEFAULT_MTU } from '../protocol/constants.js';
 import { DROP_REASONS } from '../protocol/messages.js';
@@ -29,15 +26,8 @@ import { loadOrCreateServerKey } from './server-key.js';
 import { Gauge } from 'prom-client';
 import { keyToBase64 } from '../crypto/wireguard-keys.js';
 
-export interface ServeOptions {
-  dataDir: string;
-  apiHost: string;
-  apiPort: number;
-  /** HTTPS only, with this certificate and key (reloaded by reloadTls / SIGHUP); null: plain HTTP. */
-  tls: TlsFiles | null;
-  /** Where GET /metrics is served (not on the API listener). */
-  metricsHost: string;
-  metricsPort: number;
+/** The control plane's settings (shared with `tunnelbyte control`) and the data plane's. */
+export interface ServeOptions extends ControlSettings {
   listenPort: number;
   /** HOST[:PORT] for client configs; null: the default-route interface's address. */
   endpoint: string | null;
@@ -48,18 +38,11 @@ export interface ServeOptions {
   pool4: string;
   /** null: the node's ULA /64 chosen at first start. */
   pool6: string | null;
-  dns: string[];
   nat: boolean;
   /** Ranges opened inside the refused private and special ranges (`--allow-private`). */
   allowPrivate: string[];
-  trustProxy: boolean;
   /** Seconds between syncs of counters and peers (docs/contract.md §4: at most 5 s). */
   syncIntervalS: number;
-  /** Anonymous signup open to anyone (limited per source) or closed (--anonymous-signup). */
-  anonymousSignup: 'open' | 'closed';
-  /** Tier limits that differ from the defaults (docs/contract.md §5). */
-  tiers: { anonymous: { quotaBytes?: number | null; maxSessions?: number }; paid: { quotaBytes?: number | null; maxSessions?: number } };
-  env: NodeJS.ProcessEnv;
 }
 
 export class ExitServer {
@@ -83,16 +66,12 @@ export class ExitServer {
     const allow = o.allowPrivate.map(canonicalPrefix); // a malformed range stops the start before anything is made
     // The data directory first (0700, parents as needed): the key and the database both live in it,
     // and on a first run neither it nor /var/lib/tunnelbyte exists yet.
-    const dbPath = databasePath(o.dataDir);
     const key = loadOrCreateServerKey(o.dataDir);
     const publicKey = keyToBase64(key.publicKey);
     const route = detectDefaultRoute();
     const exitAddresses = o.exitAddresses.length ? o.exitAddresses : [...route.addresses4, ...route.addresses6];
     const endpoint = endpointOf(o.endpoint, route, o.listenPort);
-    const control = createControlPlane({
-      dbPath,
-      config: controlConfig({ dns: o.dns, trustProxy: o.trustProxy, billing: billingConfigFromEnv(o.env), tiers: o.tiers, signupLimit: { mode: o.anonymousSignup } }),
-    });
+    const control = openControlPlane(o);
     const cleanups: (() => void)[] = [() => control.close()];
     const undo = () => {
       for (const f of cleanups.reverse()) {
@@ -130,13 +109,8 @@ export class ExitServer {
       const first = agent.sync();
       log.info({ peers: first.added.length, suspended: first.suspended.length }, 'active sessions restored');
 
-      const metrics = createMetrics(control);
-      registerDeviceMetrics(metrics.registry, device);
-      const app = createApp({ control, logger: log, metrics, hsts: o.tls !== null });
-      const http = await ApiListener.listen(app.callback(), o.apiHost, o.apiPort, o.tls);
-      cleanups.push(() => void http.close());
-      const metricsListener = await ApiListener.listen(metricsRequestListener(metrics), o.metricsHost, o.metricsPort, null);
-      cleanups.push(() => void metricsListener.close());
+      const { http, metricsListener, close } = await listenApi(control, o, log, (registry) => registerDeviceMetrics(registry, device));
+      cleanups.push(() => void close());
       const s = new ExitServer(control, device, agent, http, metricsListener, nat, log, {
         publicKey,
         endpoint,

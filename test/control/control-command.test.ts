@@ -1,0 +1,110 @@
+/**
+ * `tunnelbyte control` (issue 16, roles): the API and the store with no data
+ * plane, as its own process on a fresh data directory — no root, no TUN.
+ * An exit node enrolls over HTTP with a token from `tunnelbyte admin node
+ * token` and sessions are placed on it.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
+import { REPO_ROOT } from '../support/repo.js';
+
+const run = promisify(execFile);
+const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
+const env = { ...process.env, TB_DATA: '', TB_API_LISTEN: '', TB_METRICS_LISTEN: '' };
+
+async function tb(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [TB, ...args], { env });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+/** Starts `tunnelbyte control` and resolves with its API URL from the start record. */
+function startControl(dir: string): Promise<{ child: ChildProcess; api: string; exit: Promise<number | null> }> {
+  const child = spawn(process.execPath, [TB, 'control', '--data', dir, '--api-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--sync-interval', '1'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`control did not start: ${out}${err}`)), 60_000);
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const line of out.split('\n')) {
+        if (!line.includes('tunnelbyte control plane running')) continue;
+        clearTimeout(timer);
+        resolve({ child, api: (JSON.parse(line) as { api: string }).api, exit });
+      }
+    });
+    void exit.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`control exited ${code}: ${out}${err}`));
+    });
+  });
+}
+
+describe('tunnelbyte control', () => {
+  let dir: string;
+  let control: Awaited<ReturnType<typeof startControl>>;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tb-control-cmd-'));
+    rmSync(dir, { recursive: true }); // a data directory that does not exist yet
+    control = await startControl(join(dir, 'state'));
+  });
+  after(async () => {
+    if (control.child.exitCode === null) {
+      control.child.kill('SIGKILL');
+      await control.exit;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts on a fresh data directory with no data plane; an enrolled node takes the sessions', async () => {
+    const data = join(dir, 'state');
+    assert.ok(existsSync(join(data, 'tunnelbyte.db')));
+    assert.ok(!existsSync(join(data, 'server.key')), 'no WireGuard key: no data plane');
+    assert.deepEqual(await (await fetch(`${control.api}/v1/health`)).json(), { ok: true });
+    assert.deepEqual(await (await fetch(`${control.api}/v1/regions`)).json(), { regions: [] }, 'no node, no region');
+
+    const second = await tb('control', '--data', data, '--api-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0');
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, /^tunnelbyte control: .*is using this data directory/);
+
+    const token = (await tb('admin', '--data', data, 'node', 'token', '--region', 'eu-west')).stdout.trim();
+    const nodeKey = generateKeyPair().publicKey;
+    const enroll = await fetch(`${control.api}/v1/nodes/enroll`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token, public_key: nodeKey, endpoint: '192.0.2.10:51820', exit_addresses: ['192.0.2.10'], pool4: '10.70.0.0/16' }),
+    });
+    assert.equal(enroll.status, 201);
+    const regions = (await (await fetch(`${control.api}/v1/regions`)).json()) as { regions: { id: string; nodes: number }[] };
+    assert.deepEqual(regions.regions.map((r) => [r.id, r.nodes]), [['eu-west', 1]]);
+
+    const signup = await fetch(`${control.api}/v1/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fingerprint: 'control-test-machine' }) });
+    const { token: bearer } = (await signup.json()) as { token: string };
+    const session = await fetch(`${control.api}/v1/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}`, 'x-tb-fingerprint': 'control-test-machine' },
+      body: JSON.stringify({ region: 'eu-west' }),
+    });
+    assert.equal(session.status, 201);
+    const s = (await session.json()) as { node: string; exit: { public_key: string; endpoint: string }; client: { addresses: string[] } };
+    assert.equal(s.exit.public_key, nodeKey);
+    assert.equal(s.exit.endpoint, '192.0.2.10:51820');
+    assert.equal(s.client.addresses[0], '10.70.0.2/32');
+
+    control.child.kill('SIGTERM');
+    assert.equal(await control.exit, 0);
+    assert.ok(!existsSync(join(data, 'serve.lock')), 'the lock is released');
+  });
+});

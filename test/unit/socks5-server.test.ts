@@ -228,7 +228,28 @@ describe('SOCKS5 UDP ASSOCIATE', () => {
     assert.ok(!texts.has('echo:frag'));
 
     ctl.destroy();
-    await new Promise((r) => setTimeout(r, 200));
+    // Wait (bounded) until the relay's port is closed: a connected UDP socket
+    // gets ECONNREFUSED (the loopback's ICMP port unreachable) once nobody
+    // listens there. A fixed sleep raced the server's close on a loaded machine.
+    const probe = createSocket('udp4');
+    const closed = await new Promise<boolean>((resolve) => {
+      let tick: NodeJS.Timeout | undefined;
+      const timer = setTimeout(() => {
+        clearInterval(tick);
+        resolve(false);
+      }, 10_000);
+      probe.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ECONNREFUSED') return;
+        clearTimeout(timer);
+        clearInterval(tick);
+        resolve(true);
+      });
+      probe.connect(relayPort, '127.0.0.1', () => {
+        tick = setInterval(() => probe.send(Buffer.from([0])), 50);
+      });
+    });
+    probe.close();
+    assert.ok(closed, 'the relay port closed within 10 s of the TCP connection');
     answers.length = 0;
     client.send(encodeDatagram('127.0.0.1', uPort, Buffer.from('late')), relayPort, '127.0.0.1');
     await new Promise((r) => setTimeout(r, 300));

@@ -18,7 +18,9 @@ import { startHarness, type Harness } from './harness.js';
 
 const REQUESTS = Number(process.env.TB_API_FUZZ_REQUESTS ?? 1500);
 const SEED = Number(process.env.TB_FUZZ_SEED ?? 0x0a91);
-const TIME_BUDGET_MS = 30_000;
+// A bound on the test's wall time, not a speed target: about 20 s here idle, and a loaded 2-core
+// CI machine must still get the 300 requests the test asserts (2.5/s).
+const TIME_BUDGET_MS = 120_000;
 const WEBHOOK_SECRET = 'whsec_api_fuzz';
 
 type Json = Record<string, any>;

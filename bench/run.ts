@@ -11,7 +11,8 @@
  * as exits (bench/flood.ts). `--rounds N` and `--seconds S` change the rounds
  * (3) and the seconds per iperf3 run (5) of both. `--fuzz` runs the datagram
  * and UAPI fuzzers longer than the suite does (bench/fuzz.ts; `--fuzz-count N`). `--netstack` adds the
- * userspace TCP/IP stack's flow through wireguard-go to Linux TCP (bench/netstack.ts).
+ * userspace TCP/IP stack's flow through wireguard-go to Linux TCP (bench/netstack.ts). `--proxy`
+ * adds downloads through `tunnelbyte proxy` (SOCKS5, HTTP, CONNECT) from wireguard-go's side (bench/proxy.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,7 @@ const e2e = process.argv.includes('--e2e');
 const flood = process.argv.includes('--flood');
 const fuzz = process.argv.includes('--fuzz');
 const netstack = process.argv.includes('--netstack');
+const proxy = process.argv.includes('--proxy');
 function numberArg(flag: string, fallback: number): number {
   const i = process.argv.indexOf(flag);
   if (i < 0) return fallback;
@@ -79,6 +81,15 @@ if (netstack) {
   const r = await benchNetstack({ rounds, seconds, idleConnections: smoke ? 50 : 500 });
   rows.push(...r.rows);
   details.netstack = { rounds, seconds, samples: r.samples };
+}
+
+if (proxy) {
+  // bench/proxy.ts: curl through `tunnelbyte proxy` (unprivileged) and its tunnel to wireguard-go (root for the namespace).
+  if (process.getuid?.() !== 0) throw new Error('--proxy needs root (it creates a network namespace)');
+  const { benchProxy } = await import('./proxy.js');
+  const r = await benchProxy({ rounds, bytes: smoke ? 1 << 20 : 64 << 20 });
+  rows.push(...r.rows);
+  details.proxy = { rounds, samples: r.samples };
 }
 
 if (fuzz) {

@@ -37,6 +37,8 @@ function dialOnce(dialer: ProxyDialer, host: string, port: number, timeoutMs: nu
     s.once('connect', () => {
       clearTimeout(timer);
       s.removeListener('error', onError);
+      // Until the caller attaches its own handlers (splice), an error only destroys the stream, never the process.
+      s.on('error', () => {});
       resolve(s);
     });
   });

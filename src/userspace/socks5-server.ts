@@ -212,11 +212,13 @@ function associate(client: Socket, relay: UdpSocket, inner: ProxyUdpSocket, opts
     const d = parseDatagram(msg);
     if (!d || d.frag !== 0) return;
     clientUdp = { address: rinfo.address, port: rinfo.port };
+    // A destination the tunnel cannot send to (a family it has no address of, too large) is dropped, as UDP may be:
+    // the callback takes the error, which the socket would otherwise emit as an 'error' event.
     const send = (host: string): void => {
       try {
-        inner.send(d.data, d.port, host);
+        inner.send(d.data, d.port, host, () => {});
       } catch {
-        // a family the tunnel has no address of: dropped, as UDP may be
+        // an address the socket rejects outright: dropped likewise
       }
     };
     if (d.address.type === 'ip') return send(d.address.host);

@@ -23,4 +23,6 @@ export function splice(client: Duplex, remote: Duplex): void {
   });
   client.pipe(remote);
   remote.pipe(client);
+  // One side may have failed before it was joined: its 'close' is gone, so tear down now.
+  if (client.destroyed || remote.destroyed) teardown();
 }

@@ -215,6 +215,8 @@ describe('SOCKS5 UDP ASSOCIATE', () => {
     client.on('message', (m) => answers.push(m));
     const toName = Buffer.concat([Buffer.from([0, 0, 0, 3, 8]), Buffer.from('udp.test'), Buffer.from([uPort >> 8, uPort & 0xff]), Buffer.from('by-name')]);
     const fragment = Buffer.concat([Buffer.from([0, 0, 1]), encodeDatagram('127.0.0.1', uPort, Buffer.from('frag')).subarray(3)]);
+    // a destination the dialer's (IPv4-only) socket cannot send to: dropped, and the relay keeps working
+    client.send(encodeDatagram('::1', uPort, Buffer.from('v6')), relayPort, '127.0.0.1');
     for (let i = 0; i < 20 && answers.length < 2; i++) {
       client.send(encodeDatagram('127.0.0.1', uPort, Buffer.from('by-ip')), relayPort, '127.0.0.1');
       client.send(toName, relayPort, '127.0.0.1');

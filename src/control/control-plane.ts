@@ -25,6 +25,7 @@ import { IpAttributionService } from './services/ip-attribution.js';
 import { NodeAgent } from './services/node-agent.js';
 import { NodeAuthService } from './services/node-auth.js';
 import { NodeEnrollmentService } from './services/node-enrollment.js';
+import { NodeReportService } from './services/node-reports.js';
 import { NodeService } from './services/nodes.js';
 import { RegionService } from './services/regions.js';
 import { SessionService } from './services/sessions.js';
@@ -49,6 +50,7 @@ export class ControlPlane {
   readonly nodes: NodeService;
   readonly nodeEnrollment: NodeEnrollmentService;
   readonly nodeAuth: NodeAuthService;
+  readonly nodeReports: NodeReportService;
   readonly usage: UsageService;
   readonly sessions: SessionService;
   readonly billing: BillingService;
@@ -69,6 +71,7 @@ export class ControlPlane {
     this.nodes = new NodeService(this.ctx);
     this.nodeEnrollment = new NodeEnrollmentService(this.ctx, this.nodes);
     this.nodeAuth = new NodeAuthService(this.ctx);
+    this.nodeReports = new NodeReportService(this.ctx, this.nodes);
     this.usage = new UsageService(this.ctx);
     this.sessions = new SessionService(this.ctx, this.usage);
     this.billing = new BillingService(this.ctx, this.accounts);

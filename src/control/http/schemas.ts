@@ -58,6 +58,26 @@ export const EnrollNodeRequest = z.strictObject({
   pool6: z.string().max(64).optional().describe('IPv6 pool; default: a random ULA /64 (kept on re-enrollment).'),
 });
 
+export const NodeHeartbeatRequest = z.strictObject({
+  exit_addresses: z.array(z.string().max(64)).max(64).describe('The addresses the node\'s traffic leaves from now.'),
+});
+
+const ByteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+export const NodeUsageRequest = z.strictObject({
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).describe('Increases with each new report; a retry repeats it.'),
+  sessions: z
+    .array(
+      z.strictObject({
+        id: z.string().max(64).describe('A session placed on this node.'),
+        rx_bytes: ByteCount.describe('Bytes the client received through the node since the session began there (cumulative).'),
+        tx_bytes: ByteCount.describe('Bytes the client sent (cumulative).'),
+        last_handshake_at: z.iso.datetime().nullable().describe('The latest handshake with the client.'),
+      }),
+    )
+    .max(100_000),
+});
+
 // ----- responses -----
 
 export const ErrorResponse = z.object({ error: z.string() });
@@ -170,6 +190,11 @@ export const NodeView = z.object({
 export const EnrollNodeResponse = z.object({
   node: NodeView,
   credential: z.string().describe('The node credential (tbn_...): shown once; the node keeps it 0600 and sends it as a bearer token.'),
+});
+
+export const NodeUsageResponse = z.object({
+  acked_seq: z.number().int().describe('Applied up to this sequence: the node may forget counters reported up to here.'),
+  applied: z.boolean().describe('false: a retry of a report already applied (nothing counted twice).'),
 });
 
 export type RegionViewT = z.infer<typeof RegionView>;

@@ -166,4 +166,22 @@ ALTER TABLE nodes ADD COLUMN credential_hash TEXT;
 CREATE UNIQUE INDEX nodes_by_credential ON nodes (credential_hash) WHERE credential_hash IS NOT NULL;
 `,
   },
+  {
+    version: 4,
+    name: 'node usage reports',
+    sql: `
+-- A joined node reports usage as cumulative per-session counters with a sequence number
+-- (services/node-reports.ts): a report at or below report_seq was applied already.
+ALTER TABLE nodes ADD COLUMN report_seq INTEGER NOT NULL DEFAULT 0;
+
+-- The cumulative counters last applied per session, from the client's side (rx: to the client),
+-- so each report adds only what grew since.
+CREATE TABLE node_session_counters (
+  session_id TEXT PRIMARY KEY REFERENCES sessions (id),
+  node_id    TEXT NOT NULL REFERENCES nodes (id),
+  rx_bytes   INTEGER NOT NULL,
+  tx_bytes   INTEGER NOT NULL
+);
+`,
+  },
 ];

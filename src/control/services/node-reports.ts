@@ -1,0 +1,80 @@
+/**
+ * What a joined node tells the control plane (issue 16, node → control):
+ * heartbeats, and usage as cumulative per-session counters with a sequence
+ * number. Cumulative counters make a report idempotent — applying one twice
+ * adds nothing the second time — and the sequence number lets the control
+ * plane acknowledge a retried or late report without reading it: a report at
+ * or below the last applied sequence is answered with that sequence and
+ * changes nothing. A report may name only sessions placed on the reporting
+ * node; one that names any other is refused whole.
+ */
+import { forbidden, invalid } from '../errors.js';
+import type { NodeRecord } from '../store/nodes.js';
+import type { ServiceContext } from './context.js';
+import type { NodeService } from './nodes.js';
+import { periodAt } from './periods.js';
+
+export interface SessionUsage {
+  sessionId: string;
+  /** Bytes the client received through the node since the session began there (cumulative). */
+  rxBytes: number;
+  /** Bytes the client sent (cumulative). */
+  txBytes: number;
+  /** The latest handshake with the client, epoch ms; null: none yet. */
+  lastHandshakeAt: number | null;
+}
+
+export interface UsageReportResult {
+  /** The sequence the control plane has applied up to: the node may forget counters up to here. */
+  ackedSeq: number;
+  /** False when the report was a retry of one already applied. */
+  applied: boolean;
+  /** Bytes counted from this report (both directions). */
+  countedBytes: number;
+}
+
+export class NodeReportService {
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly nodes: NodeService,
+  ) {}
+
+  /** The node is alive and leaves the internet from these addresses; returns its state (a draining node learns it here). */
+  heartbeat(node: NodeRecord, exitAddresses: string[]): NodeRecord {
+    this.nodes.heartbeat(node.id, exitAddresses);
+    return this.ctx.store.nodes.get(node.id)!;
+  }
+
+  usage(node: NodeRecord, seq: number, sessions: SessionUsage[]): UsageReportResult {
+    if (!Number.isSafeInteger(seq) || seq < 1) throw invalid('seq must be a positive integer');
+    const { store, clock, config } = this.ctx;
+    return store.transaction(() => {
+      const last = store.nodeReports.reportSeq(node.id);
+      if (seq <= last) return { ackedSeq: last, applied: false, countedBytes: 0 };
+      const now = clock.wallMs();
+      const period = periodAt(now).id;
+      let counted = 0;
+      for (const u of sessions) {
+        const s = store.sessions.get(u.sessionId);
+        if (!s || s.nodeId !== node.id) throw forbidden(`session ${u.sessionId} is not on this node`);
+        const prev = store.nodeReports.counters(s.id) ?? { rxBytes: 0, txBytes: 0 };
+        // Cumulative counters only grow; one that went back (the node lost its disk) counts nothing until it passes the last value.
+        const rx = Math.max(0, u.rxBytes - prev.rxBytes);
+        const tx = Math.max(0, u.txBytes - prev.txBytes);
+        store.nodeReports.saveCounters(s.id, node.id, { rxBytes: Math.max(u.rxBytes, prev.rxBytes), txBytes: Math.max(u.txBytes, prev.txBytes) });
+        if (rx === 0 && tx === 0 && u.lastHandshakeAt === null) continue;
+        store.sessions.addCounters({
+          id: s.id,
+          rx,
+          tx,
+          lastHandshakeAt: u.lastHandshakeAt,
+          expiresAt: u.lastHandshakeAt === null ? 0 : u.lastHandshakeAt + config.sessionIdleTtlMs,
+        });
+        if (rx + tx > 0) store.usage.add(s.accountId, period, rx, tx);
+        counted += rx + tx;
+      }
+      store.nodeReports.setReportSeq(node.id, seq);
+      return { ackedSeq: seq, applied: true, countedBytes: counted };
+    });
+  }
+}

@@ -119,16 +119,9 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
         const nodes = cp.nodes.list();
         const cutoff = cp.regions.heartbeatCutoff();
         const view = nodes.map((n) => ({
-          id: n.id,
-          region: n.regionId,
-          state: n.state,
-          public_key: n.publicKey,
-          endpoint: n.endpoint,
-          pool4: n.pool4,
-          pool6: n.pool6,
+          ...nodeView(n),
           active: n.state === 'active' && n.lastHeartbeatAt >= cutoff,
           joined: n.credentialHash !== null,
-          last_heartbeat_at: new Date(n.lastHeartbeatAt).toISOString(),
           exit_addresses: cp.store.nodes.currentExitAddresses(n.id, cutoff),
         }));
         if (g.json) return printJson(out, view);

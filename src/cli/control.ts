@@ -5,15 +5,14 @@
  * token` and POST /v1/nodes/enroll.
  */
 import type { Command } from 'commander';
-import { addControlPlaneOptions, controlSettingsOf, runServer, type ParsedOptions } from './server-options.js';
+import { addControlPlaneOptions, BILLING_HELP, controlSettingsOf, runServer, type ParsedOptions } from './server-options.js';
 
 export function registerControlCommand(program: Command): void {
   const cmd = program.command('control').description('run the control plane alone: the /v1 API and the SQLite store, no WireGuard (exit nodes join it)');
   addControlPlaneOptions(cmd)
     .addHelpText(
       'after',
-      '\nBilling is off unless STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are set (STRIPE_PRICE_ID optional).\n' +
-        'Every flag also reads the environment variable shown; TB_TRUST_PROXY=1 equals --trust-proxy.',
+      BILLING_HELP + 'Every flag also reads the environment variable shown; TB_TRUST_PROXY=1 equals --trust-proxy.',
     )
     .action(async (o: ParsedOptions) => {
       // Koa, SQLite and pino are imported when the command runs, not when the CLI starts.

@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { bannerLines, bannerOf } from './serve-banner.js';
-import { addControlPlaneOptions, controlSettingsOf, list, port, runServer, type ParsedOptions } from './server-options.js';
+import { addControlPlaneOptions, BILLING_HELP, controlSettingsOf, list, port, runServer, type ParsedOptions } from './server-options.js';
 
 export function registerServeCommand(program: Command): void {
   const cmd = program
@@ -23,8 +23,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--allow-private <cidr...>', 'let clients reach these private/special ranges (a LAN behind the exit); env: comma-separated').env('TB_ALLOW_PRIVATE'))
     .addHelpText(
       'after',
-      '\nBilling is off unless STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are set (STRIPE_PRICE_ID optional).\n' +
-        'Every flag also reads the environment variable shown; TB_NAT=0 equals --no-nat, TB_TRUST_PROXY=1 equals --trust-proxy.',
+      BILLING_HELP + 'Every flag also reads the environment variable shown; TB_NAT=0 equals --no-nat, TB_TRUST_PROXY=1 equals --trust-proxy.',
     )
     .action(async (o: ParsedOptions) => {
       // The server (device, Koa, SQLite, pino) is imported when serve runs, not when the CLI starts.

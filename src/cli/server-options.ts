@@ -40,6 +40,9 @@ export function count(v: string): number {
 export const list = (v: string | undefined): string[] => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
 
 
+/** The help text after the options of serve and control: billing's variables. */
+export const BILLING_HELP = '\nBilling is off unless STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are set (STRIPE_PRICE_ID optional).\n';
+
 /** Adds the control plane's options to a server command (serve, control). */
 export function addControlPlaneOptions(cmd: Command): Command {
   return cmd

@@ -4,26 +4,13 @@
  * at the next sync (a closed session's peer).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
-import { REPO_ROOT } from '../support/repo.js';
-import { startHarness, type Harness } from './harness.js';
+import { runAdmin, startHarness, type Harness } from './harness.js';
 
-const run = promisify(execFile);
-
-async function admin(dir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [join(REPO_ROOT, 'bin/tunnelbyte.js'), 'admin', '--data', dir, ...args], { env: { ...process.env, TB_DATA: '' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const admin = runAdmin;
 
 describe('tunnelbyte admin', () => {
   let h: Harness;

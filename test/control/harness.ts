@@ -3,11 +3,13 @@
  * app on an ephemeral 127.0.0.1 port (node:http + app.callback()), a clock
  * the test moves, a recording data plane, and a registered node.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { ManualClock } from '../../src/protocol/clock.js';
 import { controlConfig, type ControlConfig, type DeepPartial } from '../../src/control/config.js';
 import { createControlPlane, type ControlPlane } from '../../src/control/control-plane.js';
@@ -17,6 +19,7 @@ import type { DataPlane, PeerCounters, PeerSpec } from '../../src/control/servic
 import type { NodeAgent } from '../../src/control/services/node-agent.js';
 import type { NodeRecord } from '../../src/control/store/nodes.js';
 import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
+import { REPO_ROOT } from '../support/repo.js';
 
 /** A data plane that records calls and whose counters the test sets. */
 export class RecordingDataPlane implements DataPlane {
@@ -183,4 +186,15 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
 /** Makes an account paid directly (as the operator would). */
 export function makePaid(h: Harness, accountId: string): void {
   h.control.accounts.setTier(accountId, 'paid');
+}
+
+/** `tunnelbyte admin --data DIR ARGS…` as a separate process (on the system clock); never throws. */
+export async function runAdmin(dir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'bin/tunnelbyte.js'), 'admin', '--data', dir, ...args], { env: { ...process.env, TB_DATA: '' } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
 }

@@ -6,30 +6,17 @@
  * same SQLite file.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import type { Actor } from '../../src/control/services/audit.js';
 import { sha256Hex } from '../../src/control/services/secrets.js';
 import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
-import { REPO_ROOT } from '../support/repo.js';
-import { startHarness, type Harness } from './harness.js';
+import { runAdmin, startHarness, type Harness } from './harness.js';
 
-const run = promisify(execFile);
-
-async function admin(dir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [join(REPO_ROOT, 'bin/tunnelbyte.js'), 'admin', '--data', dir, ...args], { env: { ...process.env, TB_DATA: '' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const admin = runAdmin;
 
 const OPERATOR: Actor = { actor: 'admin:test', source: null };
 

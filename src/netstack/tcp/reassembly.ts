@@ -9,6 +9,7 @@
  * which is also the largest window ever advertised.
  */
 import { seqDiff, seqGt, seqLe, seqLt, seqMax, seqMin } from './seq.js';
+import { ringCapacity } from './ring-capacity.js';
 
 const MAX_RANGES = 32;
 
@@ -154,10 +155,7 @@ export class ReceiveBuffer {
 
   private ensure(need: number): void {
     if (need <= this.buf.length) return;
-    let cap = Math.max(this.buf.length, 1024);
-    while (cap < need) cap *= 2;
-    cap = Math.min(cap, this.limit);
-    const next = new Uint8Array(cap);
+    const next = new Uint8Array(ringCapacity(this.buf.length, need, this.limit));
     const old = this.buf;
     const oc = old.length;
     // Keep every byte at the same distance from head (unread and out-of-order data alike).

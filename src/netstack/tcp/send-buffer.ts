@@ -4,6 +4,8 @@
  * doubling up to its limit, so an idle connection holds little memory; the
  * limit is the per-connection send buffer bound.
  */
+import { ringCapacity } from './ring-capacity.js';
+
 export class SendBuffer {
   private buf: Uint8Array;
   private head = 0;
@@ -58,10 +60,7 @@ export class SendBuffer {
 
   private ensure(need: number): void {
     if (need <= this.buf.length) return;
-    let cap = Math.max(this.buf.length, 1024);
-    while (cap < need) cap *= 2;
-    cap = Math.min(cap, this.limit);
-    const next = new Uint8Array(cap);
+    const next = new Uint8Array(ringCapacity(this.buf.length, need, this.limit));
     if (this.length > 0) this.copyOut(0, next, 0, this.length);
     this.buf = next;
     this.head = 0;

@@ -1,5 +1,5 @@
 /**
- * The /v1 API as the CLI calls it: node:http(s) (http-request.ts; certificates
+ * The /v1 API as the CLI calls it: node:http(s) (server/http-request.ts; certificates
  * verified, against `--ca FILE` / TB_CA when given), JSON in and out, the token
  * as a bearer and the machine fingerprint as X-TB-Fingerprint on every
  * request (the server needs it for anonymous tokens; it is a hash, see
@@ -15,7 +15,7 @@ import type {
   UsageResponseT,
 } from '../../control/http/schemas.js';
 import { ApiError, CliError } from './errors.js';
-import { send, type HttpAnswer } from './http-request.js';
+import { apiBaseUrl as baseUrlOf, send, type HttpAnswer } from '../../server/http-request.js';
 import type { TokenSource } from './local-files.js';
 
 export const DEFAULT_API = 'http://127.0.0.1:8080';
@@ -119,23 +119,15 @@ export class ApiClient {
 
 const BASE_URL_HINT = '--api / TB_API is the server\'s base URL, http(s)://HOST[:PORT] (…/v1 may be included or left out), e.g. http://exit.example:8080';
 
-/**
- * The API's base URL from `--api` / `TB_API`: http or https, any path prefix
- * (a reverse proxy may mount the API below one), without a trailing slash and
- * without a trailing `/v1` — the API document gives the base URL as
- * `https://HOST/v1` while every request path here starts with `/v1`, so both
- * spellings must reach the same routes.
- */
+/** The API's base URL from `--api` / `TB_API` (server/http-request.ts says which spellings), or a CliError with the fix. */
 export function apiBaseUrl(raw: string): string {
-  let u: URL;
   try {
-    u = new URL(raw);
-  } catch {
-    throw new CliError(`not a URL: ${raw}`, 'pass --api http://HOST:PORT or set TB_API');
+    return baseUrlOf(raw);
+  } catch (e) {
+    const message = (e as Error).message;
+    if (message.startsWith('not a URL')) throw new CliError(message, 'pass --api http://HOST:PORT or set TB_API');
+    throw new CliError(message, message.includes('query') ? BASE_URL_HINT : undefined);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CliError(`the API URL must be http or https: ${raw}`);
-  if (u.search || u.hash) throw new CliError(`the API URL takes no query or fragment: ${raw}`, BASE_URL_HINT);
-  return u.origin + u.pathname.replace(/\/+$/, '').replace(/\/v1$/, '').replace(/\/+$/, '');
 }
 
 function networkReason(e: unknown): string {

@@ -6,6 +6,11 @@
  * ref/unref. Errors carry net.Socket's codes (ECONNREFUSED, ECONNRESET,
  * ETIMEDOUT) with syscall, address and port.
  *
+ * A socket to a host *name* starts without a connection (tunnel.ts resolves
+ * the name through the tunnel first, like net.connect's lookup step): writes,
+ * end() and the socket options wait in it until attach() hands it the
+ * connection; 'lookup' is emitted then, as net.Socket does.
+ *
  * Backpressure both ways: _read() pulls from the connection's receive ring
  * (what the application has not read stays in the ring and closes the TCP
  * window), _write() hands bytes to the send buffer and completes when all of
@@ -14,14 +19,21 @@
 import { Duplex } from 'node:stream';
 import type { TcpConnection, TcpError } from '../netstack/tcp/connection.js';
 
-export interface TunnelSocketInit {
-  conn: TcpConnection;
-  /** The stack's clock (for keepalive deadlines). */
-  now: () => number;
+/** Where a connection runs: its addresses as text (the four of net.Socket). */
+export interface TunnelSocketEnds {
   remoteAddress: string;
   remotePort: number;
   localAddress: string;
   localPort: number;
+}
+
+export interface TunnelSocketInit {
+  /** The connection, or null while a host name is being resolved (attach() gives it later). */
+  conn: TcpConnection | null;
+  /** The stack's clock (for keepalive deadlines). */
+  now: () => number;
+  /** The addresses of `conn` (ignored while it is null). */
+  ends: TunnelSocketEnds | null;
   /** Accepted (already connected) rather than connecting. */
   accepted: boolean;
   allowHalfOpen?: boolean;
@@ -35,14 +47,15 @@ const MESSAGES: Record<TcpError, string> = {
 };
 
 export class TunnelSocket extends Duplex {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly remoteFamily: 'IPv4' | 'IPv6';
-  readonly localAddress: string;
-  readonly localPort: number;
+  /** Undefined until the connection exists (a host name not resolved yet), like net.Socket's. */
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+  remoteFamily: 'IPv4' | 'IPv6' | undefined;
+  localAddress: string | undefined;
+  localPort: number | undefined;
   connecting: boolean;
   bytesRead = 0;
-  private conn: TcpConnection;
+  private conn: TcpConnection | null = null;
   private readonly now: () => number;
   private wantData = false;
   private peerEnded = false;
@@ -51,18 +64,38 @@ export class TunnelSocket extends Duplex {
   private idleMs = 0;
   private idleTimer: NodeJS.Timeout | null = null;
   private written = 0;
+  /** What the application asked for before the connection existed (a name being resolved). */
+  private early: { shutdown: boolean; noDelay: boolean | null; keepAlive: [boolean, number] | null } = { shutdown: false, noDelay: null, keepAlive: null };
 
   constructor(init: TunnelSocketInit) {
     super({ allowHalfOpen: init.allowHalfOpen ?? false, decodeStrings: true });
-    this.conn = init.conn;
     this.now = init.now;
-    this.remoteAddress = init.remoteAddress;
-    this.remotePort = init.remotePort;
-    this.remoteFamily = init.remoteAddress.includes(':') ? 'IPv6' : 'IPv4';
-    this.localAddress = init.localAddress;
-    this.localPort = init.localPort;
     this.connecting = !init.accepted;
-    const conn = this.conn;
+    if (init.conn && init.ends) this.bind(init.conn, init.ends);
+  }
+
+  /**
+   * @internal Gives a socket opened to a host name its connection, once the name resolved to `ends.remoteAddress`;
+   * what was written or ended meanwhile goes out now.
+   */
+  attach(conn: TcpConnection, ends: TunnelSocketEnds, host: string): void {
+    if (this.conn) throw new Error('the socket already has a connection');
+    this.bind(conn, ends);
+    this.emit('lookup', null, ends.remoteAddress, this.remoteFamily === 'IPv6' ? 6 : 4, host);
+    if (this.early.noDelay !== null) conn.noDelay = this.early.noDelay;
+    if (this.early.keepAlive) conn.setKeepAlive(this.early.keepAlive[0], this.early.keepAlive[1], this.now());
+    this.continueWrite();
+    if (this.early.shutdown && !this.blocked) conn.shutdown();
+    if (this.wantData) this.pull();
+  }
+
+  private bind(conn: TcpConnection, ends: TunnelSocketEnds): void {
+    this.conn = conn;
+    this.remoteAddress = ends.remoteAddress;
+    this.remotePort = ends.remotePort;
+    this.remoteFamily = ends.remoteAddress.includes(':') ? 'IPv6' : 'IPv4';
+    this.localAddress = ends.localAddress;
+    this.localPort = ends.localPort;
     conn.events = {
       onConnect: () => {
         if (!this.connecting) return;
@@ -96,6 +129,7 @@ export class TunnelSocket extends Duplex {
 
   /** The underlying netstack connection (stats, negotiated options). */
   get connection(): TcpConnection {
+    if (!this.conn) throw new Error('the socket has no connection yet (its host name is being resolved)');
     return this.conn;
   }
 
@@ -124,6 +158,7 @@ export class TunnelSocket extends Duplex {
   }
 
   private pull(): void {
+    if (!this.conn) return;
     while (this.wantData) {
       const b = this.conn.read(65536);
       if (b === null) break;
@@ -139,6 +174,10 @@ export class TunnelSocket extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    if (!this.conn) {
+      this.blocked = { chunk, off: 0, cb };
+      return;
+    }
     const n = this.conn.write(chunk, 0, chunk.length);
     this.written += n;
     this.touch();
@@ -156,7 +195,7 @@ export class TunnelSocket extends Duplex {
 
   private continueWrite(): void {
     const p = this.blocked;
-    if (!p) return;
+    if (!p || !this.conn) return;
     const n = this.conn.write(p.chunk, p.off, p.chunk.length - p.off);
     this.written += n;
     p.off += n;
@@ -167,14 +206,15 @@ export class TunnelSocket extends Duplex {
   }
 
   override _final(cb: (e?: Error | null) => void): void {
-    this.conn.shutdown();
+    if (this.conn) this.conn.shutdown();
+    else this.early.shutdown = true;
     cb();
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     this.clearIdle();
-    const k = this.conn.state.kind;
-    if (k !== 'closed' && k !== 'time-wait') {
+    const k = this.conn?.state.kind ?? 'closed';
+    if (this.conn && k !== 'closed' && k !== 'time-wait') {
       // Like the kernel: close() when everything was read and written (FIN), abort (RST) otherwise.
       if (err || this.blocked || this.conn.readableBytes > 0 || this.conn.state.kind === 'syn-sent') this.conn.abort();
       else this.conn.close();
@@ -184,12 +224,14 @@ export class TunnelSocket extends Duplex {
   }
 
   setNoDelay(noDelay = true): this {
-    this.conn.noDelay = noDelay;
+    if (this.conn) this.conn.noDelay = noDelay;
+    else this.early.noDelay = noDelay;
     return this;
   }
 
   setKeepAlive(enable = false, initialDelayMs = 0): this {
-    this.conn.setKeepAlive(enable, initialDelayMs, this.now());
+    if (this.conn) this.conn.setKeepAlive(enable, initialDelayMs, this.now());
+    else this.early.keepAlive = [enable, initialDelayMs];
     return this;
   }
 
@@ -204,8 +246,10 @@ export class TunnelSocket extends Duplex {
     return this;
   }
 
-  address(): { address: string; family: string; port: number } {
-    return { address: this.localAddress, family: this.remoteFamily, port: this.localPort };
+  /** net.Socket#address(): the local end ({} while a host name is being resolved, as net.Socket before it connects). */
+  address(): { address: string; family: string; port: number } | Record<string, never> {
+    if (!this.conn) return {};
+    return { address: this.localAddress!, family: this.remoteFamily!, port: this.localPort! };
   }
 
   ref(): this {

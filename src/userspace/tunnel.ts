@@ -21,7 +21,7 @@ import { isIP } from 'node:net';
 import { keyToHex } from '../crypto/wireguard-keys.js';
 import { DeviceRuntime } from '../device/runtime.js';
 import { uapiSet } from '../device/uapi.js';
-import { formatIPv4, formatIPv6, formatPrefix } from '../io/ip-address.js';
+import { formatIPv4, formatIPv6, formatPrefix, parseIPv4, parseIPv6 } from '../io/ip-address.js';
 import { openLinuxUdpBind } from '../io/linux/udp.js';
 import type { UdpBind } from '../io/types.js';
 import { Stack, type TcpListener, type UdpSocket } from '../netstack/stack.js';
@@ -29,7 +29,7 @@ import type { TcpConnection } from '../netstack/tcp/connection.js';
 import type { TcpOptions } from '../netstack/tcp/options.js';
 import { NetstackTun } from '../netstack/tun-adapter.js';
 import { resolveName } from './dns.js';
-import { TunnelSocket } from './tcp-socket.js';
+import { TunnelSocket, type TunnelSocketEnds } from './tcp-socket.js';
 import { DEFAULT_TUNNEL_MTU, parseWgQuick, type WgQuickConfig } from './wg-quick.js';
 
 export interface TunnelStartOptions {
@@ -171,20 +171,57 @@ export class Tunnel {
     return this.runtime.currentBind()?.port() ?? 0;
   }
 
-  /** A TCP connection through the tunnel (like net.connect): host must be an IP literal or a name the tunnel's DNS resolves. */
+  /**
+   * A TCP connection through the tunnel, like net.connect: `host` is an IP literal, or a name resolved
+   * with tunnel.resolve (the config's DNS, over the tunnel; never the host's resolver) before the SYN —
+   * the first address of a family the tunnel has an address of is used, 'lookup' is emitted as
+   * net.Socket does, and a name that does not resolve fails with net.connect's error (ENOTFOUND, syscall getaddrinfo).
+   */
   connect(port: number, host: string): TunnelSocket;
   connect(options: ConnectOptions): TunnelSocket;
   connect(a: number | ConnectOptions, b?: string): TunnelSocket {
     const o: ConnectOptions = typeof a === 'object' ? a : { port: a, host: b ?? '' };
     this.assertOpen();
-    if (isIP(o.host) === 0) throw new TypeError(`connect needs an IP address (use tunnel.resolve for names), got ${JSON.stringify(o.host)}`);
-    const conn = this.stack.connect(o.host, o.port);
-    const s = this.wrap(conn, false, o.allowHalfOpen);
+    if (typeof o.host !== 'string' || o.host === '') throw new TypeError(`connect needs a host (an IP address or a name), got ${JSON.stringify(o.host)}`);
+    if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new RangeError(`port must be 1..65535, got ${o.port}`);
+    let s: TunnelSocket;
+    if (isIP(o.host) !== 0) s = this.wrap(this.stack.connect(o.host, o.port), false, o.allowHalfOpen);
+    else {
+      s = this.wrap(null, false, o.allowHalfOpen);
+      this.connectByName(s, o.host, o.port);
+    }
     if (o.noDelay) s.setNoDelay(true);
     if (o.keepAlive) s.setKeepAlive(true, o.keepAliveInitialDelay ?? 0);
     if (o.timeout) s.setTimeout(o.timeout);
     this.arm();
     return s;
+  }
+
+  /** Resolves `host` through the tunnel, then opens the connection of the pending socket `s`. */
+  private connectByName(s: TunnelSocket, host: string, port: number): void {
+    const fail = (code: string, syscall: string, message: string): void => {
+      if (!s.destroyed) s.destroy(Object.assign(new Error(message), { code, syscall, hostname: host }));
+    };
+    this.resolve(host).then(
+      (addrs) => {
+        if (s.destroyed || this.closed) return;
+        const ip = addrs.find((a) => this.stack.localFor((parseIPv4(a) ?? parseIPv6(a))!) !== null);
+        if (ip === undefined) {
+          fail('ENETUNREACH', 'connect', `connect ENETUNREACH ${host} (${addrs.join(', ')}): the tunnel has no address of that family`);
+          return;
+        }
+        let conn: TcpConnection;
+        try {
+          conn = this.stack.connect(ip, port);
+        } catch (e) {
+          fail('EADDRNOTAVAIL', 'connect', `connect ${host} (${ip}): ${(e as Error).message}`);
+          return;
+        }
+        s.attach(conn, this.ends(conn), host);
+        this.arm();
+      },
+      (e: Error & { code?: string }) => fail(e.code ?? 'ENOTFOUND', 'getaddrinfo', e.message),
+    );
   }
 
   /** Accepts TCP connections to `port` on the tunnel's addresses (inbound through the peer). */
@@ -207,8 +244,8 @@ export class Tunnel {
   }
 
   /**
-   * fetch() through the tunnel (undici's fetch with an Agent whose connector opens TunnelSockets;
-   * names are resolved with tunnel.resolve, HTTPS runs TLS over the tunnel socket).
+   * fetch() through the tunnel (undici's fetch with an Agent whose connector opens TunnelSockets with
+   * tunnel.connect, so names are resolved through the tunnel; HTTPS runs TLS over the tunnel socket).
    */
   fetch(url: string | URL, init: RequestInit = {}): Promise<Response> {
     this.assertOpen();
@@ -222,27 +259,28 @@ export class Tunnel {
       connect: (o, cb) => {
         const port = Number(o.port) || (o.protocol === 'https:' ? 443 : 80);
         const host = o.hostname.startsWith('[') ? o.hostname.slice(1, -1) : o.hostname;
-        this.resolve(host).then(
-          (addrs) => {
-            const sock = this.connect(port, addrs[0]!);
-            const fail = (e: Error) => cb(e, null);
-            if (o.protocol !== 'https:') {
-              sock.once('error', fail);
-              sock.once('connect', () => {
-                sock.removeListener('error', fail);
-                cb(null, sock as never);
-              });
-              return;
-            }
-            const tls = tlsConnect({ ...this.tlsOptions, socket: sock as never, servername: isIP(host) ? undefined : (o.servername ?? host), ALPNProtocols: ['http/1.1'] });
-            tls.once('error', fail);
-            tls.once('secureConnect', () => {
-              tls.removeListener('error', fail);
-              cb(null, tls);
-            });
-          },
-          (e: Error) => cb(e, null),
-        );
+        let sock: TunnelSocket;
+        try {
+          sock = this.connect(port, host);
+        } catch (e) {
+          cb(e as Error, null);
+          return;
+        }
+        const fail = (e: Error) => cb(e, null);
+        if (o.protocol !== 'https:') {
+          sock.once('error', fail);
+          sock.once('connect', () => {
+            sock.removeListener('error', fail);
+            cb(null, sock as never);
+          });
+          return;
+        }
+        const tls = tlsConnect({ ...this.tlsOptions, socket: sock as never, servername: isIP(host) ? undefined : (o.servername ?? host), ALPNProtocols: ['http/1.1'] });
+        tls.once('error', fail);
+        tls.once('secureConnect', () => {
+          tls.removeListener('error', fail);
+          cb(null, tls);
+        });
       },
     });
     return this.dispatcher;
@@ -280,15 +318,16 @@ export class Tunnel {
     this.runtime.close();
   }
 
-  private wrap(conn: TcpConnection, accepted: boolean, allowHalfOpen: boolean | undefined): TunnelSocket {
+  private ends(conn: TcpConnection): TunnelSocketEnds {
     const fmt = (b: Uint8Array) => (b.length === 4 ? formatIPv4(b) : formatIPv6(b));
+    return { remoteAddress: fmt(conn.remote), remotePort: conn.remotePort, localAddress: fmt(conn.local), localPort: conn.localPort };
+  }
+
+  private wrap(conn: TcpConnection | null, accepted: boolean, allowHalfOpen: boolean | undefined): TunnelSocket {
     const s = new TunnelSocket({
       conn,
       now: () => performance.now(),
-      remoteAddress: fmt(conn.remote),
-      remotePort: conn.remotePort,
-      localAddress: fmt(conn.local),
-      localPort: conn.localPort,
+      ends: conn ? this.ends(conn) : null,
       accepted,
       allowHalfOpen,
     });

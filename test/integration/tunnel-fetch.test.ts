@@ -111,6 +111,42 @@ test('resolve through the tunnel; fetch over HTTP and HTTPS by name', async () =
     assert.deepEqual([j3.method, j3.url, j3.host], ['GET', '/tls', 'svc.test'], 'HTTPS with the certificate checked for svc.test');
     const r4 = await b.fetch('http://[fd09::1]/six');
     assert.equal(((await r4.json()) as { remote: string }).remote, 'fd09::2');
+
+    // tunnel.connect with a host name, like net.connect: resolved through the tunnel's DNS before the SYN.
+    // The request is written before the name resolved: it waits in the socket and goes out after.
+    const byName = b.connect(80, 'svc.test');
+    const lookedUp = new Promise<unknown[]>((r) => byName.once('lookup', (...args: unknown[]) => r(args)));
+    assert.equal(byName.remoteAddress, undefined, 'no address before the lookup');
+    byName.write('GET /by-name HTTP/1.1\r\nHost: svc.test\r\nConnection: close\r\n\r\n');
+    const reply = await new Promise<string>((resolve, reject) => {
+      const parts: Buffer[] = [];
+      byName.on('data', (d: Buffer) => parts.push(d));
+      byName.on('end', () => resolve(Buffer.concat(parts).toString()));
+      byName.on('error', reject);
+    });
+    assert.deepEqual(await lookedUp, [null, '10.9.0.1', 4, 'svc.test']);
+    assert.equal(byName.remoteAddress, '10.9.0.1');
+    assert.equal(byName.remotePort, 80);
+    assert.match(reply, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(reply, /"url":"\/by-name","host":"svc.test","received":0,"remote":"10.9.0.2"/);
+    // end() before the name resolved: the bytes and then the FIN go out once the connection exists (half-close).
+    a.listen(81, (srv) => {
+      const got: Buffer[] = [];
+      srv.on('data', (d: Buffer) => got.push(d));
+      srv.on('end', () => srv.end(`got ${Buffer.concat(got).toString()}`));
+    }, { allowHalfOpen: true });
+    const early = b.connect({ port: 81, host: 'svc.test', allowHalfOpen: true, noDelay: true });
+    early.end('written early');
+    const back: Buffer[] = [];
+    early.on('data', (d: Buffer) => back.push(d));
+    await new Promise((r) => early.once('end', r));
+    assert.equal(Buffer.concat(back).toString(), 'got written early');
+    assert.equal(early.connection.noDelay, true, 'the option set before the lookup reached the connection');
+    // A name the tunnel's DNS does not know: net.connect's error, and no query left the tunnel for the host's resolver.
+    const unknown = b.connect({ port: 80, host: 'nope.test' });
+    const err = await new Promise<NodeJS.ErrnoException & { hostname?: string }>((r) => unknown.once('error', r));
+    assert.deepEqual([err.code, err.syscall, err.hostname], ['ENOTFOUND', 'getaddrinfo', 'nope.test']);
+    assert.throws(() => b.connect(0, 'svc.test'), RangeError);
     web.close();
     secure.close();
   } finally {

@@ -2,16 +2,19 @@
 // user namespace (no capabilities, no TUN) and sends through its userspace
 // WireGuard tunnel to a stock wireguard-go peer; curl talks SOCKS5 (names
 // resolved through the tunnel's DNS, IPv4 and IPv6 literals) and HTTP (absolute
-// URIs and CONNECT) to it; every body is checked byte-exact by sha256.
+// URIs and CONNECT) to it; every body is checked byte-exact by sha256. A small
+// SOCKS5 UDP client (test/support/socks5-udp-client.ts; curl has no UDP) sends
+// datagrams through UDP ASSOCIATE to a UDP echo behind the peer, to IPv4 and
+// IPv6 literals and to a name, and checks the echoes byte for byte.
 //
 //   ns: curl ─▶ 127.0.0.1 ─▶ tunnelbyte proxy (uid 65534, user namespace) ─ UDP over lo ─▶ wireguard-go wgP
-//       192.0.2.1 / 2001:db8:2::1: HTTP server :8000, DNS :53 (web.proxy.test) — the kernel's TCP behind the peer
+//       192.0.2.1 / 2001:db8:2::1: HTTP server and UDP echo :8000, DNS :53 (web.proxy.test) — the kernel's TCP/UDP behind the peer
 //
 // Root is needed only to make the namespace and wireguard-go's interface.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +27,7 @@ import { REPO_ROOT } from '../support/repo.js';
 const skip = privilegedSkipReason(['ip', 'wg', 'wireguard-go', 'curl', 'unshare']);
 const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
 const PEER = join(REPO_ROOT, 'dist/test/support/proxy-peer.js');
+const UDP_CLIENT = join(REPO_ROOT, 'dist/test/support/socks5-udp-client.js');
 const NAME = 'web.proxy.test';
 const BLOB = 3 * 1024 * 1024 + 17;
 
@@ -142,6 +146,28 @@ describe('tunnelbyte proxy as an unprivileged user, through wireguard-go', { ski
     const tunnelled = curl(['-p', '-x', `http://${httpAt}`, `http://${NAME}:8000/blob/${BLOB}`]);
     assert.equal(tunnelled.status, 0, tunnelled.stderr + err);
     assert.equal(tunnelled.sha, blobSha(BLOB));
+  });
+
+  test('SOCKS5 UDP ASSOCIATE through the peer: IPv4, IPv6 and a name (ATYP 01, 04, 03), echoes byte-exact', () => {
+    const targets = [
+      { host: '192.0.2.1', port: 8000, data: randomBytes(1).toString('base64') },
+      { host: '2001:db8:2::1', port: 8000, data: randomBytes(1200).toString('base64') },
+      { host: NAME, port: 8000, data: randomBytes(517).toString('base64') },
+      { host: '192.0.2.1', port: 8000, data: Buffer.alloc(0).toString('base64') },
+    ];
+    const [host, port] = [socksAt.slice(0, socksAt.lastIndexOf(':')), socksAt.slice(socksAt.lastIndexOf(':') + 1)];
+    const r = spawnSync('ip', ['netns', 'exec', ns.name, process.execPath, UDP_CLIENT, host, port, JSON.stringify(targets)], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr + err);
+    const got = JSON.parse(r.stdout) as { target: string; from?: { host: string; port: number }; data?: string; error?: string }[];
+    assert.equal(got.length, targets.length);
+    // The relay names the datagram's real source (§7: DST.ADDR of the reply header), the name's address for a name.
+    const sources = ['192.0.2.1', '2001:db8:2:0:0:0:0:1', '192.0.2.1', '192.0.2.1'];
+    targets.forEach((t, i) => {
+      const g = got[i]!;
+      assert.equal(g.error, undefined, `${t.host}: ${g.error}`);
+      assert.equal(g.data, t.data, `${t.host}: the echo is the datagram sent, byte for byte (${Buffer.from(t.data, 'base64').length} bytes)`);
+      assert.deepEqual(g.from, { host: sources[i], port: 8000 }, t.host);
+    });
   });
 
   test('a name the tunnel DNS does not know: SOCKS REP 04 and HTTP 502; the proxy keeps serving', () => {

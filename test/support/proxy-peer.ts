@@ -3,7 +3,9 @@
  * namespace of the WireGuard peer: an HTTP server whose /blob/N is N bytes of
  * pattern(seed 11) (test/support/kernel-peer.ts, so the test knows the sha256
  * without a file) and /echo answers with the request's method, path and
- * fields; and a DNS responder (RFC 1035) that knows one name. Prints "ready".
+ * fields; a UDP echo on the same port (IPv4 and IPv6: every datagram answered
+ * with its own bytes, for SOCKS5 UDP ASSOCIATE); and a DNS responder (RFC 1035)
+ * that knows one name. Prints "ready".
  *
  *   node proxy-peer.js HTTP_HOST HTTP_PORT DNS_HOST NAME IPV4 IPV6
  */
@@ -67,11 +69,14 @@ function main(): void {
     const a = answer(q, name.toLowerCase(), v4, v6);
     if (a) dns.send(a, r.port, r.address);
   });
+  const echo = createSocket({ type: httpHost.includes(':') ? 'udp6' : 'udp4' });
+  echo.on('message', (m, r) => echo.send(m, r.port, r.address));
   let up = 0;
   const ready = (): void => {
-    if (++up === 2) console.log('ready');
+    if (++up === 3) console.log('ready');
   };
   http.listen(Number(httpPort), httpHost, ready);
+  echo.bind(Number(httpPort), httpHost, ready);
   dns.bind(53, dnsHost, ready);
 }
 

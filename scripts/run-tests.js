@@ -2,7 +2,7 @@
 // Runs the compiled test suite with Node's own test runner.
 // Node 20's `--test` takes no globs, so the files are listed here: every
 // dist/test/**/*.test.js, in tier order (vectors, properties, unit, integration,
-// privileged). Extra arguments are passed to `node --test` (e.g. --test-only).
+// unprivileged, privileged). Extra arguments are passed to `node --test` (e.g. --test-only).
 //
 // Every test file runs under a timeout (node's --test-timeout, which Node 20
 // applies to each file as a whole): TB_TEST_FILE_TIMEOUT_MS, default 15
@@ -27,7 +27,7 @@ function walk(dir) {
   return out;
 }
 
-const tiers = ['vectors', 'property', 'unit', 'integration', 'privileged', 'bench'];
+const tiers = ['vectors', 'property', 'unit', 'integration', 'unprivileged', 'privileged', 'bench'];
 const timeoutMs = Number(process.env.TB_TEST_FILE_TIMEOUT_MS ?? 15 * 60_000);
 if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
   console.error(`TB_TEST_FILE_TIMEOUT_MS must be a positive integer (milliseconds), got ${process.env.TB_TEST_FILE_TIMEOUT_MS}`);

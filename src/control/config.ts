@@ -73,6 +73,10 @@ export interface ControlConfig {
   persistentKeepaliveSeconds: number;
   /** Honour X-Forwarded-For (only behind a trusted proxy: --trust-proxy / TB_TRUST_PROXY=1). */
   trustProxy: boolean;
+  /** Peer changes kept per joined node; a node resuming from an older revision is sent a snapshot instead. */
+  peerLogLimit: number;
+  /** Milliseconds between `: keepalive` comments on an open peer stream, so either end notices a dead link. */
+  peerStreamKeepaliveMs: number;
   billing: BillingConfig;
 }
 
@@ -105,6 +109,8 @@ export function defaultControlConfig(): ControlConfig {
     dns: ['1.1.1.1', '2606:4700:4700::1111'],
     persistentKeepaliveSeconds: 25,
     trustProxy: false,
+    peerLogLimit: 10_000,
+    peerStreamKeepaliveMs: 15_000,
     billing: defaultBillingConfig(),
   };
 }

@@ -10,7 +10,8 @@
  *     endpoint, exitAddresses, pool4, pool6 });           // addresses for the TUN
  *   const agent = cp.attachDataPlane(node.id, dataPlane, exitAddresses);
  *   agent.sync();                                          // re-installs active sessions' peers
- *   const timer = setInterval(() => agent.sync(), 5000);   // counters, expiry, admin closes
+ *   const timer = setInterval(() => { agent.sync(); cp.peerChannel.publishAll(); }, 5000);
+ *                                      // counters, expiry, admin closes; joined nodes' peer sets
  *   const app = createApp({ control: cp, logger });        // src/control/http/app.ts
  *   ...on shutdown: clearInterval(timer); agent.sync(); cp.close();
  */
@@ -27,6 +28,7 @@ import { NodeAuthService } from './services/node-auth.js';
 import { NodeEnrollmentService } from './services/node-enrollment.js';
 import { NodeReportService } from './services/node-reports.js';
 import { NodeService } from './services/nodes.js';
+import { PeerChannelService } from './services/peer-channel.js';
 import { RegionService } from './services/regions.js';
 import { SessionService } from './services/sessions.js';
 import { UsageService } from './services/usage.js';
@@ -55,6 +57,8 @@ export class ControlPlane {
   readonly sessions: SessionService;
   readonly billing: BillingService;
   readonly ipAttribution: IpAttributionService;
+  /** The peer sets published to joined nodes (GET /v1/nodes/{id}/peers and its stream). */
+  readonly peerChannel: PeerChannelService;
   private readonly agents = new Map<string, NodeAgent>();
   private readonly ctx: ServiceContext;
 
@@ -63,7 +67,13 @@ export class ControlPlane {
     this.config = opts.config ?? controlConfig();
     this.clock = opts.clock ?? systemClock;
     this.store = opts.store ?? openStore(opts.dbPath!, { now: () => this.clock.wallMs() });
-    const peers: PeerSync = { nodeChanged: (nodeId) => void this.agents.get(nodeId)?.reconcile() };
+    // A node in this process is reconciled directly; a joined one gets the change published to its channel.
+    const peers: PeerSync = {
+      nodeChanged: (nodeId) => {
+        this.agents.get(nodeId)?.reconcile();
+        this.peerChannel.publish(nodeId);
+      },
+    };
     this.ctx = { store: this.store, config: this.config, clock: this.clock, peers };
     this.auth = new AuthService(this.ctx);
     this.accounts = new AccountService(this.ctx, this.auth);
@@ -71,11 +81,12 @@ export class ControlPlane {
     this.nodes = new NodeService(this.ctx);
     this.nodeEnrollment = new NodeEnrollmentService(this.ctx, this.nodes);
     this.nodeAuth = new NodeAuthService(this.ctx);
-    this.nodeReports = new NodeReportService(this.ctx, this.nodes);
     this.usage = new UsageService(this.ctx);
+    this.nodeReports = new NodeReportService(this.ctx, this.nodes, this.usage);
     this.sessions = new SessionService(this.ctx, this.usage);
     this.billing = new BillingService(this.ctx, this.accounts);
     this.ipAttribution = new IpAttributionService(this.ctx);
+    this.peerChannel = new PeerChannelService(this.ctx, this.usage);
   }
 
   /**

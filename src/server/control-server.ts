@@ -4,7 +4,9 @@
  * Exit nodes elsewhere join it with an enrollment token. Its own periodic
  * work is what belongs to no node: expiring idle sessions (a node's agent
  * does that too in the all-in-one exit; expiring twice is harmless, the
- * UPDATE only matches active sessions).
+ * UPDATE only matches active sessions) and publishing each joined node's
+ * peer set (services/peer-channel.ts), which also ends the peer streams of
+ * revoked nodes.
  */
 import type { Logger } from 'pino';
 import type { ControlPlane } from '../control/control-plane.js';
@@ -44,7 +46,7 @@ export class ControlServer {
       throw e;
     }
     const s = new ControlServer(control, listeners, log);
-    s.timer = setInterval(() => s.expire(), o.syncIntervalS * 1000);
+    s.timer = setInterval(() => s.tick(), o.syncIntervalS * 1000);
     return s;
   }
 
@@ -53,12 +55,18 @@ export class ControlServer {
     this.listeners.http.reloadTls();
   }
 
-  private expire(): void {
+  /** One tick: expiry, then every joined node's peer set published (quotas of a new period, other processes' writes). */
+  private tick(): void {
     try {
       const expired = this.control.sessions.expireDue();
       if (expired.length) this.log.info({ expired: expired.length }, 'sessions expired');
     } catch (e) {
       this.log.error({ err: (e as Error).message }, 'expiry failed');
+    }
+    try {
+      this.control.peerChannel.publishAll();
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'peer publishing failed');
     }
   }
 

@@ -149,6 +149,11 @@ export class ExitServer {
     } catch (e) {
       this.log.error({ err: (e as Error).message }, 'sync failed');
     }
+    try {
+      this.control.peerChannel.publishAll(); // nodes that joined this exit's API, if any
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'peer publishing failed');
+    }
   }
 
   /**

@@ -27,6 +27,7 @@ import type { Route } from './route.js';
 import { accountRoutes } from './routes/accounts.js';
 import { billingRoutes } from './routes/billing.js';
 import { publicRoutes } from './routes/public.js';
+import { nodePeerRoutes } from './routes/node-peers.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -46,7 +47,7 @@ export const HSTS_VALUE = 'max-age=31536000';
 
 /** Every /v1 route, in documentation order. */
 export function apiRoutes(): Route[] {
-  return [...publicRoutes(), ...accountRoutes(), ...tokenRoutes(), ...sessionRoutes(), ...billingRoutes(), ...nodeRoutes()];
+  return [...publicRoutes(), ...accountRoutes(), ...tokenRoutes(), ...sessionRoutes(), ...billingRoutes(), ...nodeRoutes(), ...nodePeerRoutes()];
 }
 
 export function createApp(deps: AppDeps): Koa {

@@ -38,7 +38,7 @@ export function openApiDocument(routes: Route[]): Json {
     for (const [status, doc] of Object.entries(r.responses)) {
       responses[status] = {
         description: doc.description,
-        ...(doc.schema ? { content: { 'application/json': { schema: schema(doc.schema, 'output') } } } : {}),
+        ...(doc.schema ? { content: { [doc.contentType ?? 'application/json']: { schema: schema(doc.schema, 'output') } } } : {}),
       };
     }
     const op: Json = {

@@ -43,6 +43,8 @@ export interface RouteResult {
 export interface RouteResponseDoc {
   description: string;
   schema?: z.ZodType;
+  /** The media type of the body when it is not JSON (text/event-stream); `schema` then describes each event's data. */
+  contentType?: string;
 }
 
 export interface Route<B = unknown, Q = unknown> {

@@ -197,6 +197,29 @@ export const NodeUsageResponse = z.object({
   applied: z.boolean().describe('false: a retry of a report already applied (nothing counted twice).'),
 });
 
+const WgKey = z.string().describe('A WireGuard key, base64 of 32 bytes.');
+
+export const ChannelPeer = z.object({
+  publicKey: WgKey.describe("The client's WireGuard public key."),
+  allowedIps: z.array(z.string()).describe("The session's host routes (10.64.x.y/32, fd…/128): the peer's allowed IPs on the node."),
+  sessionId: z.string(),
+  presharedKey: WgKey.optional().describe('The pre-shared key of the peer, when it has one.'),
+});
+
+export const NodePeersResponse = z.object({
+  revision: z.number().int().nonnegative().describe('The revision of this set: the number of the last change applied (0: none yet).'),
+  peers: z.array(ChannelPeer),
+});
+
+export const PeerChangeEvent = z.union([
+  z.object({ op: z.literal('add'), peer: ChannelPeer }),
+  z.object({ op: z.literal('remove'), publicKey: WgKey }),
+]);
+
+export const PeerStreamQuery = z.strictObject({
+  since: z.string().regex(/^\d{1,15}$/, 'must be a non-negative integer').optional().describe('Resume after this revision (the Last-Event-ID header wins when both are given).'),
+});
+
 export type RegionViewT = z.infer<typeof RegionView>;
 export type SessionViewT = z.infer<typeof SessionView>;
 export type CreatedSessionViewT = z.infer<typeof CreatedSessionView>;

@@ -14,7 +14,7 @@
  *      sliding expiry, and the account's usage of the current period;
  *   3. expireDue: sessions past their expiry become `expired`;
  *   4. reconcile: desired peers = active sessions of this node whose account
- *      has quota left; peers not desired are removed (closed here, by
+ *      has quota left (desired-peers.ts, the rule joined nodes get too); peers not desired are removed (closed here, by
  *      `tunnelbyte admin` in another process, expired, cut for quota), and
  *      missing ones added (new sessions, quota restored by a new period or
  *      an upgrade).
@@ -24,11 +24,11 @@
  * trigger it at once through PeerSync.
  */
 import type { DataPlane, PeerCounters } from './data-plane.js';
-import type { Account } from '../store/accounts.js';
 import type { ServiceContext } from './context.js';
 import type { NodeService } from './nodes.js';
 import { periodAt } from './periods.js';
-import { sessionAllowedIps, type SessionService } from './sessions.js';
+import { desiredPeers } from './desired-peers.js';
+import type { SessionService } from './sessions.js';
 import type { UsageService } from './usage.js';
 
 export interface ReconcileReport {
@@ -133,23 +133,7 @@ export class NodeAgent {
 
   /** Makes the data plane's peers match SQLite (see the file comment). */
   reconcile(): ReconcileReport {
-    const { store } = this.ctx;
-    const desired = new Map<string, InstalledPeer>();
-    const suspended: string[] = [];
-    const accounts = new Map<string, { account: Account | null; exhausted: boolean }>();
-    for (const s of store.sessions.listActiveByNode(this.nodeId)) {
-      let a = accounts.get(s.accountId);
-      if (!a) {
-        const account = store.accounts.get(s.accountId);
-        a = { account, exhausted: account ? this.services.usage.isQuotaExhausted(account) : true };
-        accounts.set(s.accountId, a);
-      }
-      if (a.exhausted) {
-        suspended.push(s.id);
-        continue;
-      }
-      desired.set(s.clientPublicKey, { sessionId: s.id, accountId: s.accountId, allowedIps: sessionAllowedIps(s) });
-    }
+    const { peers: desired, suspended } = desiredPeers(this.ctx, this.services.usage, this.nodeId);
 
     const report: ReconcileReport = { added: [], removed: [], suspended, failures: [] };
     const removals = [...this.installed].filter(([pk, p]) => desired.get(pk)?.sessionId !== p.sessionId).map(([pk]) => pk);

@@ -6,13 +6,16 @@
  * plane acknowledge a retried or late report without reading it: a report at
  * or below the last applied sequence is answered with that sequence and
  * changes nothing. A report may name only sessions placed on the reporting
- * node; one that names any other is refused whole.
+ * node; one that names any other is refused whole. After a report the nodes
+ * of the accounts it counted for are re-evaluated (PeerSync), so a quota it
+ * used up removes those peers at once rather than at the next tick.
  */
 import { forbidden, invalid } from '../errors.js';
 import type { NodeRecord } from '../store/nodes.js';
 import type { ServiceContext } from './context.js';
 import type { NodeService } from './nodes.js';
 import { periodAt } from './periods.js';
+import type { UsageService } from './usage.js';
 
 export interface SessionUsage {
   sessionId: string;
@@ -37,6 +40,7 @@ export class NodeReportService {
   constructor(
     private readonly ctx: ServiceContext,
     private readonly nodes: NodeService,
+    private readonly quotas: UsageService,
   ) {}
 
   /** The node is alive and leaves the internet from these addresses; returns its state (a draining node learns it here). */
@@ -47,8 +51,9 @@ export class NodeReportService {
 
   usage(node: NodeRecord, seq: number, sessions: SessionUsage[]): UsageReportResult {
     if (!Number.isSafeInteger(seq) || seq < 1) throw invalid('seq must be a positive integer');
-    const { store, clock, config } = this.ctx;
-    return store.transaction(() => {
+    const { store, clock, config, peers } = this.ctx;
+    const grown = new Set<string>(); // accounts whose usage grew
+    const result = store.transaction((): UsageReportResult => {
       const last = store.nodeReports.reportSeq(node.id);
       if (seq <= last) return { ackedSeq: last, applied: false, countedBytes: 0 };
       const now = clock.wallMs();
@@ -70,11 +75,24 @@ export class NodeReportService {
           lastHandshakeAt: u.lastHandshakeAt,
           expiresAt: u.lastHandshakeAt === null ? 0 : u.lastHandshakeAt + config.sessionIdleTtlMs,
         });
-        if (rx + tx > 0) store.usage.add(s.accountId, period, rx, tx);
+        if (rx + tx > 0) {
+          store.usage.add(s.accountId, period, rx, tx);
+          grown.add(s.accountId);
+        }
         counted += rx + tx;
       }
       store.nodeReports.setReportSeq(node.id, seq);
       return { ackedSeq: seq, applied: true, countedBytes: counted };
     });
+    // A quota this report used up cuts the account's peers now, on every node it has sessions on.
+    const nodes = new Set<string>();
+    for (const accountId of grown) {
+      const account = store.accounts.get(accountId);
+      if (!account || !this.quotas.isQuotaExhausted(account)) continue;
+      for (const s of store.sessions.listByAccount(accountId, { activeOnly: true })) nodes.add(s.nodeId);
+    }
+    for (const n of nodes) peers.nodeChanged(n);
+    return result;
   }
 }
+

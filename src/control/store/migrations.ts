@@ -184,4 +184,34 @@ CREATE TABLE node_session_counters (
 );
 `,
   },
+  {
+    version: 5,
+    name: 'published peer sets of joined nodes',
+    sql: `
+-- The control -> node channel (services/peer-channel.ts). For each joined node the control plane
+-- keeps the peer set it has published (node_peers) and the numbered changes that led to it
+-- (node_peer_changes); nodes.peer_revision is the revision of the published set: the number of the
+-- last change, 0 before the first. A node that resumes from revision r is sent the changes above r,
+-- or a snapshot when r is older than the oldest change kept (the log is bounded per node).
+ALTER TABLE nodes ADD COLUMN peer_revision INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE node_peers (
+  node_id       TEXT NOT NULL REFERENCES nodes (id),
+  public_key    TEXT NOT NULL,                    -- the client's WireGuard key (base64)
+  session_id    TEXT NOT NULL REFERENCES sessions (id),
+  allowed_ips   TEXT NOT NULL,                    -- JSON array of host routes
+  preshared_key TEXT,                             -- base64; NULL: none
+  PRIMARY KEY (node_id, public_key)
+) WITHOUT ROWID;
+
+CREATE TABLE node_peer_changes (
+  node_id    TEXT NOT NULL REFERENCES nodes (id),
+  revision   INTEGER NOT NULL,                    -- 1, 2, 3, ... per node
+  op         TEXT NOT NULL CHECK (op IN ('add', 'remove')),
+  public_key TEXT NOT NULL,
+  peer       TEXT,                                -- JSON of the added peer; NULL for a removal
+  PRIMARY KEY (node_id, revision)
+) WITHOUT ROWID;
+`,
+  },
 ];

@@ -6,6 +6,7 @@ import { accountRepository } from './accounts.js';
 import { auditRepository } from './audit.js';
 import { openDatabase, type Db, type OpenOptions } from './database.js';
 import { enrollmentTokenRepository } from './node-enrollment.js';
+import { nodePeerRepository } from './node-peers.js';
 import { nodeReportRepository } from './node-reports.js';
 import { nodeRepository } from './nodes.js';
 import { regionRepository } from './regions.js';
@@ -23,6 +24,7 @@ export function createStore(db: Db) {
     nodes: nodeRepository(db),
     enrollmentTokens: enrollmentTokenRepository(db),
     nodeReports: nodeReportRepository(db),
+    nodePeers: nodePeerRepository(db),
     sessions: sessionRepository(db),
     usage: usageRepository(db),
     stripeEvents: stripeEventRepository(db),

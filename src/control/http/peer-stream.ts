@@ -1,0 +1,98 @@
+/**
+ * One open `GET /v1/nodes/{id}/peers/stream`: Server-Sent Events (WHATWG
+ * HTML §9.2) carrying a node's peer changes in revision order.
+ *
+ *   : open                      a comment, so the answer's headers leave at once
+ *   event: snapshot / id: <rev> / data: {"revision":…,"peers":[…]}
+ *                               when the node holds nothing we can resume from
+ *   event: peer / id: <rev> / data: {"op":"add","peer":{…}} | {"op":"remove","publicKey":…}
+ *   : keepalive                 every peerStreamKeepaliveMs, so a dead link is noticed
+ *
+ * The `id` of every event is the revision the node holds after applying it,
+ * which is what it sends back as Last-Event-ID when it reconnects (§9.2.4).
+ * Nothing here polls: the stream writes when the peer channel says the
+ * node's log grew, and on each tick of the server, when it also re-checks
+ * the credential — a revoked or removed node's stream is ended then.
+ */
+import { PassThrough } from 'node:stream';
+import type { Context } from 'koa';
+import type { ControlPlane } from '../control-plane.js';
+import type { PeerSnapshot } from '../services/peer-channel.js';
+import type { NodeRecord } from '../store/nodes.js';
+import type { RouteResult } from './route.js';
+
+/** Changes read from SQLite per query while catching up. */
+const PAGE = 500;
+
+export function openPeerStream(ctx: Context, control: ControlPlane, node: NodeRecord, since: number | null): RouteResult {
+  const channel = control.peerChannel;
+  const authorization = ctx.get('authorization');
+  const out = new PassThrough();
+  let held = 0; // the revision the node will hold after what has been written
+  let ended = false;
+
+  const snapshot = (s: PeerSnapshot): void => {
+    out.write(`event: snapshot\nid: ${s.revision}\ndata: ${JSON.stringify(s)}\n\n`);
+    held = s.revision;
+  };
+
+  /** Writes everything after `held`; a gap (the log was compacted past it) becomes a snapshot. */
+  const catchUp = (): void => {
+    const plan = channel.resume(node.id, held);
+    if (plan.kind === 'snapshot') return snapshot(plan.snapshot);
+    for (;;) {
+      const page = channel.changesAfter(node.id, held, PAGE);
+      for (const { revision, change } of page) {
+        if (revision !== held + 1) return snapshot(channel.snapshot(node.id)); // compacted between two reads
+        out.write(`event: peer\nid: ${revision}\ndata: ${JSON.stringify(change)}\n\n`);
+        held = revision;
+      }
+      if (page.length < PAGE) return;
+    }
+  };
+
+  /** The credential may have been revoked (here or by `tunnelbyte admin` in another process). */
+  const stillAllowed = (): boolean => {
+    try {
+      return control.nodeAuth.authenticate(authorization || undefined).id === node.id;
+    } catch {
+      return false;
+    }
+  };
+
+  const onChanged = (nodeId: string): void => {
+    if (nodeId === node.id && !ended) catchUp();
+  };
+  const onTick = (): void => {
+    if (ended) return;
+    if (!stillAllowed()) return end();
+    catchUp();
+  };
+  const keepalive = setInterval(() => out.write(': keepalive\n\n'), control.config.peerStreamKeepaliveMs);
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
+    clearInterval(keepalive);
+    channel.events.off('changed', onChanged);
+    channel.events.off('tick', onTick);
+    out.end();
+  };
+  channel.events.on('changed', onChanged);
+  channel.events.on('tick', onTick);
+  out.on('close', end);
+  ctx.res.on('close', end);
+
+  ctx.req.socket.setNoDelay(true);
+  out.write(': open\n\n');
+  const plan = channel.resume(node.id, since);
+  if (plan.kind === 'snapshot') snapshot(plan.snapshot);
+  else {
+    held = plan.from;
+    catchUp();
+  }
+  return {
+    status: 200,
+    body: out,
+    headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' },
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * The control → node channel's source of truth (issue 16): for every joined
+ * node (one with a credential) the control plane keeps the peer set it has
+ * published and a numbered log of the changes that built it (migration 5,
+ * store/node-peers.ts). `publish(node)` computes the node's desired set by
+ * the same rule as the in-process agent (desired-peers.ts), diffs it against
+ * the published set, and appends the differences with the next revisions —
+ * the read, the diff and the append in one IMMEDIATE transaction, so two
+ * processes publishing the same node (the server and `tunnelbyte admin`)
+ * cannot number two changes alike.
+ *
+ * When it runs: whenever something may have changed a node's set (PeerSync:
+ * session create/close/expiry, tier change, account disable/delete, node
+ * removal, a usage report that may have used up a quota) and on the server's
+ * periodic tick (`publishAll`), which also catches what nothing announces —
+ * a new period restoring quotas, another process's writes.
+ *
+ * Streams (routes/node-peers.ts) do not poll: `events` tells them in-process
+ * that a node's log grew ('changed') and that a tick passed ('tick', when they
+ * re-check their credential and read any change another process logged).
+ */
+import { EventEmitter } from 'node:events';
+import type { LoggedPeerChange, PeerChange, PublishedPeer } from '../store/node-peers.js';
+import type { ServiceContext } from './context.js';
+import { desiredPeers } from './desired-peers.js';
+import type { UsageService } from './usage.js';
+
+export interface PeerSnapshot {
+  revision: number;
+  peers: PublishedPeer[];
+}
+
+/** Where a node resuming from a revision starts: the changes after it, or a whole snapshot. */
+export type ResumePlan = { kind: 'changes'; from: number } | { kind: 'snapshot'; snapshot: PeerSnapshot };
+
+export interface PeerChannelEvents {
+  /** The node's log grew to `revision`. */
+  changed: [nodeId: string, revision: number];
+  /** A periodic pass finished. */
+  tick: [];
+}
+
+export class PeerChannelService {
+  readonly events = new EventEmitter<PeerChannelEvents>();
+
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly usage: UsageService,
+  ) {
+    this.events.setMaxListeners(0); // one listener per open stream, any number of nodes
+  }
+
+  /**
+   * Brings the node's published set up to date; returns its revision. A node
+   * without a credential (the one inside an all-in-one exit, or a revoked or
+   * removed one) has no channel and is left as it is.
+   */
+  publish(nodeId: string): number {
+    const { store } = this.ctx;
+    const { revision, grew } = store.transaction(() => {
+      const node = store.nodes.get(nodeId);
+      const before = store.nodePeers.revision(nodeId);
+      if (!node || node.credentialHash === null) return { revision: before, grew: false };
+      const changes = diffPeers(store.nodePeers.published(nodeId), desiredPeers(this.ctx, this.usage, nodeId).peers);
+      if (changes.length === 0) return { revision: before, grew: false };
+      const after = store.nodePeers.append(nodeId, changes);
+      // Bounded log: a resume point older than what is kept gets a snapshot (resume()).
+      store.nodePeers.compact(nodeId, after - this.ctx.config.peerLogLimit);
+      return { revision: after, grew: true };
+    });
+    if (grew) this.events.emit('changed', nodeId, revision);
+    return revision;
+  }
+
+  /** The periodic pass: publishes every joined node, then tells open streams a tick passed. */
+  publishAll(): void {
+    for (const id of this.ctx.store.nodePeers.joinedNodeIds()) this.publish(id);
+    this.events.emit('tick');
+  }
+
+  /** The node's peer set at its current revision (published first, so it is never stale). */
+  snapshot(nodeId: string): PeerSnapshot {
+    this.publish(nodeId);
+    const { store } = this.ctx;
+    return store.transaction(() => ({ revision: store.nodePeers.revision(nodeId), peers: store.nodePeers.published(nodeId) }));
+  }
+
+  /**
+   * How to serve a node that holds revision `since` (null: nothing): the
+   * changes after it when the log still has them all, otherwise (nothing held,
+   * compacted away, or a revision this control plane never made) a snapshot.
+   */
+  resume(nodeId: string, since: number | null): ResumePlan {
+    this.publish(nodeId);
+    const { store } = this.ctx;
+    return store.transaction((): ResumePlan => {
+      const revision = store.nodePeers.revision(nodeId);
+      if (since !== null && since <= revision) {
+        const oldest = store.nodePeers.oldestLogged(nodeId);
+        // Every change above `since` is still logged when the oldest kept one is at most since + 1.
+        if (since === revision || (oldest !== null && oldest <= since + 1)) return { kind: 'changes', from: since };
+      }
+      return { kind: 'snapshot', snapshot: { revision, peers: store.nodePeers.published(nodeId) } };
+    });
+  }
+
+  /** Up to `limit` changes after `revision`, in order. */
+  changesAfter(nodeId: string, revision: number, limit: number): LoggedPeerChange[] {
+    return this.ctx.store.nodePeers.changesAfter(nodeId, revision, limit);
+  }
+}
+
+/**
+ * The changes that turn `published` into `desired`: removals first, then
+ * additions, each in public-key order. A key whose session or addresses
+ * changed (closed, and a new session opened with the same key) is removed
+ * and added again, so the node never keeps a stale allowed-IPs entry.
+ */
+export function diffPeers(published: PublishedPeer[], desired: ReadonlyMap<string, { sessionId: string; allowedIps: string[] }>): PeerChange[] {
+  const removes: PeerChange[] = [];
+  const adds: PeerChange[] = [];
+  const have = new Map(published.map((p) => [p.publicKey, p]));
+  for (const p of published) {
+    const want = desired.get(p.publicKey);
+    if (!want || !samePeer(p, want)) removes.push({ op: 'remove', publicKey: p.publicKey });
+  }
+  for (const [publicKey, want] of desired) {
+    const had = have.get(publicKey);
+    if (had && samePeer(had, want)) continue;
+    adds.push({ op: 'add', peer: { publicKey, allowedIps: [...want.allowedIps], sessionId: want.sessionId } });
+  }
+  const byKey = (a: PeerChange, b: PeerChange): number => {
+    const ka = a.op === 'add' ? a.peer.publicKey : a.publicKey;
+    const kb = b.op === 'add' ? b.peer.publicKey : b.publicKey;
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  };
+  return [...removes.sort(byKey), ...adds.sort(byKey)];
+}
+
+function samePeer(p: PublishedPeer, want: { sessionId: string; allowedIps: string[] }): boolean {
+  return p.sessionId === want.sessionId && p.allowedIps.length === want.allowedIps.length && p.allowedIps.every((a, i) => a === want.allowedIps[i]);
+}

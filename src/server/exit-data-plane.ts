@@ -1,0 +1,198 @@
+/**
+ * The exit's data plane, as both kinds of exit run it — the all-in-one
+ * `serve` (exit-server.ts) and a node joined to a control plane
+ * (joined-node.ts): the WireGuard device on a TUN interface on a worker
+ * thread of its own (device-channel.ts), the pools' gateway addresses on
+ * the interface, NAT and forwarding (unless disabled), and the destination
+ * policy that refuses the host's own and private ranges (exposure policy),
+ * kept current as the host's addresses change. The two exits differ only in
+ * where the peers come from (SQLite in this process, or the control plane's
+ * channel), so this part is written once.
+ *
+ * In two steps, because registration sits between them: exitIdentity()
+ * gives what the node registers with (public key, endpoint, exit
+ * addresses); ExitDataPlane.start() builds the device once the registration
+ * has given the pools and the interface's addresses.
+ */
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { Gauge } from 'prom-client';
+import { keyToBase64 } from '../crypto/wireguard-keys.js';
+import { canonicalPrefix, DestinationPolicy, REFUSED_BY_DEFAULT } from '../device/destination-policy.js';
+import { DEFAULT_MTU } from '../protocol/constants.js';
+import { DROP_REASONS } from '../protocol/messages.js';
+import { DeviceWorker, type DeviceFigures } from './device-channel.js';
+import { configureInterface, detectDefaultRoute, hostAddresses, setupNat, type NatHandle } from './host-network.js';
+import { loadOrCreateServerKey } from './server-key.js';
+import { WorkerDataPlane } from './worker-data-plane.js';
+
+export interface ExitIdentityOptions {
+  dataDir: string;
+  listenPort: number;
+  /** HOST[:PORT] for client configs; null: the default-route interface's address. */
+  endpoint: string | null;
+  /** Exit addresses for /v1/ip; empty: the default-route interface's addresses. */
+  exitAddresses: string[];
+  /** Ranges opened inside the refused private and special ranges (`--allow-private`). */
+  allowPrivate: string[];
+}
+
+export interface ExitIdentity {
+  /** The server key's private half: handed to the device, then zeroed. */
+  privateKey: Uint8Array;
+  publicKey: string;
+  endpoint: string;
+  exitAddresses: string[];
+  /** --allow-private, canonical. */
+  allow: string[];
+}
+
+/** The key (created on first start), endpoint and exit addresses of this exit; a malformed --allow-private throws first. */
+export function exitIdentity(o: ExitIdentityOptions): ExitIdentity {
+  const allow = o.allowPrivate.map(canonicalPrefix); // a malformed range stops the start before anything is made
+  // The data directory first (0700, parents as needed): the key and the database both live in it,
+  // and on a first run neither it nor /var/lib/tunnelbyte exists yet.
+  const key = loadOrCreateServerKey(o.dataDir);
+  const route = detectDefaultRoute();
+  return {
+    privateKey: key.privateKey,
+    publicKey: keyToBase64(key.publicKey),
+    endpoint: endpointOf(o.endpoint, route, o.listenPort),
+    exitAddresses: o.exitAddresses.length ? o.exitAddresses : [...route.addresses4, ...route.addresses6],
+    allow,
+  };
+}
+
+/** The data plane's settings of either exit (serve's flags without the control plane's). */
+export interface ExitOptions extends ExitIdentityOptions {
+  tun: string;
+  /** IPv4 pool for client addresses. */
+  pool4: string;
+  /** null: the node's ULA /64 chosen at first start. */
+  pool6: string | null;
+  nat: boolean;
+  /** Seconds between syncs of counters and peers (docs/contract.md §4: at most 5 s). */
+  syncIntervalS: number;
+}
+
+export interface ExitDataPlaneOptions {
+  tun: string;
+  listenPort: number;
+  nat: boolean;
+  pool4: string;
+  pool6: string | null;
+  /** The interface's own addresses in the pools, with prefixes (the registration's interface addresses). */
+  interfaceAddresses: string[];
+}
+
+export class ExitDataPlane {
+  private stopped = false;
+  /** What the device's destination policy was last built from: the host's addresses, the pools, --allow-private. */
+  private policyFrom: { addresses: string[]; pools: string[]; allow: string[] };
+
+  private constructor(
+    readonly device: DeviceWorker,
+    /** The DataPlane over the device that the peers' source (NodeAgent or the joined node's agent) drives. */
+    readonly dataPlane: WorkerDataPlane,
+    private readonly policy: DestinationPolicy,
+    private readonly nat: NatHandle | null,
+    private readonly log: Logger,
+    policyFrom: { addresses: string[]; pools: string[]; allow: string[] },
+  ) {
+    this.policyFrom = policyFrom;
+  }
+
+  /** TUN + device worker, the interface's addresses, NAT; on failure removes what it made and throws. */
+  static async start(id: ExitIdentity, o: ExitDataPlaneOptions, log: Logger): Promise<ExitDataPlane> {
+    const pools = [o.pool4, ...(o.pool6 ? [o.pool6] : [])];
+    const addresses = hostAddresses();
+    const policy = new DestinationPolicy({ own: [...addresses, ...pools], allow: id.allow });
+    // The device (TUN, UDP, crypto, timers) runs on a worker thread of its own: device-channel.ts says why.
+    const device = await DeviceWorker.start({ tun: o.tun, mtu: DEFAULT_MTU, listenPort: o.listenPort, privateKey: id.privateKey, policy: policy.spec }, (e) => {
+      if (e.event === 'apply-failed') log.error({ publicKey: e.publicKey, err: e.error }, 'the device could not apply a peer change');
+      if (e.event === 'failed') log.error({ err: e.error }, 'the device thread failed');
+    });
+    id.privateKey.fill(0); // only the device needs it, and it has its copy
+    let nat: NatHandle | null = null;
+    try {
+      const [gw4, p4] = o.interfaceAddresses[0]!.split('/');
+      const [gw6, p6] = o.interfaceAddresses[1]?.split('/') ?? [null, '64'];
+      configureInterface(device.tun, gw4!, Number(p4), gw6 ?? null, Number(p6), DEFAULT_MTU);
+      if (o.nat) nat = setupNat({ tun: device.tun, pool4: o.pool4, pool6: o.pool6, refuse: REFUSED_BY_DEFAULT.map((r) => r.cidr), allow: id.allow });
+    } catch (e) {
+      await device.close();
+      throw e;
+    }
+    return new ExitDataPlane(device, new WorkerDataPlane(device, id.publicKey), policy, nat, log, { addresses, pools, allow: id.allow });
+  }
+
+  /** Whether the device refuses to forward to this address (a DNS resolver of the configs, say). */
+  refusesAddress(address: string): boolean {
+    return this.policy.refusesAddress(address);
+  }
+
+  /** The device stopped on its own (not by close()). */
+  onGone(cb: (reason: string) => void): void {
+    this.device.onGone((reason) => {
+      if (!this.stopped) cb(reason);
+    });
+  }
+
+  /**
+   * The host's addresses change (DHCP, an operator's `ip addr add`): the
+   * device's policy follows at the next sync, so a new address is refused
+   * within one sync interval also without the firewall (--no-nat).
+   */
+  refreshPolicy(): void {
+    const now = hostAddresses();
+    const { addresses, pools, allow } = this.policyFrom;
+    if (now.join() === addresses.join()) return;
+    this.device.post({ op: 'policy', spec: { own: [...now, ...pools], allow } });
+    this.policyFrom = { addresses: now, pools, allow };
+    this.log.info({ addresses: now.length }, 'host addresses changed: destination policy updated');
+  }
+
+  /** Device figures on /metrics: peers, handshakes, bytes, drops by reason — one request to the device per scrape. */
+  registerMetrics(registry: Registry): void {
+    const device = this.device;
+    let cached: { at: number; figures: DeviceFigures } | null = null;
+    const figures = (): DeviceFigures => {
+      const now = Date.now();
+      if (!cached || now - cached.at > 500) cached = { at: now, figures: device.request('figures') };
+      return cached.figures;
+    };
+    new Gauge({ name: 'tunnelbyte_device_peers', help: 'WireGuard peers on the device', registers: [registry], collect() {
+      this.set(figures().peers);
+    } });
+    new Gauge({ name: 'tunnelbyte_device_peers_with_session', help: 'Peers with a current keypair (a completed handshake)', registers: [registry], collect() {
+      this.set(figures().peersWithSession);
+    } });
+    new Gauge({ name: 'tunnelbyte_device_bytes', help: 'Bytes through the device since start, by direction', labelNames: ['direction'], registers: [registry], collect() {
+      const f = figures();
+      this.set({ direction: 'rx' }, f.rxBytes);
+      this.set({ direction: 'tx' }, f.txBytes);
+    } });
+    new Gauge({ name: 'tunnelbyte_device_drops', help: 'Datagrams and packets dropped, by reason', labelNames: ['reason'], registers: [registry], collect() {
+      const f = figures();
+      for (const r of DROP_REASONS) this.set({ reason: r }, f.drops[r]);
+    } });
+  }
+
+  /** Closes the device (TUN and UDP go with it) and removes NAT and forwarding. */
+  async close(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.device.close();
+    this.nat?.remove();
+  }
+}
+
+function endpointOf(flag: string | null, route: ReturnType<typeof detectDefaultRoute>, listenPort: number): string {
+  if (flag) {
+    if (/^\[.*\]:\d+$/.test(flag) || /^[^:]+:\d+$/.test(flag)) return flag;
+    return flag.includes(':') ? `[${flag}]:${listenPort}` : `${flag}:${listenPort}`;
+  }
+  const addr = route.addresses4[0] ?? route.addresses6[0];
+  if (!addr) throw new Error('cannot tell the endpoint clients should use: no default-route address (use --endpoint HOST[:PORT])');
+  return addr.includes(':') ? `[${addr}]:${listenPort}` : `${addr}:${listenPort}`;
+}

@@ -54,6 +54,7 @@ export function addControlPlaneOptions(cmd: Command): Command {
     .addOption(new Option('--dns <ip,...>', 'DNS servers written into client configs').env('TB_DNS'))
     .addOption(new Option('--trust-proxy', 'honour X-Forwarded-For (only behind a trusted reverse proxy; env TB_TRUST_PROXY=1)'))
     .addOption(new Option('--sync-interval <s>', 'seconds between counter flushes, expiry and peer reconciles (1-5)').env('TB_SYNC_INTERVAL').default('5'))
+    .addOption(new Option('--node-timeout <s>', 'seconds without a heartbeat after which a node is down: no new sessions on it, its region unlisted when it was the last (3-3600)').env('TB_NODE_TIMEOUT').default('60'))
     .addOption(new Option('--anonymous-quota <size>', 'data per calendar month for anonymous accounts (e.g. 10GiB, unlimited)').env('TB_ANONYMOUS_QUOTA').default('10GiB'))
     .addOption(new Option('--anonymous-sessions <n>', 'active sessions per anonymous account').env('TB_ANONYMOUS_SESSIONS').default('1'))
     .addOption(new Option('--paid-quota <size>', 'data per calendar month for paid accounts').env('TB_PAID_QUOTA').default('unlimited'))
@@ -73,6 +74,10 @@ export function controlSettingsOf(o: ParsedOptions, env: NodeJS.ProcessEnv): Omi
   if ((certFile === undefined) !== (keyFile === undefined)) throw new Error('--tls-cert and --tls-key go together');
   const syncIntervalS = Number(o.syncInterval);
   if (!(syncIntervalS >= 1 && syncIntervalS <= 5)) throw new Error('--sync-interval must be 1..5 seconds');
+  const nodeTimeoutS = Number(o.nodeTimeout);
+  if (!(Number.isInteger(nodeTimeoutS) && nodeTimeoutS >= 3 && nodeTimeoutS <= 3600)) throw new Error('--node-timeout must be 3..3600 seconds');
+  // serve's own node heartbeats once per sync: a shorter timeout would mark it down between two syncs.
+  if (nodeTimeoutS <= syncIntervalS) throw new Error('--node-timeout must be longer than --sync-interval');
   return {
     apiHost: api.host,
     apiPort: api.port,
@@ -82,6 +87,7 @@ export function controlSettingsOf(o: ParsedOptions, env: NodeJS.ProcessEnv): Omi
     dns: list(o.dns as string | undefined),
     trustProxy: o.trustProxy === true || env.TB_TRUST_PROXY === '1',
     anonymousSignup: o.anonymousSignup === 'closed' ? 'closed' : 'open',
+    nodeStaleAfterMs: nodeTimeoutS * 1000,
     tiers: {
       anonymous: { quotaBytes: parseBytes(String(o.anonymousQuota)), maxSessions: count(String(o.anonymousSessions)) },
       paid: { quotaBytes: parseBytes(String(o.paidQuota)), maxSessions: count(String(o.paidSessions)) },

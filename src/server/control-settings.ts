@@ -27,6 +27,8 @@ export interface ControlSettings {
   trustProxy: boolean;
   /** Anonymous signup open to anyone (limited per source) or closed (--anonymous-signup). */
   anonymousSignup: 'open' | 'closed';
+  /** A node with no heartbeat for this long is down (--node-timeout): not placed on, its region unlisted when it was the last. */
+  nodeStaleAfterMs: number;
   /** Tier limits that differ from the defaults (docs/contract.md §5). */
   tiers: { anonymous: { quotaBytes?: number | null; maxSessions?: number }; paid: { quotaBytes?: number | null; maxSessions?: number } };
   env: NodeJS.ProcessEnv;
@@ -36,7 +38,7 @@ export interface ControlSettings {
 export function openControlPlane(s: ControlSettings): ControlPlane {
   return createControlPlane({
     dbPath: databasePath(s.dataDir),
-    config: controlConfig({ dns: s.dns, trustProxy: s.trustProxy, billing: billingConfigFromEnv(s.env), tiers: s.tiers, signupLimit: { mode: s.anonymousSignup } }),
+    config: controlConfig({ dns: s.dns, trustProxy: s.trustProxy, billing: billingConfigFromEnv(s.env), tiers: s.tiers, signupLimit: { mode: s.anonymousSignup }, nodeStaleAfterMs: s.nodeStaleAfterMs }),
   });
 }
 

@@ -29,8 +29,8 @@ async function tb(...args: string[]): Promise<{ code: number; stdout: string; st
 }
 
 /** Starts `tunnelbyte control` and resolves with its API URL from the start record. */
-function startControl(dir: string): Promise<{ child: ChildProcess; api: string; exit: Promise<number | null> }> {
-  const child = spawn(process.execPath, [TB, 'control', '--data', dir, '--api-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--sync-interval', '1'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+function startControl(dir: string, extra: string[] = []): Promise<{ child: ChildProcess; api: string; exit: Promise<number | null> }> {
+  const child = spawn(process.execPath, [TB, 'control', '--data', dir, '--api-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--sync-interval', '1', ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
     let out = '';
@@ -106,5 +106,49 @@ describe('tunnelbyte control', () => {
     control.child.kill('SIGTERM');
     assert.equal(await control.exit, 0);
     assert.ok(!existsSync(join(data, 'serve.lock')), 'the lock is released');
+  });
+
+  it('--node-timeout: a node silent for that long is down (region unlisted, 503), a heartbeat brings it back', async () => {
+    const bad = await tb('control', '--data', join(dir, 'timeout'), '--node-timeout', '1', '--api-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--node-timeout must be 3\.\.3600 seconds/);
+    const c = await startControl(join(dir, 'timeout'), ['--node-timeout', '3']);
+    try {
+      const token = (await tb('admin', '--data', join(dir, 'timeout'), 'node', 'token', '--region', 'eu-north')).stdout.trim();
+      const enroll = await fetch(`${c.api}/v1/nodes/enroll`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token, public_key: generateKeyPair().publicKey, endpoint: '192.0.2.11:51820', exit_addresses: ['192.0.2.11'], pool4: '10.71.0.0/16' }),
+      });
+      assert.equal(enroll.status, 201);
+      const { node, credential } = (await enroll.json()) as { node: { id: string }; credential: string };
+      const enrolledAt = Date.now();
+      const regions = async () => ((await (await fetch(`${c.api}/v1/regions`)).json()) as { regions: { id: string }[] }).regions.map((r) => r.id);
+      const signup = await fetch(`${c.api}/v1/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fingerprint: 'timeout-machine' }) });
+      const { token: bearer } = (await signup.json()) as { token: string };
+      const create = () => fetch(`${c.api}/v1/sessions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}`, 'x-tb-fingerprint': 'timeout-machine' },
+        body: JSON.stringify({ region: 'eu-north' }),
+      });
+      // Within the timeout the node is up (checked only while it surely is: a loaded machine may be slow to get here).
+      if (Date.now() - enrolledAt < 2_000) assert.deepEqual(await regions(), ['eu-north']);
+      await new Promise((r) => setTimeout(r, Math.max(0, enrolledAt + 3_500 - Date.now())));
+      assert.deepEqual(await regions(), [], 'no heartbeat for 3 s: the node is down and its region unlisted');
+      const refused = await create();
+      assert.equal(refused.status, 503);
+      assert.match(((await refused.json()) as { error: string }).error, /no active node/);
+      const beat = await fetch(`${c.api}/v1/nodes/${node.id}/heartbeat`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${credential}` },
+        body: JSON.stringify({ exit_addresses: ['192.0.2.11'] }),
+      });
+      assert.equal(beat.status, 200);
+      assert.deepEqual(await regions(), ['eu-north'], 'a heartbeat: up again');
+      assert.equal((await create()).status, 201);
+    } finally {
+      c.child.kill('SIGTERM');
+      await c.exit;
+    }
   });
 });

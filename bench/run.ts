@@ -13,6 +13,8 @@
  * and UAPI fuzzers longer than the suite does (bench/fuzz.ts; `--fuzz-count N`). `--netstack` adds the
  * userspace TCP/IP stack's flow through wireguard-go to Linux TCP (bench/netstack.ts). `--proxy`
  * adds downloads through `tunnelbyte proxy` (SOCKS5, HTTP, CONNECT) from wireguard-go's side (bench/proxy.ts).
+ * `--fleet` adds `tunnelbyte control` under 1,000 nodes' heartbeats and usage reports (bench/fleet.ts;
+ * `--fleet-nodes N`, `--fleet-sessions N`, `--fleet-seconds S`); no root needed.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +29,7 @@ const flood = process.argv.includes('--flood');
 const fuzz = process.argv.includes('--fuzz');
 const netstack = process.argv.includes('--netstack');
 const proxy = process.argv.includes('--proxy');
+const fleet = process.argv.includes('--fleet');
 function numberArg(flag: string, fallback: number): number {
   const i = process.argv.indexOf(flag);
   if (i < 0) return fallback;
@@ -90,6 +93,15 @@ if (proxy) {
   const r = await benchProxy({ rounds, bytes: smoke ? 1 << 20 : 64 << 20 });
   rows.push(...r.rows);
   details.proxy = { rounds, samples: r.samples };
+}
+
+if (fleet) {
+  // bench/fleet.ts: `tunnelbyte control` (its own process, SQLite on disk) under 1,000 enrolled nodes' heartbeats and usage reports.
+  const { benchFleet } = await import('./fleet.js');
+  const nodes = numberArg('--fleet-nodes', smoke ? 50 : 1000);
+  const r = await benchFleet({ nodes, sessions: numberArg('--fleet-sessions', 2 * nodes), seconds: numberArg('--fleet-seconds', smoke ? 6 : 30), saturationSeconds: smoke ? 2 : 10 });
+  rows.push(...r.rows);
+  details.fleet = r.samples;
 }
 
 if (fuzz) {

@@ -2,7 +2,7 @@
 // printed, never asserted (the machine is shared and noisy). As root (CI) the
 // smoke run also goes through the parts that need network namespaces: the
 // tunnel under an API flood, --e2e, --flood and --proxy; --fuzz runs briefly too
-// (the UAPI part only as root).
+// (the UAPI part only as root), and --fleet (50 nodes against `tunnelbyte control`).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,11 +11,11 @@ import { privilegedSkipReason } from '../support/netns.js';
 
 const privileged = privilegedSkipReason(['ip', 'wg', 'wireguard-go', 'iperf3', 'curl', 'g++', 'nft', 'unshare']) === null;
 
-test(`bench --smoke runs every in-process benchmark, the API load run, the start-up times${privileged ? ', the API flood, --e2e, --flood and --proxy' : ''}`, { timeout: 600_000 }, () => {
-  const args = ['--expose-gc', REPO_ROOT + 'dist/bench/run.js', '--smoke', '--fuzz', ...(privileged ? ['--e2e', '--flood', '--proxy'] : [])];
+test(`bench --smoke runs every in-process benchmark, the API load run, the start-up times, the fleet's reports${privileged ? ', the API flood, --e2e, --flood and --proxy' : ''}`, { timeout: 600_000 }, () => {
+  const args = ['--expose-gc', REPO_ROOT + 'dist/bench/run.js', '--smoke', '--fuzz', '--fleet', ...(privileged ? ['--e2e', '--flood', '--proxy'] : [])];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 540_000 });
   assert.equal(r.status, 0, r.stderr);
-  const names = ['x25519 DH', 'AEAD seal', 'encrypt+decrypt 1420 B', 'responder handshakes', 'allowed-IPs lookups', 'memory per idle peer', 'GET /v1/usage, 64 connections', 'GET /v1/usage p99 latency', 'start-up: --version, node bin/tunnelbyte.js', 'start-up: regions (loopback API), node bin/tunnelbyte.js', 'datagram fuzz, seed'];
+  const names = ['x25519 DH', 'AEAD seal', 'encrypt+decrypt 1420 B', 'responder handshakes', 'allowed-IPs lookups', 'memory per idle peer', 'GET /v1/usage, 64 connections', 'GET /v1/usage p99 latency', 'start-up: --version, node bin/tunnelbyte.js', 'start-up: regions (loopback API), node bin/tunnelbyte.js', 'datagram fuzz, seed', 'fleet: enrollments over HTTP', 'fleet paced (heartbeat 10 s, usage 5 s), 50 nodes', 'fleet paced: SQLite time per usage report p99', 'fleet saturated, 64 in flight'];
   if (privileged) {
     names.push('tunnel download through serve, alone', 'tunnel download through serve, API flood on serve', 'tunnel download through serve, API flood on another process');
     names.push('e2e pair tunnelbyte-wg: TCP client→server', 'e2e server tunnelbyte-wg, wg-go-debian client: TCP server→client', 'tunnelbyte-wg server CPU');

@@ -94,4 +94,20 @@ describe('node heartbeats and usage reports', () => {
     h.control.nodes.revoke(x.id, OPERATOR);
     assert.equal((await h.request('POST', `/v1/nodes/${x.id}/usage`, { token: x.credential, body: { seq: 2, sessions: [] } })).status, 401, 'revoked: refused at once');
   });
+
+  it('/metrics times every report answered 200 in SQLite, by kind (what bench --fleet reads)', async () => {
+    const n = await enroll('met');
+    const counts = async () => {
+      const text = await (await fetch(`${h.metricsUrl}/metrics`)).text();
+      const count = (kind: string) => Number(new RegExp(`^tunnelbyte_node_report_write_seconds_count\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+      assert.match(text, /^tunnelbyte_node_report_write_seconds\{quantile="0.99",kind="heartbeat"\} /m);
+      return { heartbeat: count('heartbeat'), usage: count('usage') };
+    };
+    const before = await counts();
+    assert.equal((await h.request('POST', `/v1/nodes/${n.id}/heartbeat`, { token: n.credential, body: { exit_addresses: ['203.0.113.77'] } })).status, 200);
+    assert.equal((await h.request('POST', `/v1/nodes/${n.id}/heartbeat`, { token: n.credential, body: { exit_addresses: ['not-an-ip'] } })).status, 400);
+    assert.equal((await h.request('POST', `/v1/nodes/${n.id}/usage`, { token: n.credential, body: { seq: 1, sessions: [] } })).status, 200);
+    assert.equal((await h.request('POST', `/v1/nodes/${n.id}/usage`, { token: n.credential, body: { seq: 1, sessions: [] } })).status, 200, 'a retry');
+    assert.deepEqual(await counts(), { heartbeat: before.heartbeat + 1, usage: before.usage + 2 }, 'the refused heartbeat is not timed');
+  });
 });

@@ -5,10 +5,11 @@
  * registry of the app's own:
  * requests by method, route template and status, their durations, and
  * gauges read from SQLite at scrape time (active sessions, accounts by
- * tier, active nodes), plus the process's default metrics.
+ * tier, active nodes), the SQLite time of node reports, plus the process's
+ * default metrics.
  */
 import type { RequestListener } from 'node:http';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from 'prom-client';
 import type { ControlPlane } from '../control-plane.js';
 import { TIERS } from '../config.js';
 
@@ -51,6 +52,15 @@ export function createMetrics(control: ControlPlane, opts: { defaultMetrics?: bo
       for (const t of TIERS) this.set({ tier: t }, counts[t]);
     },
   });
+  // The SQLite side of the fleet's reports (bench --fleet reads it): quantiles from the start of the process.
+  const reportWrites = new Summary({
+    name: 'tunnelbyte_node_report_write_seconds',
+    help: 'Time a node report (heartbeat, usage) spent in its SQLite reads and writes, reports answered 200 only',
+    labelNames: ['kind'] as const,
+    percentiles: [0.5, 0.9, 0.99],
+    registers: [registry],
+  });
+  control.nodeReports.onReportTimed((kind, seconds) => reportWrites.observe({ kind }, seconds));
   new Gauge({
     name: 'tunnelbyte_regions_active',
     help: 'Regions with at least one active node',

@@ -36,21 +36,49 @@ export interface UsageReportResult {
   countedBytes: number;
 }
 
+export type ReportKind = 'heartbeat' | 'usage';
+
+/** Told the time (seconds, monotonic clock) each applied report spent in SQLite: /metrics' tunnelbyte_node_report_write_seconds. */
+export type ReportTimer = (kind: ReportKind, seconds: number) => void;
+
 export class NodeReportService {
+  private readonly timers = new Set<ReportTimer>();
+
   constructor(
     private readonly ctx: ServiceContext,
     private readonly nodes: NodeService,
     private readonly quotas: UsageService,
   ) {}
 
+  /** Subscribes to the SQLite time of every report (a fleet of 1,000 nodes sends hundreds a second); returns the unsubscribe. */
+  onReportTimed(fn: ReportTimer): () => void {
+    this.timers.add(fn);
+    return () => this.timers.delete(fn);
+  }
+
   /** The node is alive and leaves the internet from these addresses; returns its state (a draining node learns it here). */
   heartbeat(node: NodeRecord, exitAddresses: string[]): NodeRecord {
-    this.nodes.heartbeat(node.id, exitAddresses);
-    return this.ctx.store.nodes.get(node.id)!;
+    return this.timed('heartbeat', () => {
+      this.nodes.heartbeat(node.id, exitAddresses);
+      return this.ctx.store.nodes.get(node.id)!;
+    });
   }
 
   usage(node: NodeRecord, seq: number, sessions: SessionUsage[]): UsageReportResult {
     if (!Number.isSafeInteger(seq) || seq < 1) throw invalid('seq must be a positive integer');
+    return this.timed('usage', () => this.applyUsage(node, seq, sessions));
+  }
+
+  /** Runs one report's reads and writes, telling the subscribers how long it took when it succeeded. */
+  private timed<T>(kind: ReportKind, work: () => T): T {
+    const start = this.ctx.clock.now();
+    const result = work();
+    const seconds = (this.ctx.clock.now() - start) / 1000;
+    for (const fn of this.timers) fn(kind, seconds);
+    return result;
+  }
+
+  private applyUsage(node: NodeRecord, seq: number, sessions: SessionUsage[]): UsageReportResult {
     const { store, clock, config, peers } = this.ctx;
     const grown = new Set<string>(); // accounts whose usage grew
     const result = store.transaction((): UsageReportResult => {

@@ -7,18 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import type { Actor } from '../../src/control/services/audit.js';
 import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
+import { NodeChannelClient, NodeChannelError, SseParser, type PeerChange, type PeerSnapshot, type PublishedPeer, type SseEvent } from '../../src/server/node-channel-client.js';
 import { startHarness, type Harness } from './harness.js';
 
 const OPERATOR: Actor = { actor: 'admin:test', source: null };
-
-interface SseEvent {
-  event: string;
-  id: string | null;
-  data: string;
-}
 
 /** A raw SSE connection: parsed events and comment lines as they arrive. */
 class RawStream {
@@ -106,6 +104,102 @@ class RawStream {
   }
 }
 
+/** A TCP relay in front of the API whose connections the test cuts, as a flaky link would. */
+class Link {
+  private readonly sockets = new Set<Socket>();
+  private constructor(private readonly server: Server) {}
+
+  static async open(targetUrl: string): Promise<Link> {
+    const target = new URL(targetUrl);
+    let link: Link | null = null;
+    const server = createServer((inbound) => {
+      const outbound = connect(Number(target.port), target.hostname);
+      for (const [a, b] of [[inbound, outbound], [outbound, inbound]] as const) {
+        link!.sockets.add(a);
+        a.on('error', () => b.destroy());
+        a.on('close', () => {
+          link!.sockets.delete(a);
+          b.destroy();
+        });
+        a.pipe(b);
+      }
+    });
+    link = new Link(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return link;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Every open connection dies at once (no FIN seen by the application, only a reset). */
+  cut(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  close(): Promise<void> {
+    this.cut();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** What a joined node does with the channel — applies it — checking that no change is skipped or applied twice. */
+class AppliedSet {
+  readonly peers = new Map<string, PublishedPeer>();
+  held: number | null = null;
+  snapshots = 0;
+  readonly changes: string[] = [];
+  readonly errors: string[] = [];
+
+  onSnapshot = (snap: PeerSnapshot): void => {
+    this.snapshots++;
+    this.peers.clear();
+    for (const p of snap.peers) this.peers.set(p.publicKey, p);
+    this.held = snap.revision;
+  };
+
+  onPeer = (revision: number, c: PeerChange): void => {
+    if (this.held === null || revision !== this.held + 1) this.errors.push(`revision ${revision} applied on top of ${this.held}`);
+    if (c.op === 'add') {
+      if (this.peers.has(c.peer.publicKey)) this.errors.push(`add of a present peer at ${revision}`);
+      this.peers.set(c.peer.publicKey, c.peer);
+      this.changes.push(`${revision} add ${c.peer.publicKey}`);
+    } else {
+      if (!this.peers.delete(c.publicKey)) this.errors.push(`remove of an absent peer at ${revision}`);
+      this.changes.push(`${revision} remove ${c.publicKey}`);
+    }
+    this.held = revision;
+  };
+}
+
+/** Polls `cond` (bounded: fails after `ms`). */
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Follows a node's stream into `applied` until stopped; `done` settles when stream() does. */
+function follow(client: NodeChannelClient, applied: AppliedSet, extra: { onDisconnect?: (e: Error) => void } = {}) {
+  const ac = new AbortController();
+  const done = client.stream({ since: applied.held, onSnapshot: applied.onSnapshot, onPeer: applied.onPeer, signal: ac.signal, ...extra });
+  done.catch(() => undefined);
+  return { stop: () => ac.abort(), done };
+}
+
+it('the client parses the event-stream format: CRLF, LF and CR line ends (also split across chunks), comments, multi-line data', () => {
+  const got: SseEvent[] = [];
+  const p = new SseParser((e) => got.push(e));
+  for (const chunk of [': open\r', '\n\r\nevent: snapshot\r', '\nid: 7\ndata: {"a":\ndata:1}\n', '\n', ': keepalive\n\n', 'id:8\revent:peer\rdata: x\r\r', 'data: no blank line yet']) p.push(chunk);
+  assert.deepEqual(got, [
+    { event: 'snapshot', id: '7', data: '{"a":\n1}' },
+    { event: 'peer', id: '8', data: 'x' },
+  ]);
+});
+
 describe('the control → node peer channel', () => {
   let h: Harness;
   let seq = 0;
@@ -136,7 +230,15 @@ describe('the control → node peer channel', () => {
     new RawStream(`${h.url}/v1/nodes/${n.id}/peers/stream${query}`, { authorization: `Bearer ${n.credential}`, ...headers });
 
   before(async () => {
-    h = await startHarness({ node: false, config: { peerStreamKeepaliveMs: 300, peerLogLimit: 5 } });
+    h = await startHarness({
+      node: false,
+      config: {
+        peerStreamKeepaliveMs: 300,
+        peerLogLimit: 5,
+        sessionIdleTtlMs: 40 * 24 * 3600_000, // the quota test moves the clock into the next month
+        tiers: { anonymous: { quotaBytes: 10_000 }, paid: { maxSessions: 100 } },
+      },
+    });
   });
   after(() => h.close());
 
@@ -276,5 +378,189 @@ describe('the control → node peer channel', () => {
     const again = stream(n);
     await again.until(() => again.ended, 'a refusal');
     assert.equal(again.status, 401);
+  });
+  const clientOf = (n: { id: string; credential: string }, url = h.url) =>
+    new NodeChannelClient({ url: `${url}/v1`, nodeId: n.id, credential: n.credential, idleTimeoutMs: 2_000, backoff: { initialMs: 20, maxMs: 200 } });
+
+  it('the client: a snapshot, then changes applied in order; stopped, changes made, resumed: exactly the missed ones', async () => {
+    const n = await enroll('client');
+    const a = await paidAccount();
+    const s0 = await openSession(a, 'client');
+    const client = clientOf(n);
+    assert.deepEqual((await client.fetchSnapshot()).peers.map((p) => p.publicKey), [s0.publicKey]);
+    const applied = new AppliedSet();
+    let f = follow(client, applied);
+    await until(() => applied.held === 1, 'the snapshot');
+    const s1 = await openSession(a, 'client');
+    await until(() => applied.held === 2, 'the add');
+    f.stop();
+    await f.done;
+    await closeSession(a, s0.id);
+    const s2 = await openSession(a, 'client');
+    f = follow(client, applied);
+    await until(() => applied.held === 4, 'the missed changes');
+    f.stop();
+    await f.done;
+    assert.equal(applied.snapshots, 1, 'resumed, not re-snapshotted');
+    assert.deepEqual(applied.changes, [`2 add ${s1.publicKey}`, `3 remove ${s0.publicKey}`, `4 add ${s2.publicKey}`]);
+    assert.deepEqual(applied.errors, []);
+    assert.deepEqual([...applied.peers.keys()].sort(), [s1.publicKey, s2.publicKey].sort());
+  });
+
+  it('the client survives a cut link: it reconnects with backoff and resumes from the last applied revision', async () => {
+    const n = await enroll('cut');
+    const a = await paidAccount();
+    const link = await Link.open(h.url);
+    const applied = new AppliedSet();
+    const disconnects: string[] = [];
+    const f = follow(clientOf(n, link.url), applied, { onDisconnect: (e) => disconnects.push(e.message) });
+    try {
+      await until(() => applied.held === 0, 'the empty snapshot');
+      const s0 = await openSession(a, 'cut');
+      await until(() => applied.held === 1, 'the add');
+      link.cut();
+      const s1 = await openSession(a, 'cut');
+      await closeSession(a, s0.id);
+      await until(() => applied.held === 3, 'the changes made while cut');
+      assert.ok(disconnects.length >= 1, 'the cut was noticed');
+      assert.equal(applied.snapshots, 1);
+      assert.deepEqual(applied.errors, []);
+      assert.deepEqual([...applied.peers.keys()], [s1.publicKey]);
+    } finally {
+      f.stop();
+      await f.done;
+      await link.close();
+    }
+  });
+
+  it('keepalive comments keep a quiet stream open; the client does not reconnect while they flow', async () => {
+    const n = await enroll('quiet');
+    const applied = new AppliedSet();
+    const disconnects: string[] = [];
+    const f = follow(clientOf(n), applied, { onDisconnect: (e) => disconnects.push(e.message) });
+    try {
+      await until(() => applied.held === 0, 'the snapshot');
+      await new Promise((resolve) => setTimeout(resolve, 3_000)); // longer than the client's 2 s idle limit; keepalives every 0.3 s
+      assert.deepEqual(disconnects, []);
+    } finally {
+      f.stop();
+      await f.done;
+    }
+  });
+
+  it('node A cannot read B through the client; a revoked node\'s stream() rejects with 401', async () => {
+    const x = await enroll('iso-a');
+    const y = await enroll('iso-b');
+    const asOther = new NodeChannelClient({ url: h.url, nodeId: y.id, credential: x.credential });
+    await assert.rejects(asOther.fetchSnapshot(), (e: unknown) => e instanceof NodeChannelError && e.status === 403 && e.fatal);
+    await assert.rejects(
+      asOther.stream({ onSnapshot: () => undefined, onPeer: () => undefined, signal: new AbortController().signal }),
+      (e: unknown) => e instanceof NodeChannelError && e.status === 403,
+    );
+    const applied = new AppliedSet();
+    const client = clientOf(x);
+    const ac = new AbortController();
+    const done = client.stream({ onSnapshot: applied.onSnapshot, onPeer: applied.onPeer, signal: ac.signal });
+    try {
+      await until(() => applied.held === 0, 'the snapshot');
+      h.control.nodes.revoke(x.id, OPERATOR);
+      h.control.peerChannel.publishAll();
+      await assert.rejects(done, (e: unknown) => e instanceof NodeChannelError && e.status === 401 && e.fatal);
+    } finally {
+      ac.abort();
+    }
+  });
+
+  it('property: for random session operations and random link cuts and client restarts, the applied set ends equal to the desired set', async () => {
+    const n = await enroll('prop');
+    const accounts = [await paidAccount(), await paidAccount()];
+    const link = await Link.open(h.url);
+    const client = clientOf(n, link.url);
+    // A cut or restart either at once (events may be in flight) or once the client has caught up.
+    type Op = { kind: 'open'; who: number } | { kind: 'close'; pick: number } | { kind: 'cut' | 'restart'; settled: boolean };
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      { arbitrary: fc.record({ kind: fc.constant('open' as const), who: fc.nat(1) }), weight: 4 },
+      { arbitrary: fc.record({ kind: fc.constant('close' as const), pick: fc.nat(50) }), weight: 3 },
+      { arbitrary: fc.record({ kind: fc.constant('cut' as const), settled: fc.boolean() }), weight: 2 },
+      { arbitrary: fc.record({ kind: fc.constant('restart' as const), settled: fc.boolean() }), weight: 1 },
+    );
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 14 }), async (ops) => {
+          const open: { id: string; who: number }[] = [];
+          const applied = new AppliedSet();
+          let f = follow(client, applied);
+          const caughtUp = () => until(() => applied.held === h.control.store.nodePeers.revision(n.id), 'the client to catch up');
+          try {
+            for (const o of ops) {
+              if ((o.kind === 'cut' || o.kind === 'restart') && o.settled) await caughtUp();
+              if (o.kind === 'open') open.push({ id: (await openSession(accounts[o.who]!, 'prop')).id, who: o.who });
+              else if (o.kind === 'close' && open.length > 0) {
+                const [s] = open.splice(o.pick % open.length, 1);
+                await closeSession(accounts[s!.who]!, s!.id);
+              } else if (o.kind === 'cut') link.cut();
+              else if (o.kind === 'restart') {
+                f.stop();
+                await f.done;
+                f = follow(client, applied); // from applied.held, as a restarted node would from its disk
+              }
+            }
+            const want = await h.request('GET', `/v1/nodes/${n.id}/peers`, { token: n.credential });
+            await until(() => applied.held === want.json.revision, `revision ${want.json.revision}`);
+            assert.deepEqual(applied.errors, []);
+            const desired = h.control.sessions.listActiveOnNode(n.id).map((s) => s.clientPublicKey).sort();
+            assert.deepEqual([...applied.peers.keys()].sort(), desired);
+            assert.deepEqual([...applied.peers.values()].sort((p, q) => (p.publicKey < q.publicKey ? -1 : 1)), want.json.peers);
+          } finally {
+            f.stop();
+            await f.done;
+            for (const s of open) await closeSession(accounts[s.who]!, s.id);
+          }
+        }),
+        { numRuns: 20 },
+      );
+    } finally {
+      await link.close();
+    }
+  });
+
+  it('quota: a usage report that uses it up removes the peer; a new period brings it back; so does an upgrade. Expiry removes it', async () => {
+    const n = await enroll('quota');
+    const a = await h.signup(); // anonymous: 10 000 bytes a month in this harness
+    const s = await openSession(a, 'quota');
+    const applied = new AppliedSet();
+    const f = follow(clientOf(n), applied);
+    const report = (seqNo: number, bytes: number) =>
+      h.request('POST', `/v1/nodes/${n.id}/usage`, {
+        token: n.credential,
+        body: { seq: seqNo, sessions: [{ id: s.id, rx_bytes: bytes, tx_bytes: 0, last_handshake_at: new Date(h.clock.wallMs()).toISOString() }] },
+      });
+    try {
+      await until(() => applied.held === 1 && applied.peers.has(s.publicKey), 'the peer');
+      assert.equal((await report(1, 4_000)).status, 200);
+      assert.equal((await report(2, 12_000)).status, 200);
+      await until(() => applied.held === 2, 'the cut');
+      assert.deepEqual(applied.changes.at(-1), `2 remove ${s.publicKey}`, 'removed by the report, not by a tick');
+      // The next month: the tick (ControlServer / ExitServer) publishes the restored peer.
+      h.clock.set(Date.UTC(2026, 3, 1, 0, 0, 1));
+      h.control.nodes.heartbeat(n.id, []);
+      h.control.peerChannel.publishAll();
+      await until(() => applied.held === 3, 'the restore');
+      assert.equal(applied.changes.at(-1), `3 add ${s.publicKey}`);
+      assert.equal((await report(3, 30_000)).status, 200);
+      await until(() => applied.held === 4, 'the cut of the new month');
+      h.control.accounts.setTier(a.accountId, 'paid', OPERATOR);
+      await until(() => applied.held === 5, 'the upgrade');
+      assert.equal(applied.changes.at(-1), `5 add ${s.publicKey}`);
+      h.clock.advance(41 * 24 * 3600_000);
+      assert.ok(h.control.sessions.expireDue().includes(s.id));
+      await until(() => applied.held === 6, 'the expiry');
+      assert.equal(applied.changes.at(-1), `6 remove ${s.publicKey}`);
+      assert.deepEqual(applied.errors, []);
+      assert.equal(applied.peers.size, 0);
+    } finally {
+      f.stop();
+      await f.done;
+    }
   });
 });

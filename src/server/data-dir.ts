@@ -1,9 +1,12 @@
 /**
- * The exit's data directory as one `tunnelbyte serve` holds it: created on
- * first start (mode 0700, parents as needed), locked against a second
- * `serve` on the same directory, and left as it was found when a start fails.
+ * A data directory as one running tunnelbyte holds it (`serve`, `serve
+ * --join` or `control`): created on first start (mode 0700, parents as
+ * needed), locked against a second server on the same directory, and left
+ * as it was found when a start fails.
  *
- * The lock is `serve.lock`, holding the owner's pid and its start time
+ * The lock is `tunnelbyte.lock` (`serve.lock` before `tunnelbyte control`
+ * shared it; a live holder of that old name — an older tunnelbyte still
+ * running during an upgrade — is respected, a stale one removed), holding the owner's pid and its start time
  * (field 22 of /proc/PID/stat), written whole to a file of its own and then
  * hard-linked into place (link(2) refuses an existing name, so taking the
  * lock is atomic and it never appears half-written). A lock whose process is
@@ -18,7 +21,10 @@ import { DATABASE_FILE } from '../control/paths.js';
 import { SERVER_KEY_FILE } from './server-key.js';
 import { fsStartError, StartError } from './start-error.js';
 
-export const LOCK_FILE = 'serve.lock';
+export const LOCK_FILE = 'tunnelbyte.lock';
+
+/** The lock's name up to 0.x releases where only `serve` took it. */
+export const LEGACY_LOCK_FILE = 'serve.lock';
 
 /** The files a start may create; a failed start removes those of them it found missing. */
 const STATE_FILES = [SERVER_KEY_FILE, DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`];
@@ -42,6 +48,12 @@ export function openDataDir(dir: string): DataDir {
   if (!statSync(dir).isDirectory()) throw new StartError(`the data directory ${dir} is not a directory: give --data (or TB_DATA) a directory`);
   const lockPath = join(dir, LOCK_FILE);
   takeLock(lockPath);
+  try {
+    refuseLegacyHolder(join(dir, LEGACY_LOCK_FILE));
+  } catch (e) {
+    rmSync(lockPath, { force: true });
+    throw e;
+  }
   const existed = new Set(STATE_FILES.filter((f) => existsSync(join(dir, f))));
   let held = true;
   const release = () => {
@@ -80,13 +92,25 @@ function takeLock(lockPath: string): void {
       }
       const owner = lockOwner(lockPath);
       if (owner !== null || attempt > 0) {
-        throw new StartError(`another tunnelbyte serve (pid ${owner ?? 'unknown'}) is using this data directory (lock ${lockPath}): stop it first, or give this one another --data`);
+        throw inUse(owner, lockPath);
       }
       rmSync(lockPath, { force: true }); // stale: its process is gone
     }
   } finally {
     removeQuietly(mine);
   }
+}
+
+function inUse(owner: number | null, lockPath: string): StartError {
+  return new StartError(`another tunnelbyte (pid ${owner ?? 'unknown'}) is using this data directory (lock ${lockPath}): stop it first, or give this one another --data`);
+}
+
+/** An older tunnelbyte's `serve.lock`: refused while its process lives, removed when stale. */
+function refuseLegacyHolder(legacyPath: string): void {
+  if (!existsSync(legacyPath)) return;
+  const owner = lockOwner(legacyPath);
+  if (owner !== null) throw inUse(owner, legacyPath);
+  removeQuietly(legacyPath);
 }
 
 function removeQuietly(path: string): void {

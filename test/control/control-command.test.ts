@@ -105,7 +105,7 @@ describe('tunnelbyte control', () => {
 
     control.child.kill('SIGTERM');
     assert.equal(await control.exit, 0);
-    assert.ok(!existsSync(join(data, 'serve.lock')), 'the lock is released');
+    assert.ok(!existsSync(join(data, 'tunnelbyte.lock')), 'the lock is released');
   });
 
   it('--node-timeout: a node silent for that long is down (region unlisted, 503), a heartbeat brings it back', async () => {

@@ -100,7 +100,7 @@ describe('first run: serve creates its data directory and comes up', { skip: ski
    * last log line, then nothing of it left in the namespace.
    */
   const stopServer = async (dataDir: string) => {
-    const pid = Number(readFileSync(join(dataDir, 'serve.lock'), 'utf8').split(' ')[0]);
+    const pid = Number(readFileSync(join(dataDir, 'tunnelbyte.lock'), 'utf8').split(' ')[0]);
     assert.ok(existsSync(`/proc/${pid}`), `the serve process ${pid} runs`);
     process.kill(pid, 'SIGTERM');
     await waitFor('serve stopped cleanly', () => serverLog.includes('"msg":"stopped"'), 15_000);
@@ -160,7 +160,7 @@ describe('first run: serve creates its data directory and comes up', { skip: ski
     const pid = servePid()!;
     const dataDir = `/proc/${pid}/root/var/lib/tunnelbyte`; // the server's own view of its mount namespace
     assert.equal(statSync(dataDir).mode & 0o777, 0o700, '/var/lib/tunnelbyte is 0700');
-    assert.deepEqual(readdirSync(dataDir).filter((f) => !f.startsWith('tunnelbyte.db-')).sort(), ['serve.lock', 'server.key', 'tunnelbyte.db']);
+    assert.deepEqual(readdirSync(dataDir).filter((f) => !f.startsWith('tunnelbyte.db-')).sort(), ['server.key', 'tunnelbyte.db', 'tunnelbyte.lock']);
     assert.equal(statSync(join(dataDir, 'server.key')).mode & 0o777, 0o600);
     clientDownloads();
     // `tunnelbyte admin` with no --data finds the same database: the session just made is there.

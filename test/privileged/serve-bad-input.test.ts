@@ -81,7 +81,7 @@ describe('serve: bad input at start', { skip: skip ?? false }, () => {
       'exit $status',
     ].join('\n');
     const r = exit.try('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script]);
-    refused(r, new RegExp(`^tunnelbyte serve: cannot write the lock file ${mnt}/data/serve\\.lock: read-only file system; give --data \\(or TB_DATA\\) a directory on a writable file system$`));
+    refused(r, new RegExp(`^tunnelbyte serve: cannot write the lock file ${mnt}/data/tunnelbyte\\.lock: read-only file system; give --data \\(or TB_DATA\\) a directory on a writable file system$`));
     assert.match(r.stdout, /^files: server\.key$/m);
   });
 
@@ -90,7 +90,7 @@ describe('serve: bad input at start', { skip: skip ?? false }, () => {
     const before = earlierRun(dir);
     chmodSync(scratch, 0o755); // nobody may look in, not write
     const r = exit.try('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'node', ...serveArgs(dir)]);
-    refused(r, new RegExp(`^tunnelbyte serve: cannot write the lock file ${dir}/serve\\.lock: permission denied; run serve as root, or give --data \\(or TB_DATA\\) a directory this user may write$`));
+    refused(r, new RegExp(`^tunnelbyte serve: cannot write the lock file ${dir}/tunnelbyte\\.lock: permission denied; run serve as root, or give --data \\(or TB_DATA\\) a directory this user may write$`));
     assert.deepEqual(readdirSync(dir).sort(), ['server.key', 'tunnelbyte.db']);
     assert.deepEqual({ key: sha(join(dir, 'server.key')), db: sha(join(dir, 'tunnelbyte.db')) }, before);
   });
@@ -111,7 +111,7 @@ describe('serve: bad input at start', { skip: skip ?? false }, () => {
       'exit $status',
     ].join('\n');
     const r = exit.try('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script]);
-    refused(r, new RegExp(`^tunnelbyte serve: cannot write the lock file ${mnt}/data/serve\\.lock: no space left on its file system; free some space there, or give --data \\(or TB_DATA\\) a directory on another$`));
+    refused(r, new RegExp(`^tunnelbyte serve: cannot write the lock file ${mnt}/data/tunnelbyte\\.lock: no space left on its file system; free some space there, or give --data \\(or TB_DATA\\) a directory on another$`));
     assert.match(r.stdout, /^files: server\.key tunnelbyte\.db $/m);
   });
 
@@ -150,7 +150,7 @@ describe('serve: bad input at start', { skip: skip ?? false }, () => {
     let log = '';
     first.stderr!.on('data', (d) => (log += d));
     await waitFor('first serve up', () => exit.try('curl', ['-sf', 'http://127.0.0.1:8080/v1/health']).status === 0, 30_000);
-    const pid = Number(readFileSync(join(dir, 'serve.lock'), 'utf8').split(' ')[0]);
+    const pid = Number(readFileSync(join(dir, 'tunnelbyte.lock'), 'utf8').split(' ')[0]);
     assert.ok(existsSync(`/proc/${pid}`), `the lock names the running serve (${pid}); ${log}`);
     const key = sha(join(dir, 'server.key'));
 
@@ -158,7 +158,7 @@ describe('serve: bad input at start', { skip: skip ?? false }, () => {
     const r = exit.try('node', [TB, 'serve', '--data', dir, '--tun', other, '--api-listen', '127.0.0.1:8081', '--listen-port', '51821']);
     assert.equal(r.status, 1, r.stderr);
     assert.deepEqual(r.stderr.split('\n').filter(Boolean), [
-      `tunnelbyte serve: another tunnelbyte serve (pid ${pid}) is using this data directory (lock ${dir}/serve.lock): stop it first, or give this one another --data`,
+      `tunnelbyte serve: another tunnelbyte (pid ${pid}) is using this data directory (lock ${dir}/tunnelbyte.lock): stop it first, or give this one another --data`,
     ]);
     assert.notEqual(exit.try('ip', ['link', 'show', other]).status, 0, 'the second made no TUN');
     assert.equal(exit.try('curl', ['-sf', 'http://127.0.0.1:8080/v1/health']).status, 0, 'the first still serves');
@@ -178,7 +178,7 @@ describe('serve: bad input at start', { skip: skip ?? false }, () => {
     // kill -9 leaves the lock behind; the next start sees its process gone and takes it over
     process.kill(pid, 'SIGKILL');
     await waitFor('first serve gone', () => !existsSync(`/proc/${pid}`));
-    assert.ok(existsSync(join(dir, 'serve.lock')));
+    assert.ok(existsSync(join(dir, 'tunnelbyte.lock')));
     exit.try('ip', ['link', 'del', TUN]); // what the kernel does once the fd is closed
     const third = exit.spawn('node', serveArgs(dir, ['--api-listen', '127.0.0.1:8080']));
     servers.push(third);
@@ -186,6 +186,6 @@ describe('serve: bad input at start', { skip: skip ?? false }, () => {
     assert.equal(sha(join(dir, 'server.key')), key, 'the same key');
     third.kill('SIGTERM');
     await new Promise((r) => third.once('exit', r));
-    assert.ok(!existsSync(join(dir, 'serve.lock')), 'a clean stop removes the lock');
+    assert.ok(!existsSync(join(dir, 'tunnelbyte.lock')), 'a clean stop removes the lock');
   });
 });

@@ -10,7 +10,7 @@ import { addControlPlaneOptions, BILLING_HELP, controlSettingsOf, list, port, ru
 export function registerServeCommand(program: Command): void {
   const cmd = program
     .command('serve')
-    .description('run the VPN exit: WireGuard on a TUN interface, the /v1 API and the SQLite store (needs root)');
+    .description('run the VPN exit: WireGuard on a TUN interface (needs root) or on a userspace stack (--netstack, needs nothing), the /v1 API and the SQLite store');
   addControlPlaneOptions(cmd)
     .addOption(new Option('--listen-port <n>', 'WireGuard UDP port (IPv4 and IPv6)').env('TB_LISTEN_PORT').default('51820'))
     .addOption(new Option('--endpoint <host[:port]>', 'what client configs put in Endpoint (default: the default-route address)').env('TB_ENDPOINT'))
@@ -21,6 +21,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--pool6 <cidr>', 'IPv6 pool (default: a random ULA /64 fixed at first start)').env('TB_POOL6'))
     .addOption(new Option('--no-nat', 'do not set up masquerading NAT and IP forwarding (env TB_NAT=0)'))
     .addOption(new Option('--allow-private <cidr...>', 'let clients reach these private/special ranges (a LAN behind the exit); env: comma-separated').env('TB_ALLOW_PRIVATE'))
+    .addOption(new Option('--netstack', 'userspace exit: no TUN, no NAT, no root — clients\' connections are relayed through this host\'s own sockets (env TB_NETSTACK=1)'))
     .addHelpText(
       'after',
       BILLING_HELP + 'Every flag also reads the environment variable shown; TB_NAT=0 equals --no-nat, TB_TRUST_PROXY=1 equals --trust-proxy.',
@@ -33,8 +34,17 @@ export function registerServeCommand(program: Command): void {
       const env = process.env;
       const exits = Array.isArray(o.exitAddress) ? o.exitAddress.flatMap((x) => list(x)) : list(o.exitAddress as string | undefined);
       const allowPrivate = Array.isArray(o.allowPrivate) ? o.allowPrivate.flatMap((x) => list(x)) : list(o.allowPrivate as string | undefined);
-      if (process.geteuid?.() !== 0) log.warn('not running as root: creating the TUN interface will probably fail');
+      const netstack = o.netstack === true || env.TB_NETSTACK === '1';
       const settings = controlSettingsOf(o, env); // malformed flags fail here, before the data directory is touched
+      if (netstack) {
+        // What only the TUN exit has: refused rather than silently ignored.
+        const tunOnly = [cmd.getOptionValueSource('tun') !== 'default' ? '--tun (TB_TUN)' : null, o.nat === false || env.TB_NAT === '0' ? '--no-nat (TB_NAT=0)' : null].filter((f) => f !== null);
+        if (tunOnly.length > 0) {
+          process.stderr.write(`tunnelbyte serve: ${tunOnly.join(' and ')} only apply to the TUN exit; --netstack has no interface and no NAT to configure\n`);
+          process.exitCode = 2;
+          return;
+        }
+      } else if (process.geteuid?.() !== 0) log.warn('not running as root: creating the TUN interface will probably fail (or use --netstack)');
       const started = await runServer('serve', o, log, (dataDir) =>
         ExitServer.start(
           {
@@ -49,6 +59,7 @@ export function registerServeCommand(program: Command): void {
             pool6: (o.pool6 as string | undefined) ?? null,
             nat: o.nat !== false && env.TB_NAT !== '0',
             allowPrivate,
+            netstack,
           },
           log,
         ),

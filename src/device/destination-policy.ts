@@ -8,9 +8,17 @@
  * A destination is refused when it is
  *   1. one of the exit's own addresses or inside a client pool (`own`) —
  *      always, whatever is allowed; or
- *   2. inside a range of REFUSED_BY_DEFAULT and not inside an `allow` range
+ *   2. inside a range of REFUSED_BY_DEFAULT, or one of the host's addresses
+ *      given as `host` (the netstack exit's), and not inside an `allow` range
  *      (`serve --allow-private CIDR…`). An allowed range opens every refused
  *      range it covers, like an accept rule placed before the drop rules.
+ *
+ * The TUN exit puts the host's addresses in `own`: a forwarded packet to
+ * them would reach the host's own services, always refused. The netstack
+ * exit (`serve --netstack`) relays through the host's sockets, so a range
+ * the operator opens (`--allow-private 127.0.0.0/8`) means the host's own
+ * loopback; there the host's addresses are `host`, and the exit's own
+ * listeners (API, metrics) are refused by port in its forwarder.
  *
  * The ranges are IANA's special-purpose registries (RFC 6890, and the
  * registries it created) minus the documentation ranges (192.0.2.0/24,
@@ -50,6 +58,8 @@ export interface DestinationPolicySpec {
   own: string[];
   /** Ranges opened inside REFUSED_BY_DEFAULT (`--allow-private`). */
   allow: string[];
+  /** The host's addresses refused unless an `allow` range covers them (the netstack exit; the TUN exit puts them in `own`). */
+  host?: string[];
 }
 
 const REFUSED = { verdict: 'refused' } as const;
@@ -87,8 +97,8 @@ export class DestinationPolicy {
       const p = prefixOf(asPrefix(s));
       this.own.insert(p.family, p.address, p.cidr, REFUSED);
     }
-    for (const r of REFUSED_BY_DEFAULT) {
-      const p = prefixOf(r.cidr);
+    for (const r of [...REFUSED_BY_DEFAULT.map((d) => d.cidr), ...(spec.host ?? []).map(asPrefix)]) {
+      const p = prefixOf(r);
       this.refused.insert(p.family, p.address, p.cidr, REFUSED);
     }
     for (const s of spec.allow) {

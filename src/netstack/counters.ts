@@ -18,6 +18,7 @@ export const STACK_DROP_REASONS = [
   'tcp-backlog-full',
   'tcp-out-of-window',
   'tcp-reassembly-full',
+  'tcp-syn-held',
   'output-full',
 ] as const;
 

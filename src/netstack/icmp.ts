@@ -32,6 +32,13 @@ function checksumOk(buf: Uint8Array, v: IpView): boolean {
   return finish(sumBytes(buf, v.payloadStart, v.payloadEnd, init)) === 0;
 }
 
+/** What an ICMP message to a forwarded destination is: only echo requests are relayed. */
+export function echoRequestAt(buf: Uint8Array, v: IpView): 'echo-request' | 'other' | 'malformed' {
+  if (v.payloadEnd - v.payloadStart < 8 || !checksumOk(buf, v)) return 'malformed';
+  const type = buf[v.payloadStart]!;
+  return type === (v.version === 4 ? ICMP_ECHO_REQUEST : ICMP6_ECHO_REQUEST) && buf[v.payloadStart + 1] === 0 ? 'echo-request' : 'other';
+}
+
 /** Answers an echo request with an echo reply carrying the same identifier, sequence and data. */
 export function handleIcmp(buf: Uint8Array, v: IpView, out: Output, mtu: number): IcmpResult {
   const len = v.payloadEnd - v.payloadStart;
@@ -53,8 +60,25 @@ export function handleIcmp(buf: Uint8Array, v: IpView, out: Output, mtu: number)
   return 'answered';
 }
 
+/**
+ * Why a destination is unreachable, as ICMP (RFC 792; RFC 1812 §5.2.7.1 for
+ * code 13) and ICMPv6 (RFC 4443 §3.1) code it.
+ */
+export type Unreachable = 'port' | 'host' | 'admin-prohibited';
+
+const UNREACHABLE_CODES: Record<Unreachable, readonly [v4: number, v6: number]> = {
+  port: [ICMP_PORT_UNREACHABLE, ICMP6_PORT_UNREACHABLE],
+  host: [1, 3], // host unreachable / address unreachable
+  'admin-prohibited': [13, 1], // communication administratively prohibited
+};
+
 /** Sends port unreachable about the datagram in `v` (already known not to be an ICMP error itself). */
 export function sendPortUnreachable(buf: Uint8Array, v: IpView, out: Output): boolean {
+  return sendUnreachable(buf, v, out, 'port');
+}
+
+/** Sends destination unreachable (`why`) about the packet in `v`, quoting as much of it as the error may carry. */
+export function sendUnreachable(buf: Uint8Array, v: IpView, out: Output, why: Unreachable): boolean {
   if (isMulticastOrBroadcast(buf, v.dstAt, v.addrLen)) return false;
   const ipLen = ipHeaderLen(v.addrLen);
   const max = v.version === 4 ? ICMP4_ERROR_MAX : ICMP6_ERROR_MAX;
@@ -64,12 +88,38 @@ export function sendPortUnreachable(buf: Uint8Array, v: IpView, out: Output): bo
   const o = out.data();
   const m = at + ipLen;
   o[m] = v.version === 4 ? ICMP_UNREACHABLE : ICMP6_UNREACHABLE;
-  o[m + 1] = v.version === 4 ? ICMP_PORT_UNREACHABLE : ICMP6_PORT_UNREACHABLE;
+  o[m + 1] = UNREACHABLE_CODES[why][v.version === 4 ? 0 : 1];
   o.fill(0, m + 2, m + 8); // checksum, then "unused" (RFC 792 / RFC 4443 §3.1)
   o.set(buf.subarray(v.start, v.start + quoted), m + 8);
   writeChecksum(o, at, m, len, v.version, v.addrLen);
   out.commit(ipLen + len);
   return true;
+}
+
+/**
+ * Writes an echo reply from `local` to `remote` with this identifier,
+ * sequence number and data (an echo relayed for a forwarded destination:
+ * the answer of the real host, sent as if from it).
+ */
+export function writeEchoReply(out: Output, local: Uint8Array, remote: Uint8Array, id: number, seq: number, data: Uint8Array): void {
+  const version = local.length === 4 ? 4 : 6;
+  const ipLen = ipHeaderLen(local.length);
+  const len = 8 + data.length;
+  const at = out.reserve(ipLen + len);
+  const o = out.data();
+  writeIpHeader(o, at, local, remote, version === 4 ? PROTO_ICMP : PROTO_ICMPV6, len);
+  const m = at + ipLen;
+  o[m] = version === 4 ? ICMP_ECHO_REPLY : ICMP6_ECHO_REPLY;
+  o[m + 1] = 0;
+  o[m + 2] = 0;
+  o[m + 3] = 0;
+  o[m + 4] = id >>> 8;
+  o[m + 5] = id & 0xff;
+  o[m + 6] = seq >>> 8;
+  o[m + 7] = seq & 0xff;
+  o.set(data, m + 8);
+  writeChecksum(o, at, m, len, version, local.length);
+  out.commit(ipLen + len);
 }
 
 /** Reserves an ICMP message of `len` bytes back to the sender of the packet in `v` and writes its IP header; returns where the IP header starts. */

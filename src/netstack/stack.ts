@@ -19,6 +19,10 @@
  * output batch goes to the sink. Events run after the stack's own state is
  * consistent, so callbacks may call back into the stack.
  *
+ * Forwarding mode (an exit's userspace NAT, forward.ts): with a forwarder,
+ * TCP, UDP and echo requests to any other unicast address go to it instead
+ * of being dropped as not-for-us.
+ *
  * Malformed or unexpected input is dropped and counted in `drops`, never
  * thrown. Growth is bounded: half-open connections per listener (synBacklog),
  * connections in all (maxConnections), per-connection buffers (tcp options).
@@ -27,8 +31,9 @@ import type { PacketBatch } from '../io/batch.js';
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../io/ip-address.js';
 import { systemRandom, type Random } from '../protocol/random.js';
 import { newDropCounters, type DropCounters } from './counters.js';
-import { handleIcmp, IcmpRateLimiter, sendPortUnreachable } from './icmp.js';
-import { addrEquals, ipHeaderLen, IpView, parseIp, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, writeIpHeader } from './ip.js';
+import { ForwardedPacket, type Forwarder } from './forward.js';
+import { echoRequestAt, handleIcmp, IcmpRateLimiter, sendPortUnreachable, sendUnreachable, type Unreachable, writeEchoReply } from './icmp.js';
+import { addrEquals, ipHeaderLen, IpView, isMulticastOrBroadcast, parseIp, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, writeIpHeader } from './ip.js';
 import { Output, type PacketSink } from './output.js';
 import { TcpConnection, type TcpHost, TcpStats } from './tcp/connection.js';
 import { IsnGenerator } from './tcp/isn.js';
@@ -59,6 +64,8 @@ export interface StackOptions {
   synBacklog?: number;
   /** TCP connections in all states (default 16384). */
   maxConnections?: number;
+  /** Forwarding mode (forward.ts): packets to destinations that are not the stack's own go to this forwarder. */
+  forwarder?: Forwarder;
 }
 
 export interface TcpListener {
@@ -111,6 +118,11 @@ export class Stack implements TcpHost {
   private readonly udpSockets = new Map<number, UdpHandler>();
   private readonly synBacklog: number;
   private readonly maxConnections: number;
+  private readonly forwarder: Forwarder | null;
+  private readonly fwd = new ForwardedPacket();
+  /** A SYN rebuilt for the ICMP error that refuses a held connection (IPv6 header + TCP header). */
+  private readonly quote = new Uint8Array(60);
+  private readonly quoteView = new IpView();
   private dirty: TcpConnection[] = [];
   private spare: TcpConnection[] = [];
   private accepts: TcpConnection[] = [];
@@ -136,6 +148,7 @@ export class Stack implements TcpHost {
     this.tcpOptions = { ...DEFAULT_TCP_OPTIONS, ...opts.tcp };
     this.synBacklog = opts.synBacklog ?? 128;
     this.maxConnections = opts.maxConnections ?? 16384;
+    this.forwarder = opts.forwarder ?? null;
     const secret = new Uint8Array(32);
     this.random.fill(secret);
     this.isn = new IsnGenerator(secret);
@@ -350,6 +363,61 @@ export class Stack implements TcpHost {
     };
   }
 
+  // ---- forwarding mode (forward.ts) -----------------------------------------------
+
+  /** Answers a held forwarded SYN: the SYN-ACK goes out, the handshake completes as a passive open's. */
+  answer(c: TcpConnection): void {
+    this.outsideEntry(() => c.answerHeld(this.clock.now()));
+  }
+
+  /** Refuses a held forwarded SYN with a RST (a closed port) or an ICMP destination unreachable (rate limited like every ICMP error). */
+  refuse(c: TcpConnection, how: 'reset' | Unreachable): void {
+    if (!c.isHeld) return;
+    this.outsideEntry(() => {
+      if (how !== 'reset') {
+        // RFC 792: the error quotes the offending datagram's IP header and its first 64 bits: the SYN is rebuilt from the connection.
+        const q = this.quote;
+        const ipLen = writeIpHeader(q, 0, c.remote, c.local, PROTO_TCP, TCP_HEADER_LEN);
+        const srcAt = c.local.length === 4 ? 12 : 8;
+        const dstAt = c.local.length === 4 ? 16 : 24;
+        writeTcpHeader(q, ipLen, c.remotePort, c.localPort, c.peerIsn, 0, SYN, 0, 0, 0, srcAt, dstAt, c.local.length);
+        if (parseIp(q, 0, ipLen + TCP_HEADER_LEN, this.quoteView) === null) {
+          if (this.icmpLimiter.take(this.clock.now())) sendUnreachable(q, this.quoteView, this.output, how);
+          else this.drops['icmp-rate-limited']++;
+        }
+      }
+      c.refuseHeld(how === 'reset');
+    });
+  }
+
+  /** Sends a datagram from `from`:fromPort (a forwarded destination) to `to`:toPort; false when it does not fit the MTU. */
+  sendUdp(from: Uint8Array, fromPort: number, to: Uint8Array, toPort: number, data: Uint8Array): boolean {
+    if (ipHeaderLen(from.length) + 8 + data.length > this.mtu) return false;
+    writeUdp(this.output, from, fromPort, to, toPort, data);
+    if (!this.inEntry) this.requestWake();
+    return true;
+  }
+
+  /** Sends an echo reply from `from` (a forwarded destination) to `to`; false when it does not fit the MTU. */
+  sendEchoReply(from: Uint8Array, to: Uint8Array, id: number, seq: number, data: Uint8Array): boolean {
+    if (ipHeaderLen(from.length) + 8 + data.length > this.mtu) return false;
+    writeEchoReply(this.output, from, to, id, seq, data);
+    if (!this.inEntry) this.requestWake();
+    return true;
+  }
+
+  /** Runs `fn`, which writes output, as if inside an entry point; the output goes at the next flush. */
+  private outsideEntry(fn: () => void): void {
+    const wasIn = this.inEntry;
+    this.inEntry = true;
+    try {
+      fn();
+    } finally {
+      this.inEntry = wasIn;
+    }
+    if (!wasIn) this.requestWake();
+  }
+
   /** Counters summed over every connection, live and gone. */
   tcpStats(): TcpStats {
     const s = new TcpStats();
@@ -372,22 +440,29 @@ export class Stack implements TcpHost {
       this.drops[bad]++;
       return;
     }
+    let forward = false;
     if (!this.isLocal(buf, v.dstAt, v.addrLen)) {
-      this.drops['not-for-us']++;
-      return;
+      // Forwarding mode relays unicast only: multicast and broadcast have no one host connection to open.
+      if (this.forwarder === null || isMulticastOrBroadcast(buf, v.dstAt, v.addrLen)) {
+        this.drops['not-for-us']++;
+        return;
+      }
+      forward = true;
     }
     switch (v.proto) {
       case PROTO_TCP:
-        this.tcpInput(buf, now);
+        this.tcpInput(buf, now, forward);
         return;
       case PROTO_UDP:
-        this.udpInput(buf, now);
+        if (forward) this.udpForward(buf);
+        else this.udpInput(buf, now);
         return;
       case PROTO_ICMP:
       case PROTO_ICMPV6:
         if ((v.proto === PROTO_ICMP) !== (v.version === 4)) break;
         this.received.icmp++;
-        if (handleIcmp(buf, v, this.output, this.mtu) === 'malformed') this.drops['malformed-icmp']++;
+        if (forward) this.echoForward(buf);
+        else if (handleIcmp(buf, v, this.output, this.mtu) === 'malformed') this.drops['malformed-icmp']++;
         return;
     }
     this.drops['unsupported-protocol']++;
@@ -413,7 +488,53 @@ export class Stack implements TcpHost {
     h(Buffer.from(buf.subarray(u.dataStart, u.dataStart + u.dataLen)), from, u.srcPort);
   }
 
-  private tcpInput(buf: Uint8Array, now: number): void {
+  /** A datagram to a forwarded destination: to the forwarder, through the reused view. */
+  private udpForward(buf: Uint8Array): void {
+    const v = this.ip;
+    const u = this.udp;
+    if (!parseUdp(buf, v, u)) {
+      this.drops['malformed-udp']++;
+      return;
+    }
+    this.received.udp++;
+    const f = this.fillForwarded(buf);
+    f.srcPort = u.srcPort;
+    f.dstPort = u.dstPort;
+    f.dataStart = u.dataStart;
+    f.dataLen = u.dataLen;
+    this.forwarder!.udp(f);
+  }
+
+  /** An ICMP message to a forwarded destination: echo requests go to the forwarder, anything else is dropped. */
+  private echoForward(buf: Uint8Array): void {
+    const v = this.ip;
+    const r = echoRequestAt(buf, v);
+    if (r !== 'echo-request') {
+      if (r === 'malformed') this.drops['malformed-icmp']++;
+      else this.drops['unsupported-protocol']++;
+      return;
+    }
+    const f = this.fillForwarded(buf);
+    const m = v.payloadStart;
+    f.srcPort = (buf[m + 4]! << 8) | buf[m + 5]!;
+    f.dstPort = (buf[m + 6]! << 8) | buf[m + 7]!;
+    f.dataStart = m + 8;
+    f.dataLen = v.payloadEnd - m - 8;
+    this.forwarder!.echo(f);
+  }
+
+  private fillForwarded(buf: Uint8Array): ForwardedPacket {
+    const v = this.ip;
+    const f = this.fwd;
+    f.buf = buf;
+    f.version = v.version;
+    f.srcAt = v.srcAt;
+    f.dstAt = v.dstAt;
+    f.addrLen = v.addrLen;
+    return f;
+  }
+
+  private tcpInput(buf: Uint8Array, now: number, forward: boolean): void {
     const v = this.ip;
     const t = this.tcp;
     if (!parseTcp(buf, v.payloadStart, v.payloadEnd, v.srcAt, v.dstAt, v.addrLen, t)) {
@@ -424,6 +545,25 @@ export class Stack implements TcpHost {
     const c = this.lookup(buf, v.srcAt, v.addrLen, t.srcPort, t.dstPort, buf, v.dstAt);
     if (c !== null) {
       c.segment(t, buf, now);
+      return;
+    }
+    if (forward) {
+      if ((t.flags & (SYN | ACK | RST)) === SYN) {
+        if (this.conns.size >= this.maxConnections) {
+          this.drops['tcp-backlog-full']++;
+          return;
+        }
+        const local = buf.slice(v.dstAt, v.dstAt + v.addrLen);
+        const remote = buf.slice(v.srcAt, v.srcAt + v.addrLen);
+        const nc = new TcpConnection(this, this.tcpOptions, local, t.dstPort, remote, t.srcPort, this.mtu, this.isn.next(local, t.dstPort, remote, t.srcPort, now), now, true);
+        this.insert(nc);
+        nc.hold(t);
+        this.forwarder!.tcp(nc);
+        return;
+      }
+      if ((t.flags & RST) !== 0) return;
+      this.drops['tcp-no-connection']++;
+      this.sendReset(buf);
       return;
     }
     // LISTEN (§3.10.7.2).

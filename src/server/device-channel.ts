@@ -32,9 +32,20 @@ import { embeddedAsset, inSingleExecutable } from '../executable/sea.js';
 import type { PeerSpec } from '../control/services/data-plane.js';
 import type { DestinationPolicySpec } from '../device/destination-policy.js';
 import type { DropReason } from '../protocol/messages.js';
+import type { ForwardDropReason, ForwarderLimits, OwnPorts } from './netstack-exit/forwarder.js';
+
+/** `serve --netstack`: the device over the netstack in forwarding mode instead of a TUN (netstack-exit/). */
+export interface NetstackExitInit {
+  /** The pools' gateway addresses (the stack's own). */
+  addresses: string[];
+  ownPorts: OwnPorts;
+  limits?: Partial<ForwarderLimits>;
+}
 
 export interface DeviceWorkerInit {
+  /** The TUN interface's name (ignored with `netstack`). */
   tun: string;
+  netstack?: NetstackExitInit | null;
   mtu: number;
   listenPort: number;
   privateKey: Uint8Array;
@@ -47,6 +58,8 @@ export type PeerChange = { op: 'add'; spec: PeerSpec } | { op: 'remove'; publicK
 export type DeviceMessage =
   | { op: 'peers'; changes: PeerChange[] }
   | { op: 'policy'; spec: DestinationPolicySpec }
+  /** The netstack exit's own listeners once they listen (their ports may have been 0 until then). */
+  | { op: 'own-ports'; ports: OwnPorts }
   | { op: 'counters' }
   | { op: 'figures' }
   | { op: 'close' };
@@ -61,6 +74,8 @@ export interface DeviceFigures {
   rxBytes: number;
   txBytes: number;
   drops: Record<DropReason, number>;
+  /** The netstack exit's relays (absent for the TUN exit). */
+  netstack?: { tcp: number; pending: number; udp: number; opened: { tcp: number; udp: number; echo: number }; drops: Record<ForwardDropReason, number> };
 }
 
 export interface DeviceAnswers {
@@ -69,9 +84,12 @@ export interface DeviceAnswers {
   close: null;
 }
 
+/** How the netstack exit answers echo requests (README "serve --netstack"). */
+export type EchoMode = 'ping-socket' | 'gateway-only';
+
 /** What the worker raises by itself. */
 export type DeviceEvent =
-  | { event: 'ready'; tun: string }
+  | { event: 'ready'; tun: string; echo: EchoMode | null }
   | { event: 'failed'; error: string }
   | { event: 'tun-closed'; reason: string }
   | { event: 'apply-failed'; publicKey: string; error: string };
@@ -115,6 +133,8 @@ export class DeviceWorker {
     private readonly port: MessagePort,
     private readonly signal: Int32Array,
     readonly tun: string,
+    /** The netstack exit's echo mode (null: the TUN exit). */
+    readonly echo: EchoMode | null,
     onEvent: (e: DeviceEvent) => void,
   ) {
     worker.on('message', (e: DeviceEvent) => {
@@ -150,7 +170,7 @@ export class DeviceWorker {
           reject(new Error(e.error));
           return;
         }
-        resolve(new DeviceWorker(worker, port1, new Int32Array(signal), e.tun, onEvent));
+        resolve(new DeviceWorker(worker, port1, new Int32Array(signal), e.tun, e.echo, onEvent));
       };
       worker.on('message', onFirst);
     });

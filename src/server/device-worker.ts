@@ -4,25 +4,46 @@
  * nothing else does. The thread that runs the API talks to it only through
  * the channel of device-channel.ts (read that file's comment first): peer
  * changes and policy updates in batches, counters and figures on request.
+ *
+ * With `netstack` (serve --netstack) there is no TUN: the device runs over
+ * the netstack in forwarding mode (netstack-exit/), whose forwarder applies
+ * the destination policy itself (a refused TCP connection gets a RST rather
+ * than silence), so the device keeps only client isolation.
  */
 import { workerData, parentPort } from 'node:worker_threads';
 import { DestinationPolicy } from '../device/destination-policy.js';
 import { DeviceRuntime } from '../device/runtime.js';
 import { openLinuxTun } from '../io/linux/tun.js';
 import { openLinuxUdpBind } from '../io/linux/udp.js';
+import type { TunDevice } from '../io/types.js';
 import { DeviceDataPlane } from './device-data-plane.js';
-import type { CounterRow, DeviceAnswers, DeviceEvent, DeviceFigures, DeviceMessage, DeviceWorkerData } from './device-channel.js';
+import type { CounterRow, DeviceAnswers, DeviceEvent, DeviceFigures, DeviceMessage, DeviceWorkerData, EchoMode } from './device-channel.js';
+import { ExitForwarder } from './netstack-exit/forwarder.js';
+import { ExitStack } from './netstack-exit/exit-stack.js';
 
 const data = workerData as DeviceWorkerData;
 const raise = (e: DeviceEvent) => parentPort!.postMessage(e);
 
 let runtime: DeviceRuntime;
+let forwarder: ExitForwarder | null = null;
+let exitStack: ExitStack | null = null;
+let echo: EchoMode | null = null;
 try {
-  const tun = openLinuxTun({ name: data.tun, mtu: data.mtu, exclusive: true });
+  let tun: TunDevice;
+  if (data.netstack) {
+    forwarder = new ExitForwarder({ policy: new DestinationPolicy(data.policy), ownPorts: data.netstack.ownPorts, limits: data.netstack.limits, clock: { now: () => performance.now() } });
+    exitStack = new ExitStack({ addresses: data.netstack.addresses, mtu: data.mtu, forwarder });
+    tun = exitStack.tun;
+    echo = 'gateway-only';
+  } else {
+    tun = openLinuxTun({ name: data.tun, mtu: data.mtu, exclusive: true });
+  }
   try {
     const bind = openLinuxUdpBind({ port: data.listenPort });
-    runtime = new DeviceRuntime({ tun, bind, privateKey: data.privateKey, isolatePeers: true, destinationPolicy: new DestinationPolicy(data.policy) });
+    const destinationPolicy = forwarder ? null : new DestinationPolicy(data.policy);
+    runtime = new DeviceRuntime({ tun, bind, privateKey: data.privateKey, isolatePeers: true, destinationPolicy });
   } catch (e) {
+    exitStack?.close();
     tun.close();
     throw e;
   }
@@ -56,7 +77,9 @@ function figures(): DeviceFigures {
     rx += p.rxBytes;
     tx += p.txBytes;
   }
-  return { peers: dev.peerCount, peersWithSession: withSession, rxBytes: rx, txBytes: tx, drops: { ...dev.drops } };
+  const f: DeviceFigures = { peers: dev.peerCount, peersWithSession: withSession, rxBytes: rx, txBytes: tx, drops: { ...dev.drops } };
+  if (forwarder) f.netstack = { ...forwarder.figures, opened: { ...forwarder.opened }, drops: { ...forwarder.drops } };
+  return f;
 }
 
 function answer<K extends keyof DeviceAnswers>(value: DeviceAnswers[K]): void {
@@ -78,7 +101,11 @@ data.port.on('message', (msg: DeviceMessage) => {
       }
       return;
     case 'policy':
-      runtime.device.destinationPolicy = new DestinationPolicy(msg.spec);
+      if (forwarder) forwarder.policy = new DestinationPolicy(msg.spec);
+      else runtime.device.destinationPolicy = new DestinationPolicy(msg.spec);
+      return;
+    case 'own-ports':
+      if (forwarder) forwarder.ownPorts = msg.ports;
       return;
     case 'counters':
       answer<'counters'>(counters());
@@ -88,10 +115,11 @@ data.port.on('message', (msg: DeviceMessage) => {
       return;
     case 'close':
       closing = true;
+      exitStack?.close();
       runtime.close();
       answer<'close'>(null);
       process.exit(0); // in a worker: ends this thread only
   }
 });
 
-raise({ event: 'ready', tun: runtime.tun.name });
+raise({ event: 'ready', tun: runtime.tun.name, echo });

@@ -13,12 +13,18 @@
  * gives what the node registers with (public key, endpoint, exit
  * addresses); ExitDataPlane.start() builds the device once the registration
  * has given the pools and the interface's addresses.
+ *
+ * With `netstack` (serve --netstack) the TUN, the addresses on it, NAT,
+ * forwarding and the firewall table are all skipped: the device runs over
+ * the netstack in forwarding mode and its forwarder relays the clients'
+ * connections through the host's own sockets (netstack-exit/), so the exit
+ * needs no root and no capabilities. Everything else is the same.
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Gauge } from 'prom-client';
 import { keyToBase64 } from '../crypto/wireguard-keys.js';
-import { canonicalPrefix, DestinationPolicy, REFUSED_BY_DEFAULT } from '../device/destination-policy.js';
+import { canonicalPrefix, DestinationPolicy, REFUSED_BY_DEFAULT, type DestinationPolicySpec } from '../device/destination-policy.js';
 import { DEFAULT_MTU } from '../protocol/constants.js';
 import { DROP_REASONS } from '../protocol/messages.js';
 import { DeviceWorker, type DeviceFigures } from './device-channel.js';
@@ -73,6 +79,8 @@ export interface ExitOptions extends ExitIdentityOptions {
   nat: boolean;
   /** Seconds between syncs of counters and peers (docs/contract.md §4: at most 5 s). */
   syncIntervalS: number;
+  /** The userspace exit: no TUN, no NAT (netstack-exit/). */
+  netstack?: boolean;
 }
 
 export interface ExitDataPlaneOptions {
@@ -83,12 +91,14 @@ export interface ExitDataPlaneOptions {
   pool6: string | null;
   /** The interface's own addresses in the pools, with prefixes (the registration's interface addresses). */
   interfaceAddresses: string[];
+  /** The userspace exit (serve --netstack): the device over the netstack, no TUN, no NAT. */
+  netstack?: boolean;
 }
 
 export class ExitDataPlane {
   private stopped = false;
   /** What the device's destination policy was last built from: the host's addresses, the pools, --allow-private. */
-  private policyFrom: { addresses: string[]; pools: string[]; allow: string[] };
+  private policyFrom: { addresses: string[]; pools: string[]; allow: string[]; netstack: boolean };
 
   private constructor(
     readonly device: DeviceWorker,
@@ -97,7 +107,8 @@ export class ExitDataPlane {
     private readonly policy: DestinationPolicy,
     private readonly nat: NatHandle | null,
     private readonly log: Logger,
-    policyFrom: { addresses: string[]; pools: string[]; allow: string[] },
+    private readonly listenPort: number,
+    policyFrom: { addresses: string[]; pools: string[]; allow: string[]; netstack: boolean },
   ) {
     this.policyFrom = policyFrom;
   }
@@ -106,24 +117,36 @@ export class ExitDataPlane {
   static async start(id: ExitIdentity, o: ExitDataPlaneOptions, log: Logger): Promise<ExitDataPlane> {
     const pools = [o.pool4, ...(o.pool6 ? [o.pool6] : [])];
     const addresses = hostAddresses();
-    const policy = new DestinationPolicy({ own: [...addresses, ...pools], allow: id.allow });
-    // The device (TUN, UDP, crypto, timers) runs on a worker thread of its own: device-channel.ts says why.
-    const device = await DeviceWorker.start({ tun: o.tun, mtu: DEFAULT_MTU, listenPort: o.listenPort, privateKey: id.privateKey, policy: policy.spec }, (e) => {
+    const netstackOn = o.netstack === true;
+    const policy = new DestinationPolicy(policySpec(addresses, pools, id.allow, netstackOn));
+    // The exit's own listeners are refused by port once known (setOwnPorts); the WireGuard port from the start.
+    const netstack = netstackOn ? { addresses: o.interfaceAddresses.map((a) => a.split('/')[0]!), ownPorts: { tcp: [], udp: [o.listenPort] } } : null;
+    // The device (TUN or netstack, UDP, crypto, timers) runs on a worker thread of its own: device-channel.ts says why.
+    const device = await DeviceWorker.start({ tun: o.tun, netstack, mtu: DEFAULT_MTU, listenPort: o.listenPort, privateKey: id.privateKey, policy: policy.spec }, (e) => {
       if (e.event === 'apply-failed') log.error({ publicKey: e.publicKey, err: e.error }, 'the device could not apply a peer change');
       if (e.event === 'failed') log.error({ err: e.error }, 'the device thread failed');
     });
     id.privateKey.fill(0); // only the device needs it, and it has its copy
     let nat: NatHandle | null = null;
     try {
-      const [gw4, p4] = o.interfaceAddresses[0]!.split('/');
-      const [gw6, p6] = o.interfaceAddresses[1]?.split('/') ?? [null, '64'];
-      configureInterface(device.tun, gw4!, Number(p4), gw6 ?? null, Number(p6), DEFAULT_MTU);
-      if (o.nat) nat = setupNat({ tun: device.tun, pool4: o.pool4, pool6: o.pool6, refuse: REFUSED_BY_DEFAULT.map((r) => r.cidr), allow: id.allow });
+      if (netstack) {
+        log.info(
+          { echo: device.echo },
+          device.echo === 'ping-socket'
+            ? 'netstack exit: echo requests are relayed through an unprivileged ping socket'
+            : "netstack exit: net.ipv4.ping_group_range does not include this process's group: only the gateway addresses answer echo requests",
+        );
+      } else {
+        const [gw4, p4] = o.interfaceAddresses[0]!.split('/');
+        const [gw6, p6] = o.interfaceAddresses[1]?.split('/') ?? [null, '64'];
+        configureInterface(device.tun, gw4!, Number(p4), gw6 ?? null, Number(p6), DEFAULT_MTU);
+        if (o.nat) nat = setupNat({ tun: device.tun, pool4: o.pool4, pool6: o.pool6, refuse: REFUSED_BY_DEFAULT.map((r) => r.cidr), allow: id.allow });
+      }
     } catch (e) {
       await device.close();
       throw e;
     }
-    return new ExitDataPlane(device, new WorkerDataPlane(device, id.publicKey), policy, nat, log, { addresses, pools, allow: id.allow });
+    return new ExitDataPlane(device, new WorkerDataPlane(device, id.publicKey), policy, nat, log, o.listenPort, { addresses, pools, allow: id.allow, netstack: netstackOn });
   }
 
   /** Whether the device refuses to forward to this address (a DNS resolver of the configs, say). */
@@ -145,11 +168,20 @@ export class ExitDataPlane {
    */
   refreshPolicy(): void {
     const now = hostAddresses();
-    const { addresses, pools, allow } = this.policyFrom;
+    const { addresses, pools, allow, netstack } = this.policyFrom;
     if (now.join() === addresses.join()) return;
-    this.device.post({ op: 'policy', spec: { own: [...now, ...pools], allow } });
-    this.policyFrom = { addresses: now, pools, allow };
+    this.device.post({ op: 'policy', spec: policySpec(now, pools, allow, netstack) });
+    this.policyFrom = { addresses: now, pools, allow, netstack };
     this.log.info({ addresses: now.length }, 'host addresses changed: destination policy updated');
+  }
+
+  /**
+   * The netstack exit's own listeners (API, metrics) once they listen — a
+   * port of 0 is the kernel's choice until then: its clients are refused
+   * them on the host's addresses even where --allow-private opens loopback.
+   */
+  setOwnPorts(tcp: number[]): void {
+    if (this.policyFrom.netstack) this.device.post({ op: 'own-ports', ports: { tcp, udp: [this.listenPort] } });
   }
 
   /** Device figures on /metrics: peers, handshakes, bytes, drops by reason — one request to the device per scrape. */
@@ -185,6 +217,15 @@ export class ExitDataPlane {
     await this.device.close();
     this.nat?.remove();
   }
+}
+
+/**
+ * The destination policy's spec: the TUN exit refuses the host's addresses
+ * always; the netstack exit lets --allow-private open them (destination-policy.ts
+ * says why) and refuses its own listeners by port instead.
+ */
+function policySpec(addresses: string[], pools: string[], allow: string[], netstack: boolean): DestinationPolicySpec {
+  return netstack ? { own: pools, host: addresses, allow } : { own: [...addresses, ...pools], allow };
 }
 
 function endpointOf(flag: string | null, route: ReturnType<typeof detectDefaultRoute>, listenPort: number): string {

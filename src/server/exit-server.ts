@@ -9,10 +9,12 @@
  * (unless disabled) → the device's peers reconciled with the active sessions
  * → the API listening. Then every few seconds the node agent syncs: heartbeat,
  * counters into SQLite, expiry, reconcile. Shutdown undoes it in reverse and
- * flushes the counters once more.
+ * flushes the counters once more. With --netstack there is no TUN and no
+ * NAT: exit-data-plane.ts runs the device over the netstack instead.
  */
 import type { Logger } from 'pino';
 import type { ControlPlane } from '../control/control-plane.js';
+import type { AddressInfo } from 'node:net';
 import type { ApiListener } from './api-listener.js';
 import { listenApi, openControlPlane, type ControlSettings } from './control-settings.js';
 import type { NodeAgent } from '../control/services/node-agent.js';
@@ -53,7 +55,7 @@ export class ExitServer {
     };
     try {
       const { node, interfaceAddresses } = control.nodes.register({ regionId: o.region, publicKey, endpoint, exitAddresses, pool4: o.pool4, pool6: o.pool6 });
-      const exit = await ExitDataPlane.start(id, { tun: o.tun, listenPort: o.listenPort, nat: o.nat, pool4: node.pool4, pool6: node.pool6, interfaceAddresses }, log);
+      const exit = await ExitDataPlane.start(id, { tun: o.tun, listenPort: o.listenPort, nat: o.nat, pool4: node.pool4, pool6: node.pool6, interfaceAddresses, netstack: o.netstack }, log);
       cleanups.push(() => void exit.close());
       for (const d of control.config.dns) {
         if (exit.refusesAddress(d)) log.warn({ dns: d }, 'a DNS resolver of the client configs is in a refused range: clients cannot reach it (open it with --allow-private)');
@@ -64,6 +66,7 @@ export class ExitServer {
 
       const { http, metricsListener, close } = await listenApi(control, o, log, (registry) => exit.registerMetrics(registry));
       cleanups.push(() => void close());
+      exit.setOwnPorts([portOf(http), portOf(metricsListener)]);
       const s = new ExitServer(control, exit, agent, http, metricsListener, log, {
         publicKey,
         endpoint,
@@ -120,4 +123,9 @@ export class ExitServer {
     })();
     return this.stopping;
   }
+}
+
+/** The port a listener got (the kernel's choice for a port of 0). */
+function portOf(l: ApiListener): number {
+  return (l.server.address() as AddressInfo).port;
 }

@@ -198,6 +198,8 @@ export class TcpConnection {
   private wantWritable = false;
   /** In the stack's dirty list. */
   dirty = false;
+  /** A forwarded SYN waiting for its owner's answer (hold()). */
+  private held = false;
 
   constructor(
     private readonly host: TcpHost,
@@ -246,6 +248,51 @@ export class TcpConnection {
     this.sndWl2 = this.iss;
     this.sendSyn(true);
     this.armRto(now);
+  }
+
+  /**
+   * A forwarded SYN held (the stack's forwarding mode): the peer's options are
+   * taken as a passive open takes them, but nothing is sent and no timer runs
+   * until the owner answers with answerHeld() or refuses with refuseHeld() —
+   * so the SYN-ACK goes out only once the real destination has accepted
+   * (gVisor's tcp.Forwarder does the same). While held, every segment is
+   * ignored: a retransmitted SYN finds this connection and does not start another.
+   */
+  hold(v: TcpView): void {
+    this.irs = v.seq;
+    this.rcv.nxt = seqAdd(v.seq, 1);
+    this.takeSynOptions(v);
+    this.sndWnd = v.window;
+    this.sndWl1 = v.seq;
+    this.sndWl2 = this.iss;
+    this.held = true;
+  }
+
+  /** Whether the connection is a forwarded SYN not yet answered. */
+  get isHeld(): boolean {
+    return this.held;
+  }
+
+  /** The peer's initial sequence number (what an ICMP error about its SYN quotes). */
+  get peerIsn(): number {
+    return this.irs;
+  }
+
+  /** Answers a held SYN with the SYN-ACK (§3.10.7.2), as openFrom() does at once for a listener. */
+  answerHeld(now: number): void {
+    if (!this.held || this.state.kind !== 'syn-received') return;
+    this.held = false;
+    this.sendSyn(true);
+    this.armRto(now);
+    this.host.markDirty(this);
+  }
+
+  /** Refuses a held SYN: with RST (§3.10.7.1, a closed port: <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>) or silently (the caller sent an ICMP error). */
+  refuseHeld(reset: boolean): void {
+    if (!this.held) return;
+    this.held = false;
+    if (reset) this.emit(0, RST | ACK, 0, false);
+    this.finish('ECONNREFUSED');
   }
 
   private takeSynOptions(v: TcpView): void {
@@ -349,6 +396,10 @@ export class TcpConnection {
 
   /** A segment for this connection. `buf` holds the payload at v.dataStart. */
   segment(v: TcpView, buf: Uint8Array, now: number): void {
+    if (this.held) {
+      this.host.drops['tcp-syn-held']++;
+      return;
+    }
     this.stats.segmentsIn++;
     this.lastRecvAt = now;
     this.keepProbes = 0;

@@ -1,0 +1,318 @@
+/**
+ * The netstack exit's userspace NAT (`serve --netstack`): the stack's
+ * Forwarder (netstack/forward.ts) over the host's own sockets.
+ *
+ *   TCP   the client's SYN is held; the host connection is opened with
+ *         net.connect first, and only when it is up is the SYN answered
+ *         (SYN-ACK); refused → RST, unreachable or no answer within the
+ *         connect timeout → ICMP destination unreachable (host), a local
+ *         permission error → ICMP administratively prohibited. Then a
+ *         TcpRelay splices both ways.
+ *   UDP   flows on host dgram sockets (udp-flows.ts).
+ *   ICMP  echo through the host's unprivileged ping socket when it has one
+ *         (echo-relay.ts); without one, only the exit's own gateway
+ *         addresses answer (the stack itself does that).
+ *
+ * Before any socket is opened the destination passes the exit's policy
+ * (device/destination-policy.ts: private, special and the host's own ranges
+ * refused unless --allow-private opens them) and is not one of the exit's
+ * own listeners (API, metrics, WireGuard). Refused TCP gets a RST; refused
+ * UDP and echo are dropped. Everything is bounded and every refusal is
+ * counted by reason: SYNs waiting for their host connection per client
+ * address and in all, relayed connections per client address, UDP flows
+ * per client address and in all.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import type { DestinationPolicy } from '../../device/destination-policy.js';
+import { formatIPv4, formatIPv6 } from '../../io/ip-address.js';
+import { IPV4_DST, IPV6_DST } from '../../protocol/ip.js';
+import type { ForwardedPacket, Forwarder } from '../../netstack/forward.js';
+import type { Stack } from '../../netstack/stack.js';
+import type { TcpConnection } from '../../netstack/tcp/connection.js';
+import { TcpRelay } from './tcp-relay.js';
+import { type UdpFlow, UdpFlows } from './udp-flows.js';
+
+/** Why the forwarder refused or dropped something: one closed set, each counted. */
+export const FORWARD_DROP_REASONS = [
+  'tcp-refused-by-policy',
+  'tcp-pending-limit',
+  'tcp-client-limit',
+  'tcp-connect-refused',
+  'tcp-connect-unreachable',
+  'tcp-connect-timeout',
+  'udp-refused-by-policy',
+  'udp-flow-limit',
+  'udp-reply-too-large',
+  'udp-socket-error',
+  'echo-refused-by-policy',
+  'echo-no-ping-socket',
+  'echo-limit',
+] as const;
+
+export type ForwardDropReason = (typeof FORWARD_DROP_REASONS)[number];
+
+export interface ForwarderLimits {
+  /** SYNs waiting for their host connection, per client address. */
+  pendingPerClient: number;
+  /** SYNs waiting for their host connection, in all. */
+  pendingTotal: number;
+  /** Relayed TCP connections (waiting ones included) per client address. */
+  tcpPerClient: number;
+  /** UDP flows per client address. */
+  udpPerClient: number;
+  /** UDP flows in all. */
+  udpTotal: number;
+  /** How long a host connect may take before the client gets ICMP host unreachable (ms). */
+  connectTimeoutMs: number;
+  /** Idle time of a UDP flow to port 53 (ms). */
+  dnsIdleMs: number;
+  /** Idle time of any other UDP flow (ms). */
+  udpIdleMs: number;
+}
+
+export const DEFAULT_FORWARDER_LIMITS: ForwarderLimits = {
+  pendingPerClient: 64,
+  pendingTotal: 1024,
+  tcpPerClient: 1024,
+  udpPerClient: 512,
+  udpTotal: 16384,
+  connectTimeoutMs: 15_000,
+  dnsIdleMs: 30_000,
+  udpIdleMs: 120_000,
+};
+
+/** The exit's own listeners, refused on the host's addresses whatever --allow-private opens. */
+export interface OwnPorts {
+  tcp: number[];
+  udp: number[];
+}
+
+/** Echo requests relayed through the host (echo-relay.ts). */
+export interface EchoRelay {
+  attach(stack: Stack): void;
+  /** Sends the echo request in `p` on the host; false when its limits refuse it. */
+  relay(p: ForwardedPacket): boolean;
+  /** Forgets requests that were never answered. */
+  expire(): void;
+  close(): void;
+}
+
+export interface ExitForwarderOptions {
+  policy: DestinationPolicy;
+  ownPorts: OwnPorts;
+  limits?: Partial<ForwarderLimits>;
+  clock: { now(): number };
+  /** The host's ping socket relay, or null when the host allows none. */
+  echo?: EchoRelay | null;
+  /** Opens the host connection (default net.connect; a test gives a socket that never connects). */
+  connect?: (o: { host: string; port: number; allowHalfOpen: boolean; noDelay: boolean }) => Socket;
+}
+
+interface ClientCounts {
+  pending: number;
+  tcp: number;
+}
+
+/** Connect errors that mean "no route" rather than "refused" (RFC 1122 §4.2.3.9: soft errors the client should hear as unreachable). */
+const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ETIMEDOUT', 'EADDRNOTAVAIL']);
+const PROHIBITED = new Set(['EACCES', 'EPERM']);
+
+export class ExitForwarder implements Forwarder {
+  readonly drops: Record<ForwardDropReason, number>;
+  /** What got through: host connections opened, UDP flows opened, echo requests relayed. */
+  readonly opened = { tcp: 0, udp: 0, echo: 0 };
+  readonly limits: ForwarderLimits;
+  policy: DestinationPolicy;
+  private stack: Stack | null = null;
+  ownPorts: OwnPorts;
+  private readonly clients = new Map<string, ClientCounts>();
+  private readonly relays = new Set<{ conn: TcpConnection; sock: Socket; timer: NodeJS.Timeout | null }>();
+  private pending = 0;
+  private readonly flows: UdpFlows;
+  private readonly echoRelay: EchoRelay | null;
+  private closed = false;
+  private readonly connect: NonNullable<ExitForwarderOptions['connect']>;
+
+  constructor(opts: ExitForwarderOptions) {
+    this.connect = opts.connect ?? netConnect;
+    this.policy = opts.policy;
+    this.ownPorts = opts.ownPorts;
+    this.limits = { ...DEFAULT_FORWARDER_LIMITS, ...opts.limits };
+    this.drops = Object.fromEntries(FORWARD_DROP_REASONS.map((r) => [r, 0])) as Record<ForwardDropReason, number>;
+    this.echoRelay = opts.echo ?? null;
+    this.flows = new UdpFlows({
+      clock: opts.clock,
+      dnsIdleMs: this.limits.dnsIdleMs,
+      idleMs: this.limits.udpIdleMs,
+      onReply: (flow, data) => this.udpReply(flow, data),
+      onError: () => this.drops['udp-socket-error']++,
+    });
+  }
+
+  /** The stack this forwarder answers through (set once, before packets flow). */
+  attach(stack: Stack): void {
+    this.stack = stack;
+    this.echoRelay?.attach(stack);
+  }
+
+  /** Live relayed TCP connections (waiting ones included), UDP flows. */
+  get figures(): { tcp: number; pending: number; udp: number } {
+    return { tcp: this.relays.size, pending: this.pending, udp: this.flows.size };
+  }
+
+  // ---- TCP ---------------------------------------------------------------------
+
+  tcp(c: TcpConnection): void {
+    const stack = this.stack!;
+    const dst = addressText(c.local);
+    if (this.closed || this.policy.refusesAddress(dst) || this.isOwnListener(dst, c.localPort, this.ownPorts.tcp)) {
+      this.drops['tcp-refused-by-policy']++;
+      stack.refuse(c, 'reset');
+      return;
+    }
+    const key = addressText(c.remote);
+    const counts = this.clients.get(key) ?? { pending: 0, tcp: 0 };
+    if (counts.tcp >= this.limits.tcpPerClient) {
+      this.drops['tcp-client-limit']++;
+      stack.refuse(c, 'reset');
+      return;
+    }
+    if (counts.pending >= this.limits.pendingPerClient || this.pending >= this.limits.pendingTotal) {
+      // Like a full listen backlog: the SYN is forgotten and the client's retransmission tries again.
+      this.drops['tcp-pending-limit']++;
+      stack.refuse(c, 'host');
+      return;
+    }
+    counts.pending++;
+    counts.tcp++;
+    this.clients.set(key, counts);
+    this.pending++;
+    const sock = this.connect({ host: dst, port: c.localPort, allowHalfOpen: true, noDelay: true });
+    const entry: { conn: TcpConnection; sock: Socket; timer: NodeJS.Timeout | null } = { conn: c, sock, timer: null };
+    this.relays.add(entry);
+    let waiting = true;
+    const settle = (): void => {
+      if (!waiting) return;
+      waiting = false;
+      clearTimeout(entry.timer!);
+      sock.off('error', onError);
+      counts.pending--;
+      this.pending--;
+    };
+    const release = (): void => {
+      if (!this.relays.delete(entry)) return;
+      if (--counts.tcp === 0 && counts.pending === 0) this.clients.delete(key);
+    };
+    const fail = (reason: ForwardDropReason, how: 'reset' | 'host' | 'admin-prohibited'): void => {
+      settle();
+      this.drops[reason]++;
+      sock.destroy();
+      stack.refuse(c, how);
+      release();
+    };
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const code = err.code ?? '';
+      if (code === 'ECONNREFUSED') fail('tcp-connect-refused', 'reset');
+      else if (PROHIBITED.has(code)) fail('tcp-connect-unreachable', 'admin-prohibited');
+      else if (UNREACHABLE.has(code)) fail('tcp-connect-unreachable', 'host');
+      else fail('tcp-connect-refused', 'reset');
+    };
+    entry.timer = setTimeout(() => fail('tcp-connect-timeout', 'host'), this.limits.connectTimeoutMs);
+    sock.once('error', onError);
+    sock.once('connect', () => {
+      settle();
+      if (!c.isHeld) {
+        // The held connection went away meanwhile (the exit closing): nothing to answer.
+        sock.destroy();
+        release();
+        return;
+      }
+      this.opened.tcp++;
+      c.noDelay = true;
+      new TcpRelay(c, sock, release);
+      stack.answer(c);
+    });
+  }
+
+  // ---- UDP ---------------------------------------------------------------------
+
+  udp(p: ForwardedPacket): void {
+    let flow = this.flows.find(p);
+    if (flow === null) {
+      if (this.closed) return;
+      const dst = addressText(p.buf.subarray(p.dstAt, p.dstAt + p.addrLen));
+      if (this.refusesPacket(p, dst, this.ownPorts.udp)) {
+        this.drops['udp-refused-by-policy']++;
+        return;
+      }
+      const key = addressText(p.buf.subarray(p.srcAt, p.srcAt + p.addrLen));
+      if (this.flows.size >= this.limits.udpTotal || this.flows.clientFlows(key) >= this.limits.udpPerClient) {
+        this.drops['udp-flow-limit']++;
+        return;
+      }
+      flow = this.flows.open(p, key, dst);
+      this.opened.udp++;
+    }
+    this.flows.send(flow, p);
+  }
+
+  private udpReply(flow: UdpFlow, data: Buffer): void {
+    if (!this.stack!.sendUdp(flow.dst, flow.dstPort, flow.client, flow.clientPort, data)) this.drops['udp-reply-too-large']++;
+  }
+
+  // ---- ICMP echo -----------------------------------------------------------------
+
+  echo(p: ForwardedPacket): void {
+    if (this.echoRelay === null) {
+      this.drops['echo-no-ping-socket']++;
+      return;
+    }
+    const dst = addressText(p.buf.subarray(p.dstAt, p.dstAt + p.addrLen));
+    if (this.refusesPacket(p, dst, [])) {
+      this.drops['echo-refused-by-policy']++;
+      return;
+    }
+    if (this.echoRelay.relay(p)) this.opened.echo++;
+    else this.drops['echo-limit']++;
+  }
+
+  // ---- housekeeping ----------------------------------------------------------------
+
+  /** Ends idle UDP flows (and old echo requests); the owner calls this about once a second. */
+  sweep(): void {
+    this.flows.expire();
+    this.echoRelay?.expire();
+  }
+
+  /** Ends every relay and flow: the host sockets are reset, the clients' connections aborted. */
+  close(): void {
+    this.closed = true;
+    for (const { conn, sock, timer } of [...this.relays]) {
+      if (timer) clearTimeout(timer);
+      sock.destroy();
+      if (conn.isHeld) this.stack?.refuse(conn, 'reset');
+      else conn.abort();
+    }
+    this.relays.clear();
+    this.clients.clear();
+    this.flows.closeAll();
+    this.echoRelay?.close();
+  }
+
+  private refusesPacket(p: ForwardedPacket, dst: string, own: number[]): boolean {
+    // The policy reads the destination at its offset in an IP header: hand it the header's start.
+    const header = p.dstAt - (p.version === 4 ? IPV4_DST : IPV6_DST);
+    if (p.version === 4 ? this.policy.refuses4(p.buf, header) : this.policy.refuses6(p.buf, header)) return true;
+    return this.isOwnListener(dst, p.dstPort, own);
+  }
+
+  /** A port of the exit's own listeners on one of the host's addresses (loopback included). */
+  private isOwnListener(dst: string, port: number, own: number[]): boolean {
+    if (!own.includes(port)) return false;
+    return dst.startsWith('127.') || dst === '::1' || (this.policy.spec.host ?? []).includes(dst);
+  }
+}
+
+function addressText(b: Uint8Array): string {
+  return b.length === 4 ? formatIPv4(b) : formatIPv6(b);
+}

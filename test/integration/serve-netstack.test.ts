@@ -1,0 +1,228 @@
+/**
+ * `tunnelbyte serve --netstack` as a real process on loopback ports, with
+ * the library Tunnel (src/userspace) as the client: no TUN, no namespace, no
+ * root. As root (CI), serve runs as uid 65534 in a user namespace (unshare
+ * --map-user, as cli-customer.test.ts does): it has no capabilities there.
+ *
+ *   Tunnel (netstack) ─ UDP over lo ─▶ serve --netstack (netstack, forwarder) ─ host sockets ─▶ 127.0.0.1 servers
+ *
+ * Checked: a download and an upload byte-exact through the relay, a UDP
+ * echo, a refused port seen as ECONNREFUSED, the API's own port refused even
+ * though --allow-private opens loopback, a private range not opened refused,
+ * usage counted in /v1/usage, --tun refused with --netstack.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Tunnel } from '../../src/userspace/tunnel.js';
+import { REPO_ROOT } from '../support/repo.js';
+
+const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
+
+/** Deterministic bytes: byte i is i % 251. */
+function pattern(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = i % 251;
+  return b;
+}
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** A port the kernel says is free now (TCP or UDP). */
+async function freePort(kind: 'tcp' | 'udp'): Promise<number> {
+  if (kind === 'udp') {
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    const p = s.address().port;
+    await new Promise<void>((r) => s.close(() => r()));
+    return p;
+  }
+  const s = createTcpServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+/** Runs `fn` until it returns true or `ms` pass. */
+async function waitFor(what: string, fn: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+/** Everything read from a tunnel socket until its end. */
+function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    s.on('data', (d: Buffer) => parts.push(d));
+    s.on('end', () => resolve(Buffer.concat(parts)));
+    s.on('error', reject);
+  });
+}
+
+describe('serve --netstack on loopback, the library Tunnel as client, without root', { timeout: 180_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tb-nsexit-'));
+  const DOWNLOAD = pattern(3 * 1024 * 1024 + 17);
+  let serve: ChildProcess;
+  let log = '';
+  let web: Server;
+  let webPort = 0;
+  let api = '';
+  let apiPort = 0;
+  let tunnel: Tunnel;
+  let token = '';
+  let uploadSha = '';
+  let uploadLen = 0;
+  let udpEcho: ReturnType<typeof createSocket>;
+  let closedPort = 0;
+
+  before(async () => {
+    web = createServer((req, res) => {
+      if (req.url === '/file') {
+        res.setHeader('content-length', DOWNLOAD.length);
+        res.end(DOWNLOAD);
+        return;
+      }
+      if (req.url === '/upload') {
+        const h = createHash('sha256');
+        let n = 0;
+        req.on('data', (d: Buffer) => {
+          h.update(d);
+          n += d.length;
+        });
+        req.on('end', () => {
+          uploadSha = h.digest('hex');
+          uploadLen = n;
+          res.end('ok');
+        });
+        return;
+      }
+      res.statusCode = 404;
+      res.end();
+    });
+    await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+    webPort = (web.address() as AddressInfo).port;
+    udpEcho = createSocket('udp4');
+    udpEcho.on('message', (m, r) => udpEcho.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
+    await new Promise<void>((r) => udpEcho.bind(0, '127.0.0.1', r));
+    closedPort = await freePort('tcp');
+
+    const wgPort = await freePort('udp');
+    apiPort = await freePort('tcp');
+    const metricsPort = await freePort('tcp');
+    api = `http://127.0.0.1:${apiPort}`;
+    const args = [TB, 'serve', '--netstack', '--data', join(dir, 'data'), '--listen-port', String(wgPort), '--endpoint', `127.0.0.1:${wgPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--allow-private', '127.0.0.0/8', '--sync-interval', '1', '--log-level', 'info'];
+    const argv = process.getuid?.() === 0 ? ['unshare', '--user', '--map-user=65534', '--map-group=65534', process.execPath, ...args] : [process.execPath, ...args];
+    serve = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, XDG_DATA_HOME: join(dir, 'xdg') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    serve.stdout!.on('data', (d) => (log += d));
+    serve.stderr!.on('data', (d) => (log += d));
+    await waitFor('the API', async () => {
+      if (serve.exitCode !== null) assert.fail(`serve exited ${serve.exitCode}:\n${log}`);
+      return fetch(`${api}/v1/health`).then((r) => r.ok).catch(() => false);
+    });
+    const fp = `nsexit-${process.pid}`;
+    const signup = await fetch(`${api}/v1/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fingerprint: fp }) });
+    assert.ok(signup.status === 201 || signup.status === 200, await signup.clone().text());
+    token = ((await signup.json()) as { token: string }).token;
+    const created = await fetch(`${api}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'x-tb-fingerprint': fp }, body: JSON.stringify({ region: 'local' }) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const session = (await created.json()) as { config: string };
+    tunnel = await Tunnel.start({ config: session.config });
+  });
+
+  after(async () => {
+    tunnel?.close();
+    if (serve && serve.exitCode === null) {
+      const gone = new Promise((r) => serve.once('exit', r));
+      serve.kill('SIGTERM');
+      await gone;
+    }
+    web?.close();
+    udpEcho?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('serve runs with no capabilities: not root where it runs', () => {
+    const status = spawnSync('cat', [`/proc/${serve.pid}/status`], { encoding: 'utf8' }).stdout;
+    // Through unshare the pid is unshare's until it execs node: the same process, now node as 65534 (or the caller's own uid).
+    const capEff = /CapEff:\s*([0-9a-f]+)/.exec(status)?.[1];
+    if (process.getuid?.() === 0) {
+      const uidMap = spawnSync('cat', [`/proc/${serve.pid}/uid_map`], { encoding: 'utf8' }).stdout.trim().split(/\s+/);
+      assert.equal(uidMap[0], '65534', 'uid 65534 inside its user namespace');
+    } else {
+      assert.equal(capEff, '0000000000000000');
+    }
+    assert.match(log, /netstack exit/, 'the echo mode is logged');
+  });
+
+  test('a download through the relay arrives byte-exact', async () => {
+    const res = await tunnel.fetch(`http://127.0.0.1:${webPort}/file`);
+    assert.equal(res.status, 200);
+    const body = Buffer.from(await res.arrayBuffer());
+    assert.equal(body.length, DOWNLOAD.length);
+    assert.equal(sha(body), sha(DOWNLOAD));
+  });
+
+  test('an upload through the relay arrives byte-exact (client FIN carried to the host)', async () => {
+    const up = pattern(2 * 1024 * 1024 + 5);
+    const s = tunnel.connect(webPort, '127.0.0.1');
+    const reply = readAll(s);
+    s.write(`POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: ${up.length}\r\nconnection: close\r\n\r\n`);
+    s.end(up);
+    const text = (await reply).toString('latin1');
+    assert.match(text, /^HTTP\/1\.1 200/);
+    assert.equal(uploadLen, up.length);
+    assert.equal(uploadSha, sha(up));
+  });
+
+  test('UDP: a datagram relayed to a host socket and its reply back', async () => {
+    const u = tunnel.udp();
+    const got = new Promise<Buffer>((resolve) => u.once('message', (m: Buffer) => resolve(m)));
+    u.send('ping-1', udpEcho.address().port, '127.0.0.1');
+    assert.equal((await got).toString(), 'echo:ping-1');
+    u.close();
+  });
+
+  test('a closed port is refused (RST → ECONNREFUSED), not left to time out', async () => {
+    const s = tunnel.connect(closedPort, '127.0.0.1');
+    const err = await new Promise<NodeJS.ErrnoException>((resolve) => s.once('error', resolve));
+    assert.equal(err.code, 'ECONNREFUSED');
+  });
+
+  test("the exit's own API port is refused although --allow-private opens 127.0.0.0/8", async () => {
+    const s = tunnel.connect(apiPort, '127.0.0.1');
+    const err = await new Promise<NodeJS.ErrnoException>((resolve) => s.once('error', resolve));
+    assert.equal(err.code, 'ECONNREFUSED');
+  });
+
+  test('a private range that was not opened is refused', async () => {
+    const s = tunnel.connect(80, '10.9.8.7');
+    const err = await new Promise<NodeJS.ErrnoException>((resolve) => s.once('error', resolve));
+    assert.equal(err.code, 'ECONNREFUSED');
+  });
+
+  test('the traffic is counted: /v1/usage within a few sync intervals', async () => {
+    await waitFor('usage counted', async () => {
+      const r = await fetch(`${api}/v1/usage`, { headers: { authorization: `Bearer ${token}`, 'x-tb-fingerprint': `nsexit-${process.pid}` } });
+      const u = (await r.json()) as { bytes: { total: number } };
+      return u.bytes.total >= DOWNLOAD.length;
+    }, 15_000);
+  });
+
+  test('--tun is refused with --netstack, with a clear message', () => {
+    const r = spawnSync(process.execPath, [TB, 'serve', '--netstack', '--tun', 'tb9', '--data', join(dir, 'other')], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--tun \(TB_TUN\) only apply to the TUN exit/);
+  });
+});

@@ -269,6 +269,9 @@ describe('the control → node peer channel', () => {
     assert.equal((await h.request('GET', `/v1/nodes/${n.id}/peers`, { token: other.credential })).status, 403);
     assert.equal((await h.request('GET', `/v1/nodes/${n.id}/peers`)).status, 401);
     assert.equal((await h.request('GET', `/v1/nodes/${n.id}/peers`, { token: 'tbn_' + 'x'.repeat(43) })).status, 401);
+    const doc = (await h.request('GET', '/v1/openapi.json')).json;
+    assert.ok(doc.paths['/v1/nodes/{id}/peers'].get.responses['200'].content['application/json']);
+    assert.ok(doc.paths['/v1/nodes/{id}/peers/stream'].get.responses['200'].content['text/event-stream'], 'the stream is documented as an event stream');
     const s = stream(n, { authorization: `Bearer ${other.credential}` });
     await s.until(() => s.ended, 'refusal');
     assert.equal(s.status, 403);

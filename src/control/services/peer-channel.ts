@@ -56,26 +56,43 @@ export class PeerChannelService {
    * removed one) has no channel and is left as it is.
    */
   publish(nodeId: string): number {
-    const { store } = this.ctx;
-    const { revision, grew } = store.transaction(() => {
-      const node = store.nodes.get(nodeId);
-      const before = store.nodePeers.revision(nodeId);
-      if (!node || node.credentialHash === null) return { revision: before, grew: false };
-      const changes = diffPeers(store.nodePeers.published(nodeId), desiredPeers(this.ctx, this.usage, nodeId).peers);
-      if (changes.length === 0) return { revision: before, grew: false };
-      const after = store.nodePeers.append(nodeId, changes);
-      // Bounded log: a resume point older than what is kept gets a snapshot (resume()).
-      store.nodePeers.compact(nodeId, after - this.ctx.config.peerLogLimit);
-      return { revision: after, grew: true };
-    });
+    const { revision, grew } = this.ctx.store.transaction(() => this.diffAndAppend(nodeId));
     if (grew) this.events.emit('changed', nodeId, revision);
     return revision;
   }
 
-  /** The periodic pass: publishes every joined node, then tells open streams a tick passed. */
+  /**
+   * The periodic pass: publishes every joined node in one transaction (one
+   * lock and one commit for the whole fleet), then wakes the streams of the
+   * nodes that changed — after the commit, so no stream sends a change that
+   * could still be rolled back — and tells every open stream a tick passed.
+   */
   publishAll(): void {
-    for (const id of this.ctx.store.nodePeers.joinedNodeIds()) this.publish(id);
+    const { store } = this.ctx;
+    const grown = store.transaction(() => {
+      const out: [string, number][] = [];
+      for (const id of store.nodePeers.joinedNodeIds()) {
+        const r = this.diffAndAppend(id);
+        if (r.grew) out.push([id, r.revision]);
+      }
+      return out;
+    });
+    for (const [id, revision] of grown) this.events.emit('changed', id, revision);
     this.events.emit('tick');
+  }
+
+  /** Inside a transaction: appends what turns the node's published set into its desired one. */
+  private diffAndAppend(nodeId: string): { revision: number; grew: boolean } {
+    const { store } = this.ctx;
+    const node = store.nodes.get(nodeId);
+    const before = store.nodePeers.revision(nodeId);
+    if (!node || node.credentialHash === null) return { revision: before, grew: false };
+    const changes = diffPeers(store.nodePeers.published(nodeId), desiredPeers(this.ctx, this.usage, nodeId).peers);
+    if (changes.length === 0) return { revision: before, grew: false };
+    const after = store.nodePeers.append(nodeId, changes);
+    // Bounded log: a resume point older than what is kept gets a snapshot (resume()).
+    store.nodePeers.compact(nodeId, after - this.ctx.config.peerLogLimit);
+    return { revision: after, grew: true };
   }
 
   /** The node's peer set at its current revision (published first, so it is never stale). */

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
+import { NodeChannelClient, NodeChannelError, type PublishedPeer } from '../../src/server/node-channel-client.js';
 import { REPO_ROOT } from '../support/repo.js';
 
 const run = promisify(execFile);
@@ -147,6 +148,66 @@ describe('tunnelbyte control', () => {
       assert.deepEqual(await regions(), ['eu-north'], 'a heartbeat: up again');
       assert.equal((await create()).status, 201);
     } finally {
+      c.child.kill('SIGTERM');
+      await c.exit;
+    }
+  });
+  it("the peer channel across processes: `admin session close` and `admin node drain`/`revoke` in another process reach the node's stream within a tick", async () => {
+    const data = join(dir, 'channel');
+    const c = await startControl(data);
+    const ac = new AbortController();
+    try {
+      const token = (await tb('admin', '--data', data, 'node', 'token', '--region', 'eu-south')).stdout.trim();
+      const enroll = await fetch(`${c.api}/v1/nodes/enroll`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token, public_key: generateKeyPair().publicKey, endpoint: '192.0.2.12:51820', exit_addresses: ['192.0.2.12'], pool4: '10.72.0.0/16' }),
+      });
+      const { node, credential } = (await enroll.json()) as { node: { id: string }; credential: string };
+      const signup = await fetch(`${c.api}/v1/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fingerprint: 'channel-machine' }) });
+      const { token: bearer } = (await signup.json()) as { token: string };
+      const created = await fetch(`${c.api}/v1/sessions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}`, 'x-tb-fingerprint': 'channel-machine' },
+        body: JSON.stringify({ region: 'eu-south' }),
+      });
+      assert.equal(created.status, 201);
+      const session = (await created.json()) as { id: string };
+
+      const peers = new Map<string, PublishedPeer>();
+      let held = -1;
+      const client = new NodeChannelClient({ url: `${c.api}/v1`, nodeId: node.id, credential, backoff: { initialMs: 50, maxMs: 200 } });
+      const done = client.stream({
+        onSnapshot: (snap) => {
+          peers.clear();
+          for (const p of snap.peers) peers.set(p.publicKey, p);
+          held = snap.revision;
+        },
+        onPeer: (revision, change) => {
+          if (change.op === 'add') peers.set(change.peer.publicKey, change.peer);
+          else peers.delete(change.publicKey);
+          held = revision;
+        },
+        signal: ac.signal,
+      });
+      done.catch(() => undefined);
+      const until = async (cond: () => boolean, what: string) => {
+        const deadline = Date.now() + 15_000;
+        while (!cond()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      await until(() => held === 1 && [...peers.values()].some((p) => p.sessionId === session.id), 'the session in the snapshot');
+      assert.equal((await tb('admin', '--data', data, 'node', 'drain', node.id)).code, 0);
+      await new Promise((r) => setTimeout(r, 2_500)); // two ticks (--sync-interval 1)
+      assert.deepEqual([held, peers.size], [1, 1], 'draining keeps the node\'s peers');
+      assert.equal((await tb('admin', '--data', data, 'session', 'close', session.id)).code, 0);
+      await until(() => held === 2 && peers.size === 0, 'the close made by another process');
+      assert.equal((await tb('admin', '--data', data, 'node', 'revoke', node.id)).code, 0);
+      await assert.rejects(done, (e: unknown) => e instanceof NodeChannelError && e.status === 401, 'the stream ended at the tick; the reconnect is refused');
+    } finally {
+      ac.abort();
       c.child.kill('SIGTERM');
       await c.exit;
     }

@@ -6,12 +6,18 @@
  * uses (src/control/node-channel-client.ts).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Actor } from '../../src/control/services/audit.js';
+import { createApp } from '../../src/control/http/app.js';
 import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
 import { NodeChannelClient, NodeChannelError, SseParser, type PeerChange, type PeerSnapshot, type PublishedPeer, type SseEvent } from '../../src/server/node-channel-client.js';
 import { startHarness, type Harness } from './harness.js';
@@ -565,5 +571,39 @@ describe('the control → node peer channel', () => {
       f.stop();
       await f.done;
     }
+  });
+  it("over https the client trusts the control plane's own CA given as `ca` (verification stays on: without it, refused)", async () => {
+    const n = await enroll('tls');
+    const certDir = mkdtempSync(join(tmpdir(), 'tb-channel-tls-'));
+    const server = (() => {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem')], { stdio: 'ignore' });
+      return createHttpsServer({ key: readFileSync(join(certDir, 'key.pem')), cert: readFileSync(join(certDir, 'cert.pem')) }, createApp({ control: h.control }).callback());
+    })();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const ac = new AbortController();
+    try {
+      const trusted = new NodeChannelClient({ url, nodeId: n.id, credential: n.credential, ca: readFileSync(join(certDir, 'cert.pem')), backoff: { initialMs: 20, maxMs: 100 } });
+      assert.deepEqual(await trusted.fetchSnapshot(), { revision: 0, peers: [] });
+      const applied = new AppliedSet();
+      const done = trusted.stream({ onSnapshot: applied.onSnapshot, onPeer: applied.onPeer, signal: ac.signal });
+      const s = await openSession(await paidAccount(), 'tls');
+      await until(() => applied.held === 1, 'the change over TLS');
+      assert.ok(applied.peers.has(s.publicKey));
+      ac.abort();
+      await done;
+      const untrusted = new NodeChannelClient({ url, nodeId: n.id, credential: n.credential });
+      await assert.rejects(untrusted.fetchSnapshot(), (e: unknown) => /SELF_SIGNED|self-signed|unable to verify/i.test(`${(e as NodeJS.ErrnoException).code} ${(e as Error).message}`));
+    } finally {
+      ac.abort();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(certDir, { recursive: true, force: true });
+    }
+  });
+
+  it('closed streams leave no listeners behind', async () => {
+    await until(() => h.control.peerChannel.events.listenerCount('changed') === 0 && h.control.peerChannel.events.listenerCount('tick') === 0, 'every stream to let go');
   });
 });

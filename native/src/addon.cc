@@ -266,10 +266,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   c.Set("ENODEV", ENODEV);
   c.Set("ENOTTY", ENOTTY);
   c.Set("EOPNOTSUPP", EOPNOTSUPP);
+  c.Set("EACCES", EACCES);
+  c.Set("EPERM", EPERM);
   exports.Set("constants", c);
 
   InitTun(env, exports);
   InitUdp(env, exports);
+  InitPing(env, exports);
   InitAead(env, exports);
   InitBlake2s(env, exports);
   InitXaead(env, exports);

@@ -276,6 +276,7 @@ bool IsOwnNetns(int nsfd);
 // ---- module parts
 void InitTun(Napi::Env env, Napi::Object exports);
 void InitUdp(Napi::Env env, Napi::Object exports);
+void InitPing(Napi::Env env, Napi::Object exports);
 void InitAead(Napi::Env env, Napi::Object exports);  // aead.cc: the transport AEAD, not I/O
 void InitBlake2s(Napi::Env env, Napi::Object exports);  // blake2s.cc: HASH, MAC, HMAC of the handshake
 void InitXaead(Napi::Env env, Napi::Object exports);  // xaead.cc: XChaCha20-Poly1305 of cookie replies

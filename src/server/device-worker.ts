@@ -20,6 +20,7 @@ import { DeviceDataPlane } from './device-data-plane.js';
 import type { CounterRow, DeviceAnswers, DeviceEvent, DeviceFigures, DeviceMessage, DeviceWorkerData, EchoMode } from './device-channel.js';
 import { ExitForwarder } from './netstack-exit/forwarder.js';
 import { ExitStack } from './netstack-exit/exit-stack.js';
+import { PingEchoRelay } from './netstack-exit/echo-relay.js';
 
 const data = workerData as DeviceWorkerData;
 const raise = (e: DeviceEvent) => parentPort!.postMessage(e);
@@ -31,10 +32,13 @@ let echo: EchoMode | null = null;
 try {
   let tun: TunDevice;
   if (data.netstack) {
-    forwarder = new ExitForwarder({ policy: new DestinationPolicy(data.policy), ownPorts: data.netstack.ownPorts, limits: data.netstack.limits, clock: { now: () => performance.now() } });
+    const clock = { now: () => performance.now() };
+    // Echo through the host's ping socket where net.ipv4.ping_group_range allows this process one.
+    const echoRelay = PingEchoRelay.open(clock);
+    forwarder = new ExitForwarder({ policy: new DestinationPolicy(data.policy), ownPorts: data.netstack.ownPorts, limits: data.netstack.limits, clock, echo: echoRelay });
     exitStack = new ExitStack({ addresses: data.netstack.addresses, mtu: data.mtu, forwarder });
     tun = exitStack.tun;
-    echo = 'gateway-only';
+    echo = echoRelay ? 'ping-socket' : 'gateway-only';
   } else {
     tun = openLinuxTun({ name: data.tun, mtu: data.mtu, exclusive: true });
   }

@@ -31,6 +31,7 @@ import { DeviceWorker, type DeviceFigures } from './device-channel.js';
 import { configureInterface, detectDefaultRoute, hostAddresses, setupNat, type NatHandle } from './host-network.js';
 import { loadOrCreateServerKey } from './server-key.js';
 import { WorkerDataPlane } from './worker-data-plane.js';
+import { FORWARD_DROP_REASONS } from './netstack-exit/forwarder.js';
 
 export interface ExitIdentityOptions {
   dataDir: string;
@@ -207,6 +208,24 @@ export class ExitDataPlane {
     new Gauge({ name: 'tunnelbyte_device_drops', help: 'Datagrams and packets dropped, by reason', labelNames: ['reason'], registers: [registry], collect() {
       const f = figures();
       for (const r of DROP_REASONS) this.set({ reason: r }, f.drops[r]);
+    } });
+    if (!this.policyFrom.netstack) return;
+    new Gauge({ name: 'tunnelbyte_netstack_relays', help: 'The netstack exit\'s live relays: TCP connections (pending included), TCP connects pending, UDP flows', labelNames: ['kind'], registers: [registry], collect() {
+      const n = figures().netstack;
+      if (!n) return;
+      this.set({ kind: 'tcp' }, n.tcp);
+      this.set({ kind: 'tcp-pending' }, n.pending);
+      this.set({ kind: 'udp' }, n.udp);
+    } });
+    new Gauge({ name: 'tunnelbyte_netstack_opened', help: 'Host connections, UDP flows and echo requests the netstack exit opened since start', labelNames: ['kind'], registers: [registry], collect() {
+      const n = figures().netstack;
+      if (!n) return;
+      for (const k of ['tcp', 'udp', 'echo'] as const) this.set({ kind: k }, n.opened[k]);
+    } });
+    new Gauge({ name: 'tunnelbyte_netstack_drops', help: 'What the netstack exit refused or dropped, by reason', labelNames: ['reason'], registers: [registry], collect() {
+      const n = figures().netstack;
+      if (!n) return;
+      for (const r of FORWARD_DROP_REASONS) this.set({ reason: r }, n.drops[r]);
     } });
   }
 

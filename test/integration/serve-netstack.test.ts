@@ -86,6 +86,9 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
   let uploadLen = 0;
   let udpEcho: ReturnType<typeof createSocket>;
   let closedPort = 0;
+  let metricsPort = 0;
+  let fp2 = '';
+  let session2: { config: string; client: { addresses: string[] } } | null = null;
 
   before(async () => {
     web = createServer((req, res) => {
@@ -120,7 +123,7 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
 
     const wgPort = await freePort('udp');
     apiPort = await freePort('tcp');
-    const metricsPort = await freePort('tcp');
+    metricsPort = await freePort('tcp');
     api = `http://127.0.0.1:${apiPort}`;
     const args = [TB, 'serve', '--netstack', '--data', join(dir, 'data'), '--listen-port', String(wgPort), '--endpoint', `127.0.0.1:${wgPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--allow-private', '127.0.0.0/8', '--sync-interval', '1', '--log-level', 'info'];
     const argv = process.getuid?.() === 0 ? ['unshare', '--user', '--map-user=65534', '--map-group=65534', process.execPath, ...args] : [process.execPath, ...args];
@@ -139,6 +142,13 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
     assert.equal(created.status, 201, await created.clone().text());
     const session = (await created.json()) as { config: string };
     tunnel = await Tunnel.start({ config: session.config });
+    // A second customer, for isolation.
+    fp2 = `nsexit2-${process.pid}`;
+    const signup2 = await fetch(`${api}/v1/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fingerprint: fp2 }) });
+    const token2 = ((await signup2.json()) as { token: string }).token;
+    const created2 = await fetch(`${api}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token2}`, 'x-tb-fingerprint': fp2 }, body: JSON.stringify({ region: 'local' }) });
+    assert.equal(created2.status, 201, await created2.clone().text());
+    session2 = (await created2.json()) as { config: string; client: { addresses: string[] } };
   });
 
   after(async () => {
@@ -219,6 +229,48 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
       return u.bytes.total >= DOWNLOAD.length;
     }, 15_000);
   });
+
+  test("client isolation: one client's datagrams to another client's address never reach it", async () => {
+    const other = await Tunnel.start({ config: session2!.config });
+    try {
+      const heard: string[] = [];
+      const sock = other.udp({ port: 5555 });
+      sock.on('message', (m: Buffer) => heard.push(m.toString()));
+      // The other client says something first, so its handshake with the exit is done.
+      const u = other.udp();
+      const echoed = new Promise<void>((resolve) => u.once('message', () => resolve()));
+      u.send('hello', udpEcho.address().port, '127.0.0.1');
+      await echoed;
+      const before = await dropsOf('client-to-client');
+      const mine = tunnel.udp();
+      const target = session2!.client.addresses.find((a) => !a.includes(':'))!.split('/')[0]!;
+      await waitFor('the device drops client-to-client', async () => {
+        mine.send('psst', 5555, target);
+        return (await dropsOf('client-to-client')) > before;
+      });
+      assert.deepEqual(heard, []);
+      mine.close();
+      sock.close();
+      u.close();
+    } finally {
+      other.close();
+    }
+  });
+
+  test('/metrics has the netstack relays: host connections opened, refusals by reason', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const opened = Number(/tunnelbyte_netstack_opened\{kind="tcp"\} (\d+)/.exec(text)?.[1] ?? -1);
+    assert.ok(opened >= 2, `tcp opened: ${opened}`);
+    const refused = Number(/tunnelbyte_netstack_drops\{reason="tcp-refused-by-policy"\} (\d+)/.exec(text)?.[1] ?? -1);
+    assert.ok(refused >= 2, `refused by policy: ${refused}`);
+    assert.match(text, /tunnelbyte_netstack_relays\{kind="udp"\} \d+/);
+  });
+
+  /** The device's drops of one reason, from /metrics. */
+  async function dropsOf(reason: string): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    return Number(new RegExp(`tunnelbyte_device_drops\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  }
 
   test('--tun is refused with --netstack, with a clear message', () => {
     const r = spawnSync(process.execPath, [TB, 'serve', '--netstack', '--tun', 'tb9', '--data', join(dir, 'other')], { encoding: 'utf8', timeout: 30_000 });

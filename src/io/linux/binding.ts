@@ -41,6 +41,8 @@ export interface NativeConstants {
   readonly ENODEV: number;
   readonly ENOTTY: number;
   readonly EOPNOTSUPP: number;
+  readonly EACCES?: number;
+  readonly EPERM?: number;
 }
 
 /**
@@ -78,6 +80,11 @@ export interface NativeBinding {
 
   /** A UDP socket: family 6 is dual-stack (IPV6_V6ONLY=0); address "" = wildcard; netns "" = ours. */
   udpOpen(family: 4 | 6, address: string, port: number, bufferSize: number, netns: string): NativeHandle;
+  /**
+   * An unprivileged ICMP echo socket (native/src/ping.cc): a datagram handle that udpRecv/udpSend take.
+   * Throws EACCES when net.ipv4.ping_group_range excludes our group. Optional so that older builds and fakes still load.
+   */
+  pingOpen?(family: 4 | 6, netns: string): NativeHandle;
   udpPort(h: NativeHandle): number;
   /** [SO_RCVBUF, SO_SNDBUF] as the kernel reports them (double the usable size). */
   udpBufferSizes(h: NativeHandle): [number, number];

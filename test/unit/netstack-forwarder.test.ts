@@ -54,10 +54,10 @@ function exit(o: { allow?: string[]; own?: string[]; host?: string[]; ownTcp?: n
 }
 
 /** Runs the link and lets real sockets work until `done` holds (or fails after `ms` of real time). */
-async function pump(l: Link, done: () => boolean, ms = 15_000): Promise<void> {
+async function pump(l: Link, done: () => boolean, ms = 15_000, stepMs = 5): Promise<void> {
   const until = Date.now() + ms;
   for (;;) {
-    l.run(() => false, 5);
+    l.run(() => false, stepMs);
     if (done()) return;
     if (Date.now() > until) assert.fail('timed out');
     await new Promise((r) => setImmediate(r));
@@ -93,12 +93,11 @@ describe('TCP through the forwarder', () => {
       },
     });
     link.bWire.record = true;
+    link.aWire.record = true;
     const got = collect(link.a.connect('127.0.0.1', port));
-    const until = Date.now() + 300;
-    while (Date.now() < until) {
-      link.run(() => false, 20); // simulated time runs fast: the client retransmits its SYN meanwhile
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    // Simulated time runs on until the client has retransmitted its SYN twice, real time lets the host socket work meanwhile.
+    const syns = (): number => link.aWire.seen.filter((p) => p[9] === 6 && (p[20 + 13]! & 0x12) === 0x02).length;
+    await pump(link, () => syns() >= 3, 15_000, 50);
     assert.equal(synAcks(link), 0, 'no SYN-ACK while the host connection is not up');
     assert.equal(got.connected, false);
     assert.equal(fwd.figures.pending, 1, 'one pending host connection, however many SYNs came');
@@ -193,12 +192,8 @@ describe('TCP through the forwarder', () => {
     const c = link.a.connect('127.0.0.1', port);
     const got = collect(c, { read: false });
     await pump(link, () => got.connected);
-    // Not reading for a while: the client's window closes, the exit's send buffer fills, the host socket is paused.
-    const until = Date.now() + 500;
-    while (Date.now() < until) {
-      link.run(() => false, 5);
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    // Not reading: the client's window closes, the exit's send buffer fills, the host socket is paused and its writes back up.
+    await pump(link, () => hostPaused > 0);
     const held = c.readableBytes;
     assert.ok(held <= link.a.tcpOptions.receiveBuffer, `client holds ${held} bytes, at most its receive buffer`);
     assert.ok(hostPaused > 0, 'the host socket saw backpressure');

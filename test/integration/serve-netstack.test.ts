@@ -61,6 +61,19 @@ async function waitFor(what: string, fn: () => boolean | Promise<boolean>, ms = 
   assert.fail(`timed out waiting for ${what}`);
 }
 
+/** Runs `fn` until it resolves (each failure retried after a pause) or `ms` pass. */
+async function retry<T>(fn: () => Promise<T>, ms: number): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 /** Everything read from a tunnel socket until its end. */
 function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -86,6 +99,26 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
   let uploadLen = 0;
   let udpEcho: ReturnType<typeof createSocket>;
   let closedPort = 0;
+  let serveArgs: string[] = [];
+
+  /** Starts serve (as uid 65534 when we are root) and waits for its API. */
+  async function startServe(): Promise<void> {
+    const argv = process.getuid?.() === 0 ? ['unshare', '--user', '--map-user=65534', '--map-group=65534', process.execPath, ...serveArgs] : [process.execPath, ...serveArgs];
+    log = '';
+    const proc = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, XDG_DATA_HOME: join(dir, 'xdg') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    serve = proc;
+    proc.stdout!.on('data', (d) => (log += d));
+    proc.stderr!.on('data', (d) => (log += d));
+    await waitFor('the API', async () => {
+      if (proc.exitCode !== null) assert.fail(`serve exited ${proc.exitCode}:\n${log}`);
+      return fetch(`${api}/v1/health`).then((r) => r.ok).catch(() => false);
+    });
+  }
+
+  async function usageTotal(): Promise<number> {
+    const r = await fetch(`${api}/v1/usage`, { headers: { authorization: `Bearer ${token}`, 'x-tb-fingerprint': `nsexit-${process.pid}` } });
+    return ((await r.json()) as { bytes: { total: number } }).bytes.total;
+  }
   let metricsPort = 0;
   let fp2 = '';
   let session2: { config: string; client: { addresses: string[] } } | null = null;
@@ -125,15 +158,8 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
     apiPort = await freePort('tcp');
     metricsPort = await freePort('tcp');
     api = `http://127.0.0.1:${apiPort}`;
-    const args = [TB, 'serve', '--netstack', '--data', join(dir, 'data'), '--listen-port', String(wgPort), '--endpoint', `127.0.0.1:${wgPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--allow-private', '127.0.0.0/8', '--sync-interval', '1', '--log-level', 'info'];
-    const argv = process.getuid?.() === 0 ? ['unshare', '--user', '--map-user=65534', '--map-group=65534', process.execPath, ...args] : [process.execPath, ...args];
-    serve = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, XDG_DATA_HOME: join(dir, 'xdg') }, stdio: ['ignore', 'pipe', 'pipe'] });
-    serve.stdout!.on('data', (d) => (log += d));
-    serve.stderr!.on('data', (d) => (log += d));
-    await waitFor('the API', async () => {
-      if (serve.exitCode !== null) assert.fail(`serve exited ${serve.exitCode}:\n${log}`);
-      return fetch(`${api}/v1/health`).then((r) => r.ok).catch(() => false);
-    });
+    serveArgs = [TB, 'serve', '--netstack', '--data', join(dir, 'data'), '--listen-port', String(wgPort), '--endpoint', `127.0.0.1:${wgPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--allow-private', '127.0.0.0/8', '--sync-interval', '1', '--log-level', 'info'];
+    await startServe();
     const fp = `nsexit-${process.pid}`;
     const signup = await fetch(`${api}/v1/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fingerprint: fp }) });
     assert.ok(signup.status === 201 || signup.status === 200, await signup.clone().text());
@@ -272,9 +298,33 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
     return Number(new RegExp(`tunnelbyte_device_drops\\{reason="${reason}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
   }
 
+  test('kill -9, then a restart on the same data directory: the session is restored and the same client gets through again', { timeout: 120_000 }, async () => {
+    await waitFor('counters flushed', async () => (await usageTotal()) >= DOWNLOAD.length);
+    const before = await usageTotal();
+    const gone = new Promise((r) => serve.once('exit', r));
+    serve.kill('SIGKILL');
+    await gone;
+    await startServe();
+    assert.match(log, /active sessions restored/);
+    // The client's WireGuard session died with the old process: it handshakes again when its data goes unanswered (whitepaper §6.2).
+    const body = await retry(async () => {
+      const res = await tunnel.fetch(`http://127.0.0.1:${webPort}/file`, { signal: AbortSignal.timeout(20_000) });
+      return Buffer.from(await res.arrayBuffer());
+    }, 100_000);
+    assert.equal(sha(body), sha(DOWNLOAD));
+    await waitFor('the new traffic counted on top of the old', async () => (await usageTotal()) >= before + DOWNLOAD.length);
+  });
+
   test('--tun is refused with --netstack, with a clear message', () => {
     const r = spawnSync(process.execPath, [TB, 'serve', '--netstack', '--tun', 'tb9', '--data', join(dir, 'other')], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--tun \(TB_TUN\) only apply to the TUN exit/);
+  });
+
+  test('SIGTERM: a clean stop (exit 0, counters flushed, "stopped")', async () => {
+    const exited = new Promise<number | null>((r) => serve.once('exit', (code) => r(code)));
+    serve.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(log, /"msg":"stopped"/);
   });
 });

@@ -208,6 +208,19 @@ describe('TCP through the forwarder', () => {
     assert.equal(n, total);
   });
 
+  test('IPv6: a client connection to [::1] relayed byte-exact', async () => {
+    const down = pattern(300_000, 11);
+    const srv = createServer((s) => s.end(down));
+    await new Promise<void>((r) => srv.listen(0, '::1', r));
+    cleanups.push(() => srv.close());
+    const { link, fwd } = exit({ allow: ['::1/128'] });
+    const c = link.a.connect('::1', (srv.address() as AddressInfo).port);
+    const got = collect(c);
+    await pump(link, () => got.ended);
+    assert.equal(sha(Buffer.concat(got.data)), sha(down));
+    assert.equal(fwd.opened.tcp, 1);
+  });
+
   test("a client's RST resets the host connection", async () => {
     let hostErr = '';
     let hostSock: Socket | null = null;

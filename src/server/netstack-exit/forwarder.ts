@@ -178,7 +178,8 @@ export class ExitForwarder implements Forwarder {
       return;
     }
     if (counts.pending >= this.limits.pendingPerClient || this.pending >= this.limits.pendingTotal) {
-      // Like a full listen backlog: the SYN is forgotten and the client's retransmission tries again.
+      // Too many connects waiting: ICMP host unreachable, a soft error to a client in SYN-SENT (RFC 1122 §4.2.3.9),
+      // which keeps retransmitting its SYN; a later one finds room once connects complete.
       this.drops['tcp-pending-limit']++;
       stack.refuse(c, 'host');
       return;

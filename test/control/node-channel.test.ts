@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Actor } from '../../src/control/services/audit.js';
+import { createControlPlane } from '../../src/control/control-plane.js';
 import { createApp } from '../../src/control/http/app.js';
 import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
 import { NodeChannelClient, NodeChannelError, SseParser, type PeerChange, type PeerSnapshot, type PublishedPeer, type SseEvent } from '../../src/server/node-channel-client.js';
@@ -373,6 +374,30 @@ describe('the control → node peer channel', () => {
     await bad.until(() => bad.ended, 'a refusal');
     assert.equal(bad.status, 400);
     assert.ok(JSON.parse(bad.body).error);
+  });
+
+  it("changes logged by another process reach an open stream at the tick; past the log's bound, as a snapshot", async () => {
+    const n = await enroll('other-process');
+    const a = await paidAccount();
+    const sessions = [];
+    for (let i = 0; i < 7; i++) sessions.push(await openSession(a, 'other-process'));
+    const st = stream(n);
+    const admin = createControlPlane({ dbPath: h.dbPath, config: h.control.config, clock: h.clock }); // as `tunnelbyte admin` would
+    try {
+      await st.until(() => st.events.length >= 1, 'the snapshot');
+      assert.equal(st.events[0]!.id, '7');
+      admin.sessions.adminClose(sessions[0]!.id);
+      h.control.peerChannel.publishAll(); // the server's tick: nothing for it to publish, but the stream catches up
+      await st.until(() => st.events.length >= 2, 'the change made elsewhere');
+      assert.deepEqual([st.events[1]!.event, st.events[1]!.id, JSON.parse(st.events[1]!.data)], ['peer', '8', { op: 'remove', publicKey: sessions[0]!.publicKey }]);
+      for (const s of sessions.slice(1)) admin.sessions.adminClose(s.id); // six more: the log keeps five
+      h.control.peerChannel.publishAll();
+      await st.until(() => st.events.length >= 3, 'a snapshot');
+      assert.deepEqual([st.events[2]!.event, st.events[2]!.id, JSON.parse(st.events[2]!.data).peers], ['snapshot', '14', []]);
+    } finally {
+      st.close();
+      admin.close();
+    }
   });
 
   it("a revoked node's open stream ends at the next tick and its credential gets 401", async () => {

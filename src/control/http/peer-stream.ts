@@ -38,12 +38,12 @@ export function openPeerStream(ctx: Context, control: ControlPlane, node: NodeRe
 
   /** Writes everything after `held`; a gap (the log was compacted past it) becomes a snapshot. */
   const catchUp = (): void => {
-    const plan = channel.resume(node.id, held);
+    const plan = channel.planFrom(node.id, held);
     if (plan.kind === 'snapshot') return snapshot(plan.snapshot);
     for (;;) {
       const page = channel.changesAfter(node.id, held, PAGE);
       for (const { revision, change } of page) {
-        if (revision !== held + 1) return snapshot(channel.snapshot(node.id)); // compacted between two reads
+        if (revision !== held + 1) return snapshot(channel.currentSnapshot(node.id)); // compacted (by another process) between two reads
         out.write(`event: peer\nid: ${revision}\ndata: ${JSON.stringify(change)}\n\n`);
         held = revision;
       }

@@ -98,6 +98,11 @@ export class PeerChannelService {
   /** The node's peer set at its current revision (published first, so it is never stale). */
   snapshot(nodeId: string): PeerSnapshot {
     this.publish(nodeId);
+    return this.currentSnapshot(nodeId);
+  }
+
+  /** The published set and its revision as they are, read together. */
+  currentSnapshot(nodeId: string): PeerSnapshot {
     const { store } = this.ctx;
     return store.transaction(() => ({ revision: store.nodePeers.revision(nodeId), peers: store.nodePeers.published(nodeId) }));
   }
@@ -106,18 +111,25 @@ export class PeerChannelService {
    * How to serve a node that holds revision `since` (null: nothing): the
    * changes after it when the log still has them all, otherwise (nothing held,
    * compacted away, or a revision this control plane never made) a snapshot.
+   * Publishes first, as a stream opens; `planFrom` is the same without that,
+   * for an open stream catching up after the publisher woke it.
    */
   resume(nodeId: string, since: number | null): ResumePlan {
     this.publish(nodeId);
+    return this.planFrom(nodeId, since);
+  }
+
+  planFrom(nodeId: string, since: number | null): ResumePlan {
     const { store } = this.ctx;
     return store.transaction((): ResumePlan => {
       const revision = store.nodePeers.revision(nodeId);
+      // (currentSnapshot below joins this transaction: the plan and the snapshot are one read.)
       if (since !== null && since <= revision) {
         const oldest = store.nodePeers.oldestLogged(nodeId);
         // Every change above `since` is still logged when the oldest kept one is at most since + 1.
         if (since === revision || (oldest !== null && oldest <= since + 1)) return { kind: 'changes', from: since };
       }
-      return { kind: 'snapshot', snapshot: { revision, peers: store.nodePeers.published(nodeId) } };
+      return { kind: 'snapshot', snapshot: this.currentSnapshot(nodeId) };
     });
   }
 

@@ -1,9 +1,13 @@
 /**
  * `tunnelbyte serve`: the all-in-one exit — the control plane's options
  * (server-options.ts, shared with `tunnelbyte control`) plus the data
- * plane's, then the exit server until SIGTERM/SIGINT.
+ * plane's, then the exit server until SIGTERM/SIGINT. With `--join URL` the
+ * same data plane runs as a node of the control plane at URL instead
+ * (server/joined-node.ts): no API of its own, peers and usage over the
+ * control plane's node channel.
  */
 import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
 import { bannerLines, bannerOf } from './serve-banner.js';
 import { addControlPlaneOptions, BILLING_HELP, controlSettingsOf, list, port, runServer, type ParsedOptions } from './server-options.js';
 
@@ -22,6 +26,10 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--no-nat', 'do not set up masquerading NAT and IP forwarding (env TB_NAT=0)'))
     .addOption(new Option('--allow-private <cidr...>', 'let clients reach these private/special ranges (a LAN behind the exit); env: comma-separated').env('TB_ALLOW_PRIVATE'))
     .addOption(new Option('--netstack', 'userspace exit: no TUN, no NAT, no root — clients\' connections are relayed through this host\'s own sockets (env TB_NETSTACK=1)'))
+    .addOption(new Option('--join <url>', 'run as an exit node of the control plane at this API URL (tunnelbyte control): no API here, peers and usage over its node channel').env('TB_JOIN'))
+    .addOption(new Option('--node-token <token>', 'one-time enrollment token for the first --join (tunnelbyte admin node token); later starts use the credential kept in --data').env('TB_NODE_TOKEN'))
+    .addOption(new Option('--ca <file>', 'PEM of the CA to trust for an https --join URL (its certificate is still verified)').env('TB_CA'))
+    .addOption(new Option('--heartbeat-interval <s>', 'seconds between a joined node\'s heartbeats (1-60)').env('TB_HEARTBEAT_INTERVAL').default('15'))
     .addHelpText(
       'after',
       BILLING_HELP + 'Every flag also reads the environment variable shown; TB_NAT=0 equals --no-nat, TB_TRUST_PROXY=1 equals --trust-proxy.',
@@ -45,25 +53,20 @@ export function registerServeCommand(program: Command): void {
           return;
         }
       } else if (process.geteuid?.() !== 0) log.warn('not running as root: creating the TUN interface will probably fail (or use --netstack)');
-      const started = await runServer('serve', o, log, (dataDir) =>
-        ExitServer.start(
-          {
-            ...settings,
-            dataDir,
-            listenPort: port(String(o.listenPort)),
-            endpoint: (o.endpoint as string | undefined) ?? null,
-            exitAddresses: exits,
-            region: String(o.region),
-            tun: String(o.tun),
-            pool4: String(o.pool),
-            pool6: (o.pool6 as string | undefined) ?? null,
-            nat: o.nat !== false && env.TB_NAT !== '0',
-            allowPrivate,
-            netstack,
-          },
-          log,
-        ),
-      );
+      const exit = {
+        listenPort: port(String(o.listenPort)),
+        endpoint: (o.endpoint as string | undefined) ?? null,
+        exitAddresses: exits,
+        tun: String(o.tun),
+        pool4: String(o.pool),
+        pool6: (o.pool6 as string | undefined) ?? null,
+        nat: o.nat !== false && env.TB_NAT !== '0',
+        allowPrivate,
+        syncIntervalS: settings.syncIntervalS,
+        netstack,
+      };
+      if (o.join !== undefined) return joinControlPlane(o, exit, log);
+      const started = await runServer('serve', o, log, (dataDir) => ExitServer.start({ ...settings, ...exit, dataDir, region: String(o.region) }, log));
       if (!started) return;
       const { server, dataDir } = started;
       const facts = { endpoint: server.info.endpoint, apiListenUrl: server.info.apiUrl, region: String(o.region), dataFlag: o.data ? dataDir : null };
@@ -73,4 +76,39 @@ export function registerServeCommand(program: Command): void {
         log.info({ endpoint: server.info.endpoint, api: apiUrl, apiListen: server.info.apiUrl, metrics: server.info.metricsUrl, region: facts.region, next, publicKey: server.info.publicKey, exitAddresses: server.info.exitAddresses, tunAddresses: server.info.interfaceAddresses }, 'tunnelbyte exit running');
       }
     });
+}
+
+/** `serve --join URL`: this exit as a node of the control plane at URL, until SIGTERM/SIGINT or its credential is refused. */
+async function joinControlPlane(o: ParsedOptions, exit: Omit<import('../server/exit-data-plane.js').ExitOptions, 'dataDir'>, log: import('pino').Logger): Promise<void> {
+  const heartbeatIntervalS = Number(o.heartbeatInterval);
+  if (!(Number.isInteger(heartbeatIntervalS) && heartbeatIntervalS >= 1 && heartbeatIntervalS <= 60)) throw new Error('--heartbeat-interval must be 1..60 seconds');
+  let ca: Buffer | null = null;
+  if (o.ca !== undefined) {
+    try {
+      ca = readFileSync(String(o.ca));
+    } catch (e) {
+      throw new Error(`cannot read the CA file ${String(o.ca)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (--ca / TB_CA takes a PEM file)`);
+    }
+  }
+  const { JoinedNode } = await import('../server/joined-node.js');
+  const started = await runServer('serve', o, log, (dataDir) =>
+    JoinedNode.start(
+      {
+        ...exit,
+        dataDir,
+        joinUrl: String(o.join),
+        nodeToken: (o.nodeToken as string | undefined) ?? null,
+        ca,
+        heartbeatIntervalS,
+        onRefused: (message) => {
+          process.stderr.write(`tunnelbyte serve: ${message}\n`);
+          process.exit(1);
+        },
+      },
+      log,
+    ),
+  );
+  if (!started) return;
+  const i = started.server.info;
+  log.info({ node: i.nodeId, control: i.controlUrl, state: i.state, endpoint: i.endpoint, publicKey: i.publicKey, exitAddresses: i.exitAddresses, tunAddresses: i.interfaceAddresses, restoredPeers: i.restoredPeers }, 'tunnelbyte exit node running');
 }

@@ -18,6 +18,8 @@
 import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATABASE_FILE } from '../control/paths.js';
+import { NODE_CREDENTIAL_FILE } from './node-credential.js';
+import { NODE_DATABASE_FILE } from './node-store.js';
 import { SERVER_KEY_FILE } from './server-key.js';
 import { fsStartError, StartError } from './start-error.js';
 
@@ -27,7 +29,7 @@ export const LOCK_FILE = 'tunnelbyte.lock';
 export const LEGACY_LOCK_FILE = 'serve.lock';
 
 /** The files a start may create; a failed start removes those of them it found missing. */
-const STATE_FILES = [SERVER_KEY_FILE, DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`];
+const STATE_FILES = [SERVER_KEY_FILE, DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`, NODE_DATABASE_FILE, `${NODE_DATABASE_FILE}-wal`, `${NODE_DATABASE_FILE}-shm`];
 
 export interface DataDir {
   readonly dir: string;
@@ -66,7 +68,10 @@ export function openDataDir(dir: string): DataDir {
     lockPath,
     release,
     discardNew() {
-      for (const f of STATE_FILES) if (!existed.has(f)) rmSync(join(dir, f), { force: true });
+      // A node that enrolled in this start keeps its key: the control plane knows the node by it, and
+      // the enrollment token is spent, so the credential (node.json, never discarded) needs that key.
+      const enrolled = existsSync(join(dir, NODE_CREDENTIAL_FILE));
+      for (const f of STATE_FILES) if (!existed.has(f) && !(enrolled && f === SERVER_KEY_FILE)) rmSync(join(dir, f), { force: true });
       release();
     },
   };

@@ -1,0 +1,217 @@
+/**
+ * A joined node's usage path end to end over real HTTP and two real SQLite
+ * files (the control plane's and the node's): device counters → the node's
+ * cumulative session counters on disk → usage reports with a sequence
+ * number → the control plane's session and account totals. A relay between
+ * them loses answers on demand and the control plane is restarted on its
+ * file, so the tests see exactly what a retry, a lost acknowledgement, a
+ * node restart and a control-plane restart do to the totals: nothing is
+ * counted twice and nothing is lost.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import type { Actor } from '../../src/control/services/audit.js';
+import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
+import { ControlLink, ControlUnreachable, CredentialRefused } from '../../src/server/control-link.js';
+import { JoinedAgent } from '../../src/server/joined-agent.js';
+import { NodeChannelClient } from '../../src/server/node-channel-client.js';
+import { readNodeCredential, writeNodeCredential } from '../../src/server/node-credential.js';
+import { openNodeStore, type NodeStore } from '../../src/server/node-store.js';
+import { UsageReporter } from '../../src/server/usage-reporter.js';
+import { RecordingDataPlane, startHarness, type Harness } from './harness.js';
+
+const OPERATOR: Actor = { actor: 'admin:test', source: null };
+const quiet = pino({ level: 'silent' });
+
+/**
+ * A TCP relay to the control plane's current port: `dropAnswers` forwards
+ * requests but closes the client's connection when the answer starts, as a
+ * network that loses the acknowledgement does; `target` follows a restart.
+ */
+class Relay {
+  target = 0;
+  dropAnswers = false;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+  constructor() {
+    this.server = createServer((client) => {
+      this.sockets.add(client);
+      client.on('close', () => this.sockets.delete(client));
+      const upstream = connect(this.target, '127.0.0.1');
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+      client.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => {
+        if (this.dropAnswers) {
+          client.destroy();
+          upstream.destroy();
+        } else client.write(chunk);
+      });
+      upstream.on('end', () => client.end());
+    });
+  }
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+  close(): void {
+    for (const s of this.sockets) s.destroy();
+    this.server.close();
+  }
+}
+
+describe('a joined node reports usage: disk outbox, sequence numbers, retries', () => {
+  let dir: string;
+  let h: Harness;
+  let relay: Relay;
+  let nodeDir: string;
+  let store: NodeStore;
+  let node: { id: string; credential: string };
+  const device = new RecordingDataPlane();
+  let agent: JoinedAgent;
+  let reporter: UsageReporter;
+  let session: { id: string; clientKey: string; account: { token: string; fingerprint: string; accountId: string } };
+  const portOf = (url: string) => Number(new URL(url).port);
+
+  const startControl = async () => {
+    h = await startHarness({ node: false, dir });
+    relay.target = portOf(h.url);
+  };
+  const openNode = () => {
+    store = openNodeStore(join(nodeDir, 'node.db'));
+    agent = new JoinedAgent(store, device, () => h.clock.wallMs(), quiet);
+    const link = new ControlLink({ base: `http://127.0.0.1:${relay.port}`, timeoutMs: 5000 });
+    reporter = new UsageReporter(store, link, node, () => h.clock.wallMs());
+  };
+  const controlTotals = async () => {
+    const s = await h.request('GET', `/v1/sessions/${session.id}`, { token: session.account.token, fingerprint: session.account.fingerprint });
+    assert.equal(s.status, 200, s.text);
+    return { rx: s.json.rx_bytes as number, tx: s.json.tx_bytes as number };
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tb-outbox-control-'));
+    nodeDir = mkdtempSync(join(tmpdir(), 'tb-outbox-node-'));
+    relay = new Relay();
+    await relay.listen();
+    await startControl();
+    const token = h.control.nodeEnrollment.issueToken('edge', 3600_000, OPERATOR).token;
+    const link = new ControlLink({ base: `${h.url}/v1` });
+    const e = await link.enroll(token, { public_key: generateKeyPair().publicKey, endpoint: 'edge.example.test:51820', exit_addresses: ['203.0.113.9'], pool4: '10.90.0.0/16' });
+    node = { id: e.node.id, credential: e.credential };
+    await link.heartbeat(node.id, node.credential, ['203.0.113.9']);
+    const account = await h.signup();
+    const clientKey = generateKeyPair().publicKey;
+    const s = await h.request('POST', '/v1/sessions', { token: account.token, fingerprint: account.fingerprint, body: { region: 'edge', public_key: clientKey } });
+    assert.equal(s.status, 201, s.text);
+    assert.equal(s.json.node, node.id);
+    session = { id: s.json.id, clientKey, account };
+    openNode();
+    // The peer set comes from the control plane's channel, as in serve --join.
+    const snap = await new NodeChannelClient({ url: h.url, nodeId: node.id, credential: node.credential }).fetchSnapshot();
+    agent.applySnapshot(snap.revision, snap.peers);
+    assert.deepEqual(agent.installedPeers(), [clientKey]);
+  });
+  after(async () => {
+    store.close();
+    relay.close();
+    await h.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(nodeDir, { recursive: true, force: true });
+  });
+
+  it('counts device deltas into cumulative counters and reports them once', async () => {
+    device.traffic(session.clientKey, 1000, 5000, h.clock.wallMs());
+    assert.equal(agent.flushCounters(), 6000);
+    assert.equal(agent.flushCounters(), 0, 'a second flush without traffic moves nothing');
+    assert.deepEqual(await reporter.report(), { acknowledged: 1, sessions: 1 });
+    assert.deepEqual(await controlTotals(), { rx: 5000, tx: 1000 }, 'rx is what the client received (the device sent)');
+    assert.deepEqual(await reporter.report(), { acknowledged: 0, sessions: 0 }, 'nothing left to report');
+    assert.deepEqual(store.counters(session.id), { rxBytes: 5000, txBytes: 1000, ackedRxBytes: 5000, ackedTxBytes: 1000 });
+  });
+
+  it('a lost acknowledgement: the same report is sent again and counted once', async () => {
+    device.traffic(session.clientKey, 300, 700);
+    agent.flushCounters();
+    relay.dropAnswers = true;
+    await assert.rejects(reporter.report(), ControlUnreachable);
+    assert.deepEqual(await controlTotals(), { rx: 5700, tx: 1300 }, 'the control plane applied it; only its answer was lost');
+    // Meanwhile more traffic: it must wait for the next report, not change the one in flight.
+    device.traffic(session.clientKey, 11, 22);
+    agent.flushCounters();
+    relay.dropAnswers = false;
+    assert.deepEqual(await reporter.report(), { acknowledged: 2, sessions: 2 }, 'the retry (acknowledged, not applied) and then the new counters');
+    assert.deepEqual(await controlTotals(), { rx: 5722, tx: 1311 });
+  });
+
+  it('the control plane down: counting goes on, the report waits on disk through a node restart, then counts once', async () => {
+    await h.close();
+    device.traffic(session.clientKey, 40, 60);
+    agent.flushCounters();
+    await assert.rejects(reporter.report(), ControlUnreachable);
+    // The node restarts (its process and device gone; disk kept) while the control plane is still down.
+    store.close();
+    openNode();
+    assert.equal(agent.restore(), 1, 'the stored peer goes back on the device');
+    device.traffic(session.clientKey, 1, 2);
+    agent.flushCounters();
+    await startControl();
+    await reporter.report();
+    assert.deepEqual(await controlTotals(), { rx: 5784, tx: 1352 });
+  });
+
+  it('a control-plane restart between applying a report and the node hearing of it counts it once', async () => {
+    device.traffic(session.clientKey, 500, 500);
+    agent.flushCounters();
+    relay.dropAnswers = true;
+    await assert.rejects(reporter.report(), ControlUnreachable);
+    relay.dropAnswers = false;
+    await h.close();
+    await startControl();
+    await reporter.report();
+    assert.deepEqual(await controlTotals(), { rx: 6284, tx: 1852 });
+    assert.deepEqual(await reporter.report(), { acknowledged: 0, sessions: 0 });
+  });
+
+  it('a node disk behind the control plane (restored from an older copy) renumbers above its sequence instead of losing counts', async () => {
+    // Another reporter on a fresh disk starts at sequence 1, below what the control plane applied.
+    const freshDir = mkdtempSync(join(tmpdir(), 'tb-outbox-fresh-'));
+    const fresh = openNodeStore(join(freshDir, 'node.db'));
+    try {
+      fresh.saveSnapshot(1, [{ publicKey: session.clientKey, sessionId: session.id, allowedIps: ['10.90.0.2/32'] }], h.clock.wallMs());
+      // Its cumulative counters run ahead of what the control plane holds by 100 bytes each way.
+      fresh.addCounters([{ sessionId: session.id, rx: 6384, tx: 1952, lastHandshakeAt: null }]);
+      const r = new UsageReporter(fresh, new ControlLink({ base: h.url }), node, () => h.clock.wallMs());
+      assert.deepEqual(await r.report(), { acknowledged: 1, sessions: 1 });
+      assert.deepEqual(await controlTotals(), { rx: 6384, tx: 1952 }, 'applied under a sequence above the control plane\'s');
+    } finally {
+      fresh.close();
+      rmSync(freshDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a revoked node\'s reports are refused as such (not retried as unreachable)', async () => {
+    device.traffic(session.clientKey, 1, 1);
+    agent.flushCounters();
+    h.control.nodes.revoke(node.id, OPERATOR);
+    await assert.rejects(reporter.report(), CredentialRefused);
+  });
+
+  it('the node credential file is 0600 and round-trips', () => {
+    const d = mkdtempSync(join(tmpdir(), 'tb-cred-'));
+    try {
+      writeNodeCredential(d, { nodeId: node.id, controlUrl: 'https://control.example', credential: node.credential, node: { pool4: '10.90.0.0/16', pool6: null, interfaceAddresses: ['10.90.0.1/16'], state: 'active' } });
+      assert.equal(statSync(join(d, 'node.json')).mode & 0o777, 0o600);
+      assert.deepEqual(readNodeCredential(d), { nodeId: node.id, controlUrl: 'https://control.example', credential: node.credential, node: { pool4: '10.90.0.0/16', pool6: null, interfaceAddresses: ['10.90.0.1/16'], state: 'active' } });
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

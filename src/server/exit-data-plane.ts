@@ -94,6 +94,8 @@ export interface ExitDataPlaneOptions {
   interfaceAddresses: string[];
   /** The userspace exit (serve --netstack): the device over the netstack, no TUN, no NAT. */
   netstack?: boolean;
+  /** The netstack exit's own TCP listeners as configured (API, metrics; 0s left out): refused from the start, before setOwnPorts. */
+  ownTcpPorts?: number[];
 }
 
 export class ExitDataPlane {
@@ -120,8 +122,9 @@ export class ExitDataPlane {
     const addresses = hostAddresses();
     const netstackOn = o.netstack === true;
     const policy = new DestinationPolicy(policySpec(addresses, pools, id.allow, netstackOn));
-    // The exit's own listeners are refused by port once known (setOwnPorts); the WireGuard port from the start.
-    const netstack = netstackOn ? { addresses: o.interfaceAddresses.map((a) => a.split('/')[0]!), ownPorts: { tcp: [], udp: [o.listenPort] } } : null;
+    // The exit's own listeners are refused by port from the start (a configured port of 0 once known: setOwnPorts).
+    const ownPorts = { tcp: (o.ownTcpPorts ?? []).filter((p) => p > 0), udp: [o.listenPort] };
+    const netstack = netstackOn ? { addresses: o.interfaceAddresses.map((a) => a.split('/')[0]!), ownPorts } : null;
     // The device (TUN or netstack, UDP, crypto, timers) runs on a worker thread of its own: device-channel.ts says why.
     const device = await DeviceWorker.start({ tun: o.tun, netstack, mtu: DEFAULT_MTU, listenPort: o.listenPort, privateKey: id.privateKey, policy: policy.spec }, (e) => {
       if (e.event === 'apply-failed') log.error({ publicKey: e.publicKey, err: e.error }, 'the device could not apply a peer change');

@@ -6,9 +6,10 @@
  * plane acknowledge a retried or late report without reading it: a report at
  * or below the last applied sequence is answered with that sequence and
  * changes nothing. A report may name only sessions placed on the reporting
- * node; one that names any other is refused whole. After a report the nodes
- * of the accounts it counted for are re-evaluated (PeerSync), so a quota it
- * used up removes those peers at once rather than at the next tick.
+ * node; one that names any other is refused whole. After an applied report
+ * the reporting node's peers are re-evaluated (PeerSync), and so are those of
+ * every node of an account whose quota the report used up: the cut reaches
+ * the nodes at once rather than at the next tick.
  */
 import { forbidden, invalid } from '../errors.js';
 import type { NodeRecord } from '../store/nodes.js';
@@ -112,8 +113,10 @@ export class NodeReportService {
       store.nodeReports.setReportSeq(node.id, seq);
       return { ackedSeq: seq, applied: true, countedBytes: counted };
     });
-    // A quota this report used up cuts the account's peers now, on every node it has sessions on.
-    const nodes = new Set<string>();
+    // The reporting node is re-evaluated after every applied report (a handshake it reports keeps a
+    // session from expiring); a quota the report used up cuts the account's peers on every node now.
+    if (!result.applied) return result;
+    const nodes = new Set<string>([node.id]);
     for (const accountId of grown) {
       const account = store.accounts.get(accountId);
       if (!account || !this.quotas.isQuotaExhausted(account)) continue;

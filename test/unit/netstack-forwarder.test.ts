@@ -237,6 +237,20 @@ describe('TCP through the forwarder', () => {
     assert.equal(hostErr, 'ECONNRESET');
   });
 
+  test('a client that vanished is found by keepalive: its relay and host connection close', async () => {
+    let hostClosed = false;
+    const { port } = await server((s) => {
+      s.on('error', () => {});
+      s.on('close', () => (hostClosed = true));
+    });
+    const { link, fwd } = exit({ limits: { keepAliveIdleMs: 60_000 } });
+    const got = collect(link.a.connect('127.0.0.1', port));
+    await pump(link, () => got.connected && fwd.figures.tcp === 1);
+    // The client goes silent: nothing it sends reaches the exit any more (its keepalive answers included).
+    link.aWire.filter = () => false;
+    await pump(link, () => hostClosed && fwd.figures.tcp === 0, 15_000, 5_000);
+  });
+
   test('a host RST aborts the client connection', async () => {
     const { port } = await server((s) => s.resetAndDestroy());
     const { link } = exit();

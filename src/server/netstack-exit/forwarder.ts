@@ -68,6 +68,13 @@ export interface ForwarderLimits {
   dnsIdleMs: number;
   /** Idle time of any other UDP flow (ms). */
   udpIdleMs: number;
+  /**
+   * Idle time before keepalive probes on a relayed connection, both on the
+   * client's side (RFC 1122 §4.2.3.6) and on the host socket (ms): a client
+   * that vanished (its session ended, its machine gone) no longer answers, and
+   * its relay and host connection are closed after the probes (9 × 75 s).
+   */
+  keepAliveIdleMs: number;
 }
 
 export const DEFAULT_FORWARDER_LIMITS: ForwarderLimits = {
@@ -79,6 +86,7 @@ export const DEFAULT_FORWARDER_LIMITS: ForwarderLimits = {
   connectTimeoutMs: 15_000,
   dnsIdleMs: 30_000,
   udpIdleMs: 120_000,
+  keepAliveIdleMs: 300_000,
 };
 
 /** The exit's own listeners, refused on the host's addresses whatever --allow-private opens. */
@@ -133,8 +141,11 @@ export class ExitForwarder implements Forwarder {
   private closed = false;
   private readonly connect: NonNullable<ExitForwarderOptions['connect']>;
 
+  private readonly clock: { now(): number };
+
   constructor(opts: ExitForwarderOptions) {
     this.connect = opts.connect ?? netConnect;
+    this.clock = opts.clock;
     this.policy = opts.policy;
     this.ownPorts = opts.ownPorts;
     this.limits = { ...DEFAULT_FORWARDER_LIMITS, ...opts.limits };
@@ -230,6 +241,8 @@ export class ExitForwarder implements Forwarder {
       }
       this.opened.tcp++;
       c.noDelay = true;
+      c.setKeepAlive(true, this.limits.keepAliveIdleMs, this.clock.now());
+      sock.setKeepAlive(true, this.limits.keepAliveIdleMs);
       new TcpRelay(c, sock, release);
       stack.answer(c);
     });

@@ -1,7 +1,9 @@
 /**
  * A UdpBind wrapper that loses, duplicates, reorders and delays datagrams in
  * both directions, like `tc netem` on the link — for kernels without the
- * sch_netem module (the interop tests use netem where the kernel has it).
+ * sch_netem module. The netstack interop test uses it for reordering and
+ * delay, which nftables cannot do; loss and duplication it leaves to the
+ * kernel (test/support/nft-impair.ts).
  * Every decision is per datagram; delayed datagrams are copied and sent or
  * delivered later in batches of their own.
  */

@@ -632,9 +632,12 @@ export class TcpConnection {
         cc.exitRecovery(seqDiff(this.sndMax, ack));
         this.rexmitQuota = 0;
       } else {
-        // RFC 6582 §3.2 step 5: partial ACK — retransmit the first unacknowledged segment.
+        // RFC 6582 §3.2 step 5: partial ACK — retransmit the first unacknowledged segment. With SACK the
+        // retransmission point only moves forward within a recovery (RFC 6675 §4 NextSeg: "greater than
+        // HighRxt"): a hole already retransmitted is not sent again because the ACK for that
+        // retransmission has not come back yet (seen on a capture as a second copy Linux then D-SACKs).
         cc.onPartialAck(acked);
-        this.rexmitNext = ack;
+        if (!this.sackOk) this.rexmitNext = ack;
         this.rexmitQuota++;
       }
     } else {

@@ -14,7 +14,8 @@
  * userspace TCP/IP stack's flow through wireguard-go to Linux TCP (bench/netstack.ts). `--proxy`
  * adds downloads through `tunnelbyte proxy` (SOCKS5, HTTP, CONNECT) from wireguard-go's side (bench/proxy.ts).
  * `--fleet` adds `tunnelbyte control` under 1,000 nodes' heartbeats and usage reports (bench/fleet.ts;
- * `--fleet-nodes N`, `--fleet-sessions N`, `--fleet-seconds S`); no root needed.
+ * `--fleet-nodes N`, `--fleet-sessions N`, `--fleet-seconds S`); no root needed. `--fleet-e2e` (root) adds
+ * the time from a session created through the API to a joined node answering its handshake (bench/fleet-e2e.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +31,7 @@ const fuzz = process.argv.includes('--fuzz');
 const netstack = process.argv.includes('--netstack');
 const proxy = process.argv.includes('--proxy');
 const fleet = process.argv.includes('--fleet');
+const fleetE2e = process.argv.includes('--fleet-e2e');
 function numberArg(flag: string, fallback: number): number {
   const i = process.argv.indexOf(flag);
   if (i < 0) return fallback;
@@ -102,6 +104,15 @@ if (fleet) {
   const r = await benchFleet({ nodes, sessions: numberArg('--fleet-sessions', 2 * nodes), seconds: numberArg('--fleet-seconds', smoke ? 6 : 30), saturationSeconds: smoke ? 2 : 10 });
   rows.push(...r.rows);
   details.fleet = r.samples;
+}
+
+if (fleetE2e) {
+  // bench/fleet-e2e.ts: session created through the API → handshake answered by a joined node (namespaces: root).
+  if (process.getuid?.() !== 0) throw new Error('--fleet-e2e needs root (it creates network namespaces)');
+  const { benchFleetEndToEnd } = await import('./fleet-e2e.js');
+  const r = await benchFleetEndToEnd({ sequential: smoke ? 10 : 100, parallelCount: smoke ? 16 : 200, parallel: 8 });
+  rows.push(...r.rows);
+  details.fleetE2e = r.samples;
 }
 
 if (fuzz) {

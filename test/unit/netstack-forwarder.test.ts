@@ -36,12 +36,12 @@ afterEach(() => {
 });
 
 /** A client stack (a: 10.0.0.1) linked to an exit stack (b: 10.0.0.2) in forwarding mode. */
-function exit(o: { allow?: string[]; own?: string[]; host?: string[]; ownTcp?: number[]; limits?: Partial<ForwarderLimits>; silent?: boolean; connect?: ExitForwarderOptions['connect'] } = {}): Exit {
+function exit(o: { allow?: string[]; own?: string[]; host?: string[]; ownTcp?: number[]; ownUdp?: number[]; limits?: Partial<ForwarderLimits>; silent?: boolean; connect?: ExitForwarderOptions['connect'] } = {}): Exit {
   let link: Link | null = null;
   const clock = { now: () => link!.now };
   const fwd = new ExitForwarder({
     policy: new DestinationPolicy({ own: o.own ?? ['10.0.0.0/24'], allow: o.allow ?? ['127.0.0.0/8'], host: o.host ?? [] }),
-    ownPorts: { tcp: o.ownTcp ?? [], udp: [] },
+    ownPorts: { tcp: o.ownTcp ?? [], udp: o.ownUdp ?? [] },
     limits: o.limits,
     clock,
     // A destination that never answers: a socket that is never connected (no event ever comes).
@@ -283,6 +283,15 @@ describe('policy and limits', () => {
     u.send(Buffer.from('x'), '10.1.2.3', 53);
     await pump(link, () => fwd.drops['udp-refused-by-policy'] === 2);
     assert.equal(fwd.figures.udp, 0);
+  });
+
+  test("UDP to the exit's own WireGuard port on loopback is refused although loopback is open", async () => {
+    const { link, fwd } = exit({ allow: ['127.0.0.0/8'], ownUdp: [51820] });
+    const u = link.a.udpBind(0, () => {});
+    u.send(Buffer.from('x'), '127.0.0.1', 51820);
+    u.send(Buffer.from('x'), '127.0.0.2', 51820);
+    await pump(link, () => fwd.drops['udp-refused-by-policy'] === 2);
+    assert.equal(fwd.opened.udp, 0);
   });
 
   test('connections per client are bounded: the one over the limit gets a RST, counted', async () => {

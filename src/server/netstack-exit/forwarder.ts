@@ -254,11 +254,11 @@ export class ExitForwarder implements Forwarder {
     let flow = this.flows.find(p);
     if (flow === null) {
       if (this.closed) return;
-      const dst = addressText(p.buf.subarray(p.dstAt, p.dstAt + p.addrLen));
-      if (this.refusesPacket(p, dst, this.ownPorts.udp)) {
+      if (this.refusesPacket(p, this.ownPorts.udp)) {
         this.drops['udp-refused-by-policy']++;
         return;
       }
+      const dst = addressText(p.buf.subarray(p.dstAt, p.dstAt + p.addrLen));
       const key = addressText(p.buf.subarray(p.srcAt, p.srcAt + p.addrLen));
       if (this.flows.size >= this.limits.udpTotal || this.flows.clientFlows(key) >= this.limits.udpPerClient) {
         this.drops['udp-flow-limit']++;
@@ -281,8 +281,7 @@ export class ExitForwarder implements Forwarder {
       this.drops['echo-no-ping-socket']++;
       return;
     }
-    const dst = addressText(p.buf.subarray(p.dstAt, p.dstAt + p.addrLen));
-    if (this.refusesPacket(p, dst, [])) {
+    if (this.refusesPacket(p, [])) {
       this.drops['echo-refused-by-policy']++;
       return;
     }
@@ -313,11 +312,12 @@ export class ExitForwarder implements Forwarder {
     this.echoRelay?.close();
   }
 
-  private refusesPacket(p: ForwardedPacket, dst: string, own: number[]): boolean {
+  /** The policy's verdict on the packet's destination, read from its bytes (a flood of refused datagrams allocates nothing). */
+  private refusesPacket(p: ForwardedPacket, own: number[]): boolean {
     // The policy reads the destination at its offset in an IP header: hand it the header's start.
     const header = p.dstAt - (p.version === 4 ? IPV4_DST : IPV6_DST);
     if (p.version === 4 ? this.policy.refuses4(p.buf, header) : this.policy.refuses6(p.buf, header)) return true;
-    return this.isOwnListener(dst, p.dstPort, own);
+    return own.includes(p.dstPort) && this.isOwnListener(addressText(p.buf.subarray(p.dstAt, p.dstAt + p.addrLen)), p.dstPort, own);
   }
 
   /** A port of the exit's own listeners on one of the host's addresses (loopback included). */

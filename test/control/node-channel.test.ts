@@ -400,6 +400,33 @@ describe('the control → node peer channel', () => {
     }
   });
 
+  it('a stream that fails while following ends alone: the session change that woke it still succeeds', async () => {
+    const n = await enroll('failing');
+    const a = await paidAccount();
+    const st = stream(n);
+    const channel = h.control.peerChannel;
+    const original = channel.changesAfter;
+    try {
+      await st.until(() => st.events.length >= 1, 'the snapshot');
+      channel.changesAfter = () => {
+        throw new Error('database is locked');
+      };
+      const s = await openSession(a, 'failing'); // 201: the failure stayed in the stream
+      await st.until(() => st.ended, 'the stream to end');
+      channel.changesAfter = original;
+      const again = stream(n, { 'last-event-id': st.events.at(-1)!.id! });
+      try {
+        await again.until(() => again.events.length >= 1, 'the change, on resuming');
+        assert.deepEqual(JSON.parse(again.events[0]!.data), { op: 'add', peer: { publicKey: s.publicKey, allowedIps: JSON.parse(again.events[0]!.data).peer.allowedIps, sessionId: s.id } });
+      } finally {
+        again.close();
+      }
+    } finally {
+      channel.changesAfter = original;
+      st.close();
+    }
+  });
+
   it("a revoked node's open stream ends at the next tick and its credential gets 401", async () => {
     const n = await enroll('revoke');
     const st = stream(n);

@@ -60,14 +60,30 @@ export function openPeerStream(ctx: Context, control: ControlPlane, node: NodeRe
     }
   };
 
-  const onChanged = (nodeId: string): void => {
-    if (nodeId === node.id && !ended) catchUp();
-  };
-  const onTick = (): void => {
-    if (ended) return;
-    if (!stillAllowed()) return end();
+  // Where the node starts, decided before anything is subscribed: a failure here is an ordinary
+  // error answer, with nothing left behind (and no event can slip in between: this is one turn).
+  const start = channel.resume(node.id, since);
+  out.write(': open\n\n');
+  if (start.kind === 'snapshot') snapshot(start.snapshot);
+  else {
+    held = start.from;
     catchUp();
+  }
+
+  // A failure while following (SQLite busy past its timeout) ends this stream only — never the
+  // publisher that woke it, which may be a session being created — and the node resumes.
+  const guarded = (work: () => void) => (): void => {
+    if (ended) return;
+    try {
+      work();
+    } catch {
+      end();
+    }
   };
+  const onChanged = (nodeId: string): void => {
+    if (nodeId === node.id) guarded(catchUp)();
+  };
+  const onTick = guarded(() => (stillAllowed() ? catchUp() : end()));
   const keepalive = setInterval(() => out.write(': keepalive\n\n'), control.config.peerStreamKeepaliveMs);
   const end = (): void => {
     if (ended) return;
@@ -81,15 +97,7 @@ export function openPeerStream(ctx: Context, control: ControlPlane, node: NodeRe
   channel.events.on('tick', onTick);
   out.on('close', end);
   ctx.res.on('close', end);
-
   ctx.req.socket.setNoDelay(true);
-  out.write(': open\n\n');
-  const plan = channel.resume(node.id, since);
-  if (plan.kind === 'snapshot') snapshot(plan.snapshot);
-  else {
-    held = plan.from;
-    catchUp();
-  }
   return {
     status: 200,
     body: out,

@@ -100,6 +100,7 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
   let udpEcho: ReturnType<typeof createSocket>;
   let closedPort = 0;
   let serveArgs: string[] = [];
+  let accountId = '';
 
   /** Starts serve (as uid 65534 when we are root) and waits for its API. */
   async function startServe(): Promise<void> {
@@ -130,6 +131,25 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
         res.end(DOWNLOAD);
         return;
       }
+      if (req.url === '/big') {
+        // 32 MiB: more than the 24 MiB quota.
+        const n = 32 * 1024 * 1024;
+        res.setHeader('content-length', n);
+        let left = n;
+        const pump = (): void => {
+          while (left > 0) {
+            const c = DOWNLOAD.subarray(0, Math.min(left, 1 << 20));
+            left -= c.length;
+            if (!res.write(c)) {
+              res.once('drain', pump);
+              return;
+            }
+          }
+          res.end();
+        };
+        pump();
+        return;
+      }
       if (req.url === '/upload') {
         const h = createHash('sha256');
         let n = 0;
@@ -158,12 +178,14 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
     apiPort = await freePort('tcp');
     metricsPort = await freePort('tcp');
     api = `http://127.0.0.1:${apiPort}`;
-    serveArgs = [TB, 'serve', '--netstack', '--data', join(dir, 'data'), '--listen-port', String(wgPort), '--endpoint', `127.0.0.1:${wgPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--allow-private', '127.0.0.0/8', '--sync-interval', '1', '--log-level', 'info'];
+    serveArgs = [TB, 'serve', '--netstack', '--data', join(dir, 'data'), '--listen-port', String(wgPort), '--endpoint', `127.0.0.1:${wgPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--allow-private', '127.0.0.0/8', '--sync-interval', '1', '--anonymous-quota', '24MiB', '--log-level', 'info'];
     await startServe();
     const fp = `nsexit-${process.pid}`;
     const signup = await fetch(`${api}/v1/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fingerprint: fp }) });
     assert.ok(signup.status === 201 || signup.status === 200, await signup.clone().text());
-    token = ((await signup.json()) as { token: string }).token;
+    const account = (await signup.json()) as { token: string; account_id: string };
+    token = account.token;
+    accountId = account.account_id;
     const created = await fetch(`${api}/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'x-tb-fingerprint': fp }, body: JSON.stringify({ region: 'local' }) });
     assert.equal(created.status, 201, await created.clone().text());
     const session = (await created.json()) as { config: string };
@@ -313,6 +335,33 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
     }, 100_000);
     assert.equal(sha(body), sha(DOWNLOAD));
     await waitFor('the new traffic counted on top of the old', async () => (await usageTotal()) >= before + DOWNLOAD.length);
+  });
+
+  test('the quota used up cuts the tunnel; an admin upgrade restores it', { timeout: 120_000 }, async () => {
+    const usage = async (): Promise<{ quota_exhausted: boolean }> =>
+      (await fetch(`${api}/v1/usage`, { headers: { authorization: `Bearer ${token}`, 'x-tb-fingerprint': `nsexit-${process.pid}` } })).json() as Promise<{ quota_exhausted: boolean }>;
+    // The download runs past the quota: it is cut part-way, or it completes and the next request is not answered.
+    await tunnel
+      .fetch(`http://127.0.0.1:${webPort}/big`, { signal: AbortSignal.timeout(30_000) })
+      .then((r) => r.arrayBuffer())
+      .catch(() => null);
+    await waitFor('quota exhausted', async () => (await usage()).quota_exhausted);
+    await waitFor('the tunnel cut', async () => {
+      const ok = await tunnel
+        .fetch(`http://127.0.0.1:${webPort}/file`, { signal: AbortSignal.timeout(3_000) })
+        .then((r) => r.arrayBuffer())
+        .then(() => true)
+        .catch(() => false);
+      return !ok;
+    });
+    const admin = spawnSync(process.execPath, [TB, 'admin', '--data', join(dir, 'data'), 'account', 'set-tier', accountId, 'paid'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(admin.status, 0, admin.stderr);
+    assert.equal((await usage()).quota_exhausted, false);
+    const body = await retry(async () => {
+      const res = await tunnel.fetch(`http://127.0.0.1:${webPort}/file`, { signal: AbortSignal.timeout(20_000) });
+      return Buffer.from(await res.arrayBuffer());
+    }, 100_000);
+    assert.equal(sha(body), sha(DOWNLOAD), 'through again after the upgrade');
   });
 
   test('--tun is refused with --netstack, with a clear message', () => {

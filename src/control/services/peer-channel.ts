@@ -11,11 +11,12 @@
  *
  * When it runs: whenever something may have changed a node's set (PeerSync:
  * session create/close/expiry, tier change, account disable/delete, node
- * removal, a usage report that may have used up a quota) and on the server's
+ * removal, a usage report — its node, and the nodes of an account whose
+ * quota it used up) and on the server's
  * periodic tick (`publishAll`), which also catches what nothing announces —
  * a new period restoring quotas, another process's writes.
  *
- * Streams (routes/node-peers.ts) do not poll: `events` tells them in-process
+ * Streams (http/peer-stream.ts) do not poll: `events` tells them in-process
  * that a node's log grew ('changed') and that a tick passed ('tick', when they
  * re-check their credential and read any change another process logged).
  */

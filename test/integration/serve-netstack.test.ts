@@ -364,10 +364,13 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
     assert.equal(sha(body), sha(DOWNLOAD), 'through again after the upgrade');
   });
 
-  test('--tun is refused with --netstack, with a clear message', () => {
+  test('--tun and --no-nat are refused with --netstack, with a clear message', () => {
     const r = spawnSync(process.execPath, [TB, 'serve', '--netstack', '--tun', 'tb9', '--data', join(dir, 'other')], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--tun \(TB_TUN\) only apply to the TUN exit/);
+    const n = spawnSync(process.execPath, [TB, 'serve', '--netstack', '--no-nat', '--data', join(dir, 'other')], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(n.status, 2);
+    assert.match(n.stderr, /--no-nat \(TB_NAT=0\) only apply to the TUN exit/);
   });
 
   test('SIGTERM: a clean stop (exit 0, counters flushed, "stopped")', async () => {

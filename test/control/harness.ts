@@ -183,6 +183,22 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   return h;
 }
 
+let enrolled = 0;
+/**
+ * Enrolls an exit node over the API (POST /v1/nodes/enroll) with a fresh
+ * token for `region`; every call gets its own key, endpoint, exit address
+ * (203.0.113.n) and IPv4 pool (10.(80+n).0.0/16; IPv6: a random ULA).
+ */
+export async function enrollNode(h: Harness, region: string): Promise<{ id: string; credential: string }> {
+  const n = ++enrolled;
+  const token = h.control.nodeEnrollment.issueToken(region, 3600_000, { actor: 'admin:test', source: null }).token;
+  const r = await h.request('POST', '/v1/nodes/enroll', {
+    body: { token, public_key: generateKeyPair().publicKey, endpoint: `n${n}.example.test:51820`, exit_addresses: [`203.0.113.${n}`], pool4: `10.${80 + n}.0.0/16` },
+  });
+  if (r.status !== 201) throw new Error(`enrollment failed: ${r.status} ${r.text}`);
+  return { id: r.json.node.id as string, credential: r.json.credential as string };
+}
+
 /** Makes an account paid directly (as the operator would). */
 export function makePaid(h: Harness, accountId: string): void {
   h.control.accounts.setTier(accountId, 'paid');

@@ -21,7 +21,7 @@ import { createControlPlane } from '../../src/control/control-plane.js';
 import { createApp } from '../../src/control/http/app.js';
 import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
 import { NodeChannelClient, NodeChannelError, SseParser, type PeerChange, type PeerSnapshot, type PublishedPeer, type SseEvent } from '../../src/server/node-channel-client.js';
-import { startHarness, type Harness } from './harness.js';
+import { enrollNode, startHarness, type Harness } from './harness.js';
 
 const OPERATOR: Actor = { actor: 'admin:test', source: null };
 
@@ -209,16 +209,7 @@ it('the client parses the event-stream format: CRLF, LF and CR line ends (also s
 
 describe('the control → node peer channel', () => {
   let h: Harness;
-  let seq = 0;
-  const enroll = async (region: string) => {
-    seq++;
-    const token = h.control.nodeEnrollment.issueToken(region, 3600_000, OPERATOR).token;
-    const r = await h.request('POST', '/v1/nodes/enroll', {
-      body: { token, public_key: generateKeyPair().publicKey, endpoint: `c${seq}.example.test:51820`, exit_addresses: [`203.0.113.${seq}`], pool4: `10.${100 + seq}.0.0/16`, pool6: `fd00:${100 + seq}::/64` },
-    });
-    assert.equal(r.status, 201, r.text);
-    return { id: r.json.node.id as string, credential: r.json.credential as string };
-  };
+  const enroll = (region: string) => enrollNode(h, region);
   const paidAccount = async () => {
     const a = await h.signup();
     h.control.accounts.setTier(a.accountId, 'paid', OPERATOR);
@@ -264,7 +255,7 @@ describe('the control → node peer channel', () => {
     assert.equal(byKey.size, 2);
     assert.equal(byKey.get(s1.publicKey)!.sessionId, s1.id);
     assert.match(byKey.get(s1.publicKey)!.allowedIps[0]!, /^10\.\d+\.0\.\d+\/32$/);
-    assert.match(byKey.get(s1.publicKey)!.allowedIps[1]!, /^fd00:.*\/128$/);
+    assert.match(byKey.get(s1.publicKey)!.allowedIps[1]!, /^fd[0-9a-f]{2}:.*\/128$/);
     await closeSession(a, s2.id);
     const after1 = await h.request('GET', `/v1/nodes/${n.id}/peers`, { token: n.credential });
     assert.equal(after1.json.revision, 3);

@@ -7,23 +7,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Actor } from '../../src/control/services/audit.js';
-import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
-import { startHarness, type Harness } from './harness.js';
+import { enrollNode, startHarness, type Harness } from './harness.js';
 
 const OPERATOR: Actor = { actor: 'admin:test', source: null };
 
 describe('node heartbeats and usage reports', () => {
   let h: Harness;
-  let seq = 0;
-  const enroll = async (region: string) => {
-    seq++;
-    const token = h.control.nodeEnrollment.issueToken(region, 3600_000, OPERATOR).token;
-    const r = await h.request('POST', '/v1/nodes/enroll', {
-      body: { token, public_key: generateKeyPair().publicKey, endpoint: `n${seq}.example.test:51820`, exit_addresses: [`203.0.113.${seq}`], pool4: `10.${80 + seq}.0.0/16` },
-    });
-    assert.equal(r.status, 201, r.text);
-    return { id: r.json.node.id as string, credential: r.json.credential as string };
-  };
+  const enroll = (region: string) => enrollNode(h, region);
   before(async () => {
     h = await startHarness({ node: false });
   });

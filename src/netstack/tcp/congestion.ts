@@ -64,9 +64,14 @@ export class NewReno {
     this.cwnd = Math.max(this.mss, this.cwnd - acked + (acked >= this.mss ? this.mss : 0));
   }
 
-  /** A full ACK (step 6): leave recovery with cwnd = min(ssthresh, flight + SMSS). */
+  /**
+   * A full ACK (step 6): leave recovery with cwnd = "min (ssthresh, max(FlightSize, SMSS) + SMSS)" — at least
+   * two segments, so that the next loss can still raise duplicate ACKs (with one segment in flight only the
+   * retransmission timer can repair it: 8 MiB at 5 % loss in the simulator, seeds 3–5: 52/61/73 → 44/50/45
+   * timeouts, 13.4/15.3/19.9 → 11.1/12.3/14.1 s).
+   */
   exitRecovery(flight: number): void {
-    this.cwnd = Math.min(this.ssthresh, Math.max(flight, 0) + this.mss);
+    this.cwnd = Math.min(this.ssthresh, Math.max(flight, this.mss) + this.mss);
     this.inRecovery = false;
     this.dupAcks = 0;
     this.bytesAcked = 0;

@@ -136,6 +136,42 @@ describe('TCP through the forwarder', () => {
     assert.equal(synAcks(link), 0);
   });
 
+  test('a connect the host refuses for permission → ICMP administratively prohibited, quoting the SYN', async () => {
+    const { link, fwd } = exit({
+      connect: () => {
+        const s = new NetSocket();
+        setImmediate(() => s.emit('error', Object.assign(new Error('EACCES'), { code: 'EACCES' })));
+        return s;
+      },
+    });
+    link.bWire.record = true;
+    const c = link.a.connect('127.0.0.1', 4242);
+    await pump(link, () => fwd.drops['tcp-connect-unreachable'] === 1);
+    link.run(() => false, 5);
+    const icmp = link.bWire.seen.filter((p) => p[9] === 1);
+    assert.equal(icmp.length, 1);
+    const m = Buffer.from(icmp[0]!);
+    assert.deepEqual([m[20], m[21]], [3, 13], 'destination unreachable, communication administratively prohibited');
+    assert.deepEqual([...m.subarray(12, 16)], [127, 0, 0, 1], 'from the destination');
+    // RFC 792: the quoted IP header and the first 8 bytes of the SYN: the client matches its connection by them.
+    assert.deepEqual([...m.subarray(28 + 12, 28 + 20)], [10, 0, 0, 1, 127, 0, 0, 1]);
+    assert.equal(m.readUInt16BE(28 + 20), c.localPort);
+    assert.equal(m.readUInt16BE(28 + 22), 4242);
+    assert.equal(m.readUInt32BE(28 + 24), c.iss);
+  });
+
+  test('IPv6: no answer within the connect timeout → ICMPv6 address unreachable', async () => {
+    const { link, fwd } = exit({ silent: true, allow: ['2001:db8::/32'], limits: { connectTimeoutMs: 200 } });
+    link.bWire.record = true;
+    link.a.connect('2001:db8::7', 80);
+    await pump(link, () => fwd.drops['tcp-connect-timeout'] === 1);
+    link.run(() => false, 5);
+    const icmp = link.bWire.seen.filter((p) => p[0]! >> 4 === 6 && p[6] === 58);
+    assert.equal(icmp.length, 1);
+    assert.deepEqual([icmp[0]![40], icmp[0]![41]], [1, 3], 'destination unreachable, address unreachable (RFC 4443 §3.1)');
+    assert.equal(synAcks(link), 0);
+  });
+
   test('the splice is byte-exact both ways, with half-close carried across', async () => {
     const up = pattern(700_000, 3);
     const down = pattern(900_000, 7);

@@ -30,11 +30,13 @@ import { periodAt } from '../control/services/periods.js';
 import { nodeView, regionView, sessionView } from '../control/http/views.js';
 import type { NodeRecord } from '../control/store/nodes.js';
 import { formatBytes, renderTable, shortTime } from './admin-table.js';
+import { nodeTimeoutSeconds } from './server-options.js';
 import { adminActor } from '../control/services/audit.js';
 
 interface AdminOptions {
   data?: string;
   json?: boolean;
+  nodeTimeout: string;
 }
 
 type Out = (text: string) => void;
@@ -49,8 +51,15 @@ async function openControl(opts: AdminOptions, create: boolean): Promise<Control
   if (!create && !existsSync(join(dir, DATABASE_FILE))) {
     throw new ControlError('not_found', `no tunnelbyte database in ${dir} (start tunnelbyte serve there first, or pass --data DIR)`);
   }
-  const { createControlPlane } = await import('../control/control-plane.js');
-  return createControlPlane({ dbPath: databasePath(dir) });
+  let nodeStaleAfterMs: number;
+  try {
+    nodeStaleAfterMs = nodeTimeoutSeconds(opts.nodeTimeout) * 1000;
+  } catch (e) {
+    throw new ControlError('invalid', (e as Error).message);
+  }
+  const [{ createControlPlane }, { controlConfig }] = await Promise.all([import('../control/control-plane.js'), import('../control/config.js')]);
+  // The ACTIVE columns count a node as the server does: heartbeats within the server's --node-timeout.
+  return createControlPlane({ dbPath: databasePath(dir), config: controlConfig({ nodeStaleAfterMs }) });
 }
 
 async function withControl(cmd: Command, create: boolean, run: (cp: ControlPlane, opts: AdminOptions) => void): Promise<void> {
@@ -82,7 +91,8 @@ export function registerAdminCommands(program: Command, out: Out = (t) => proces
     .command('admin')
     .description('operator commands on the server database (also while the server runs)')
     .addOption(new Option('--data <dir>', 'data directory (default: /var/lib/tunnelbyte as root, else the user data dir)').env('TB_DATA'))
-    .option('--json', 'print JSON instead of tables');
+    .option('--json', 'print JSON instead of tables')
+    .addOption(new Option('--node-timeout <s>', "the server's --node-timeout: a node with no heartbeat for this long is not active in the lists").env('TB_NODE_TIMEOUT').default('60'));
 
   const region = admin.command('region').description('exit regions');
   region

@@ -37,6 +37,13 @@ export function count(v: string): number {
   return Number(v);
 }
 
+/** --node-timeout (serve, control, admin): whole seconds, 3 to 3600. */
+export function nodeTimeoutSeconds(v: string): number {
+  const s = Number(v);
+  if (!(/^\d{1,4}$/.test(v) && s >= 3 && s <= 3600)) throw new Error('--node-timeout must be 3..3600 seconds');
+  return s;
+}
+
 export const list = (v: string | undefined): string[] => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
 
 
@@ -74,8 +81,7 @@ export function controlSettingsOf(o: ParsedOptions, env: NodeJS.ProcessEnv): Omi
   if ((certFile === undefined) !== (keyFile === undefined)) throw new Error('--tls-cert and --tls-key go together');
   const syncIntervalS = Number(o.syncInterval);
   if (!(syncIntervalS >= 1 && syncIntervalS <= 5)) throw new Error('--sync-interval must be 1..5 seconds');
-  const nodeTimeoutS = Number(o.nodeTimeout);
-  if (!(Number.isInteger(nodeTimeoutS) && nodeTimeoutS >= 3 && nodeTimeoutS <= 3600)) throw new Error('--node-timeout must be 3..3600 seconds');
+  const nodeTimeoutS = nodeTimeoutSeconds(String(o.nodeTimeout));
   // serve's own node heartbeats once per sync: a shorter timeout would mark it down between two syncs.
   if (nodeTimeoutS <= syncIntervalS) throw new Error('--node-timeout must be longer than --sync-interval');
   return {

@@ -136,6 +136,14 @@ describe('tunnelbyte control', () => {
       if (Date.now() - enrolledAt < 2_000) assert.deepEqual(await regions(), ['eu-north']);
       await new Promise((r) => setTimeout(r, Math.max(0, enrolledAt + 3_500 - Date.now())));
       assert.deepEqual(await regions(), [], 'no heartbeat for 3 s: the node is down and its region unlisted');
+      const active = async (...flag: string[]) => {
+        const r = await tb('admin', '--data', join(dir, 'timeout'), ...flag, '--json', 'node', 'list');
+        assert.equal(r.code, 0, r.stderr);
+        return (JSON.parse(r.stdout) as { active: boolean }[]).map((n) => n.active);
+      };
+      assert.deepEqual(await active('--node-timeout', '3'), [false], 'admin node list with the server\'s timeout agrees');
+      assert.deepEqual(await active(), [true], 'with the default 60 s the node still counts as active');
+      assert.match((await tb('admin', '--data', join(dir, 'timeout'), '--node-timeout', '2', 'node', 'list')).stderr, /--node-timeout must be 3\.\.3600 seconds/);
       const refused = await create();
       assert.equal(refused.status, 503);
       assert.match(((await refused.json()) as { error: string }).error, /no active node/);

@@ -9,6 +9,7 @@
  *
  *   node proxy-peer.js HTTP_HOST HTTP_PORT DNS_HOST NAME IPV4 IPV6
  */
+import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:http';
 import { parseIPv6 } from '../../src/io/ip-address.js';
@@ -16,6 +17,13 @@ import { pattern } from './kernel-peer.js';
 
 export const BLOB_SEED = 11;
 const CHUNK = 64 * 1024;
+
+/** The sha256 of /blob/N (computed here, so a test needs no copy of the bytes). */
+export function blobSha(n: number): string {
+  const h = createHash('sha256');
+  for (let off = 0; off < n; off += CHUNK) h.update(pattern(BLOB_SEED, off / CHUNK, Math.min(CHUNK, n - off)));
+  return h.digest('hex');
+}
 
 /** The answer to one query: A/AAAA of NAME, NOERROR without records for other types, NXDOMAIN for other names. */
 function answer(q: Buffer, name: string, v4: string, v6: string): Buffer | null {

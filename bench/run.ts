@@ -16,6 +16,8 @@
  * `--fleet` adds `tunnelbyte control` under 1,000 nodes' heartbeats and usage reports (bench/fleet.ts;
  * `--fleet-nodes N`, `--fleet-sessions N`, `--fleet-seconds S`); no root needed. `--fleet-e2e` (root) adds
  * the time from a session created through the API to a joined node answering its handshake (bench/fleet-e2e.ts).
+ * `--netstack-exit` compares `serve --netstack` with the TUN exit in the same run: iperf3 both ways,
+ * connections per second and memory per relayed connection through each (bench/netstack-exit.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +34,7 @@ const netstack = process.argv.includes('--netstack');
 const proxy = process.argv.includes('--proxy');
 const fleet = process.argv.includes('--fleet');
 const fleetE2e = process.argv.includes('--fleet-e2e');
+const netstackExit = process.argv.includes('--netstack-exit');
 function numberArg(flag: string, fallback: number): number {
   const i = process.argv.indexOf(flag);
   if (i < 0) return fallback;
@@ -113,6 +116,15 @@ if (fleetE2e) {
   const r = await benchFleetEndToEnd({ sequential: smoke ? 10 : 100, parallelCount: smoke ? 16 : 200, parallel: 8 });
   rows.push(...r.rows);
   details.fleetE2e = r.samples;
+}
+
+if (netstackExit) {
+  // bench/netstack-exit.ts: wireguard-go client → serve (TUN) and serve --netstack (uid 65534) → iperf3 and HTTP in an internet namespace.
+  if (process.getuid?.() !== 0) throw new Error('--netstack-exit needs root (it creates network namespaces and runs the TUN exit)');
+  const { benchNetstackExit } = await import('./netstack-exit.js');
+  const r = await benchNetstackExit({ rounds, seconds, idleConnections: smoke ? 50 : 500 });
+  rows.push(...r.rows);
+  details.netstackExit = { rounds, seconds, samples: r.samples };
 }
 
 if (fuzz) {

@@ -1,0 +1,198 @@
+/**
+ * The netstack exit against the TUN exit (root, network namespaces):
+ *
+ *   nsI "internet"  203.0.113.1 — iperf3 -s, an HTTP server (/echo: a short answer), a TCP "hold" server
+ *   nsE "exit"      203.0.113.2 (default route), 198.51.100.1 towards the client; runs one exit at a time:
+ *                   `tunnelbyte serve` (TUN + nftables NAT, root) or `tunnelbyte serve --netstack`
+ *                   (uid 65534, no capabilities: test/support/unprivileged.ts)
+ *   nsC             198.51.100.2: Debian's wireguard-go loaded with the session's config from the exit's API
+ *
+ * For each exit, in the same run and alternated (the order reversed every
+ * other round, so drift on a shared machine reaches both): iperf3 through the
+ * exit both ways (client→internet and -R), with the exit process's CPU time
+ * per GB (bench/daemons.ts); short HTTP requests, each on a new connection,
+ * for `seconds` with 32 at a time (bench/relay-client.ts cps): connections per
+ * second through the exit; and the exit process's RSS growth over N idle
+ * relayed TCP connections, per connection (the TUN exit relays in the kernel:
+ * its process hardly grows, the kernel's conntrack and socket memory are not
+ * in the figure). Each exit starts on a fresh data directory (signup, session,
+ * config into wireguard-go) and is stopped with SIGTERM after its sample.
+ * Everything stays inside the namespaces made here; they are removed afterwards.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Netns, veth, waitFor } from '../test/support/netns.js';
+import { ifname, startInterface } from '../test/support/wg.js';
+import { REPO_ROOT } from '../test/support/repo.js';
+import { loadSessionConfig, signupAndSession } from '../test/support/exit-net.js';
+import { startKernelPeer } from '../test/support/kernel-peer-run.js';
+import { dropMode, privateDir, removeDir, unprivilegedArgv, type Drop } from '../test/support/unprivileged.js';
+import { cpuSeconds } from './daemons.js';
+import type { Row } from './in-process.js';
+import { finish, startIperfServer } from './processes.js';
+import { median } from './stats.js';
+
+const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
+const FAR = join(REPO_ROOT, 'dist/test/support/proxy-peer.js');
+const CLIENT = join(REPO_ROOT, 'dist/bench/relay-client.js');
+const API = 'http://198.51.100.1:8080';
+const CONCURRENCY = 32;
+
+type Exit = 'tun' | 'netstack';
+const LABEL: Record<Exit, string> = { tun: 'serve (TUN)', netstack: 'serve --netstack' };
+
+interface Transfer {
+  mbps: number;
+  cpuPerGB: number;
+}
+
+interface Sample {
+  exit: Exit;
+  round: number;
+  up: Transfer;
+  down: Transfer;
+  cps: number;
+  cpsFailed: number;
+  rssPerConnection: number;
+  held: number;
+}
+
+interface World {
+  inet: Netns;
+  exit: Netns;
+  client: Netns;
+  wg: string;
+  drop: Drop;
+}
+
+/** Starts one exit on a fresh data directory in the exit namespace; resolves once its API answers. */
+async function startExit(w: World, kind: Exit, dir: string): Promise<{ proc: ChildProcess; log: () => string }> {
+  const common = ['serve', '--data', join(dir, 'state'), '--endpoint', '198.51.100.1', '--sync-interval', '5', '--anonymous-quota', 'unlimited', '--log-level', 'warn'];
+  const [cmd, args] = kind === 'netstack' ? unprivilegedArgv(w.drop, process.execPath, [TB, ...common, '--netstack']) : [process.execPath, [TB, ...common, '--tun', ifname('tbb')]];
+  const proc = w.exit.spawn(cmd, args, { env: { PATH: process.env.PATH, HOME: dir, XDG_CACHE_HOME: join(dir, 'cache') } });
+  let log = '';
+  proc.stdout!.on('data', (d) => (log += d));
+  proc.stderr!.on('data', (d) => (log += d));
+  await waitFor(`${LABEL[kind]} API up`, () => proc.exitCode !== null || w.exit.try('curl', ['-sf', 'http://127.0.0.1:8080/v1/health']).status === 0, 60_000);
+  if (proc.exitCode !== null) throw new Error(`${LABEL[kind]} exited ${proc.exitCode}: ${log.slice(-2000)}`);
+  return { proc, log: () => log };
+}
+
+/** One iperf3 run from the client to the internet through the exit; Mbit/s and the exit's CPU seconds per GB. */
+async function iperf(w: World, exitPid: number, args: string[], seconds: number): Promise<Transfer> {
+  const srv = await startIperfServer(w.inet, '203.0.113.1', true);
+  try {
+    const c0 = cpuSeconds(exitPid);
+    const out = JSON.parse(w.client.run('iperf3', ['-c', '203.0.113.1', '-t', String(seconds), '-J', ...args], { timeoutMs: (seconds + 60) * 1000 }));
+    const sum = out.end.sum_received;
+    return { mbps: sum.bits_per_second / 1e6, cpuPerGB: (cpuSeconds(exitPid) - c0) / (Number(sum.bytes) / 1e9) };
+  } finally {
+    // the next run's server binds the same port: this one must be gone first
+    if (srv.exitCode === null && srv.signalCode === null) {
+      srv.kill();
+      await new Promise((r) => srv.once('exit', r));
+    }
+  }
+}
+
+const rssBytes = (pid: number): number => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+
+async function runOnce(w: World, kind: Exit, round: number, o: { seconds: number; idleConnections: number }): Promise<Sample> {
+  const dir = privateDir(kind === 'netstack' ? w.drop : 'none', 'tb-bench-nsexit-');
+  let exit: { proc: ChildProcess; log: () => string } | null = null;
+  try {
+    exit = await startExit(w, kind, dir);
+    const pid = exit.proc.pid!;
+    const { session } = signupAndSession(w.client, API, `fp-bench-${kind}-${round}-${process.pid}`);
+    loadSessionConfig(w.client, w.wg, session, { endpoint: '198.51.100.1:51820', routes: ['203.0.113.0/24'] });
+    await waitFor('the tunnel through the exit', () => w.client.try('curl', ['-sf', '--max-time', '3', 'http://203.0.113.1:8000/echo']).status === 0, 30_000, 250);
+
+    // Memory per relayed idle connection first, on the fresh process (before the flows leave freed heap that new
+    // connections would reuse unseen): the exit's RSS before and after N connections through it are up and settled.
+    const port = 9100 + round;
+    const holder = await startKernelPeer(w.inet, 'hold', '203.0.113.1', port);
+    await new Promise((r) => setTimeout(r, 1000));
+    const rss0 = rssBytes(pid);
+    const client = w.client.spawn(process.execPath, [CLIENT, 'hold', '203.0.113.1', String(port), String(o.idleConnections)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let holdOut = '';
+    client.stdout!.on('data', (d) => (holdOut += d));
+    const held = await waitFor('the idle connections up', () => {
+      const line = holdOut.split('\n').find((l) => l.startsWith('{'));
+      return line ? (JSON.parse(line) as { held: number; failed: number }) : null;
+    }, 120_000, 100);
+    await new Promise((r) => setTimeout(r, 2000));
+    const rss1 = rssBytes(pid);
+    client.stdin!.end();
+    holder.proc.kill();
+
+    const up = await iperf(w, pid, [], o.seconds);
+    const down = await iperf(w, pid, ['-R'], o.seconds);
+
+    const c = await finish(w.client.spawn(process.execPath, [CLIENT, 'cps', '203.0.113.1', '8000', String(o.seconds), String(CONCURRENCY)]), (o.seconds + 60) * 1000);
+    const cpsResult = JSON.parse(c.stdout.trim().split('\n').pop()!) as { ok: number; failed: number; seconds: number };
+
+    return {
+      exit: kind,
+      round,
+      up,
+      down,
+      cps: cpsResult.ok / cpsResult.seconds,
+      cpsFailed: cpsResult.failed,
+      rssPerConnection: held!.held > 0 ? (rss1 - rss0) / held!.held : NaN,
+      held: held!.held,
+    };
+  } finally {
+    if (exit) {
+      exit.proc.kill('SIGTERM');
+      await finish(exit.proc, 20_000);
+    }
+    removeDir(dir);
+  }
+}
+
+export async function benchNetstackExit(opts: { rounds: number; seconds: number; idleConnections: number }): Promise<{ rows: Row[]; samples: Sample[] }> {
+  const inet = Netns.create('bI');
+  const exit = Netns.create('bE');
+  const client = Netns.create('bC');
+  try {
+    veth(inet, ['203.0.113.1/24'], exit, ['203.0.113.2/24']);
+    exit.run('ip', ['route', 'add', 'default', 'via', '203.0.113.1']);
+    veth(exit, ['198.51.100.1/24'], client, ['198.51.100.2/24']);
+    const far = inet.spawn(process.execPath, [FAR, '0.0.0.0', '8000', '203.0.113.1', 'web.bench.test', '203.0.113.1', '2001:db8::1']);
+    let farOut = '';
+    far.stdout!.on('data', (d) => (farOut += d));
+    await waitFor('the internet HTTP server', () => farOut.includes('ready'), 20_000, 20);
+    const wg = ifname('wgb');
+    startInterface(client, 'wireguard-go', wg);
+    const w: World = { inet, exit, client, wg, drop: dropMode() };
+
+    const samples: Sample[] = [];
+    const order: Exit[] = ['tun', 'netstack'];
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const kind of round % 2 ? order : [...order].reverse()) {
+        const s = await runOnce(w, kind, round, opts);
+        samples.push(s);
+        console.error(
+          `  netstack-exit round ${round} ${LABEL[kind]}: up ${s.up.mbps.toFixed(0)} Mbit/s (exit CPU ${s.up.cpuPerGB.toFixed(1)} s/GB), down ${s.down.mbps.toFixed(0)} Mbit/s (${s.down.cpuPerGB.toFixed(1)} s/GB), ${s.cps.toFixed(0)} connections/s (${s.cpsFailed} failed), ${(s.rssPerConnection / 1024).toFixed(1)} KiB RSS per idle connection (${s.held} held)`,
+        );
+      }
+    }
+    const med = (kind: Exit, pick: (s: Sample) => number) => median(samples.filter((s) => s.exit === kind).map(pick));
+    const ratio = (pick: (s: Sample) => number) => `${(med('netstack', pick) / med('tun', pick)).toFixed(2)}× the TUN exit`;
+    const rows: Row[] = [];
+    for (const kind of order) {
+      const name = `exit ${LABEL[kind]}`;
+      const vs = (pick: (s: Sample) => number) => (kind === 'netstack' ? ratio(pick) : `median of ${opts.rounds}`);
+      rows.push({ name: `${name}: TCP client→internet (iperf3)`, value: med(kind, (s) => s.up.mbps), unit: 'Mbit/s', note: vs((s) => s.up.mbps) });
+      rows.push({ name: `${name}: TCP internet→client (iperf3 -R)`, value: med(kind, (s) => s.down.mbps), unit: 'Mbit/s', note: vs((s) => s.down.mbps) });
+      rows.push({ name: `${name}: exit CPU, TCP client→internet`, value: med(kind, (s) => s.up.cpuPerGB), unit: 's/GB' });
+      rows.push({ name: `${name}: exit CPU, TCP internet→client`, value: med(kind, (s) => s.down.cpuPerGB), unit: 's/GB' });
+      rows.push({ name: `${name}: HTTP requests, a new connection each`, value: med(kind, (s) => s.cps), unit: 'connections/s', note: `${CONCURRENCY} at a time; ${vs((s) => s.cps)}` });
+      rows.push({ name: `${name}: exit RSS per idle relayed TCP connection`, value: med(kind, (s) => s.rssPerConnection), unit: 'bytes', note: `${opts.idleConnections} connections` });
+    }
+    return { rows, samples };
+  } finally {
+    for (const ns of [client, exit, inet]) ns.destroy();
+  }
+}

@@ -21,7 +21,7 @@ import { Netns, veth } from '../test/support/netns.js';
 import { configure, genKeys, ifname, keyDir, waitPing } from '../test/support/wg.js';
 import { anchorMissing, cpuSeconds, startDaemon, type Daemon } from './daemons.js';
 import type { Row } from './in-process.js';
-import { startIperfServer } from './processes.js';
+import { startIperfServer, stopIperfServer } from './processes.js';
 import { median } from './stats.js';
 
 export interface Setup {
@@ -79,7 +79,7 @@ async function iperf(client: Netns, server: Netns, pids: { client: number; serve
       lossPct: args.includes('-u') ? Number(out.end.sum.lost_percent) : 0,
     };
   } finally {
-    srv.kill();
+    await stopIperfServer(srv);
   }
 }
 

@@ -30,7 +30,7 @@ import { startKernelPeer } from '../test/support/kernel-peer-run.js';
 import { dropMode, privateDir, removeDir, unprivilegedArgv, type Drop } from '../test/support/unprivileged.js';
 import { cpuSeconds } from './daemons.js';
 import type { Row } from './in-process.js';
-import { finish, startIperfServer } from './processes.js';
+import { finish, startIperfServer, stopIperfServer } from './processes.js';
 import { median } from './stats.js';
 
 const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
@@ -88,11 +88,7 @@ async function iperf(w: World, exitPid: number, args: string[], seconds: number)
     const sum = out.end.sum_received;
     return { mbps: sum.bits_per_second / 1e6, cpuPerGB: (cpuSeconds(exitPid) - c0) / (Number(sum.bytes) / 1e9) };
   } finally {
-    // the next run's server binds the same port: this one must be gone first
-    if (srv.exitCode === null && srv.signalCode === null) {
-      srv.kill();
-      await new Promise((r) => srv.once('exit', r));
-    }
+    await stopIperfServer(srv);
   }
 }
 

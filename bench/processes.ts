@@ -34,3 +34,14 @@ export async function startIperfServer(ns: Netns, address: string, once: boolean
   }, 60_000, 100);
   return srv;
 }
+
+/**
+ * Stops a server from startIperfServer and resolves once it is gone: the next run's server binds
+ * the same port, and one started while this one still exits fails with "Address already in use".
+ */
+export async function stopIperfServer(srv: ChildProcess): Promise<void> {
+  if (srv.exitCode !== null || srv.signalCode !== null) return;
+  const gone = new Promise((r) => srv.once('exit', r));
+  srv.kill();
+  await gone;
+}

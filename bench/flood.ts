@@ -194,8 +194,11 @@ export interface Flood {
   reference: string;
 }
 
-export async function benchHandshakeFlood(opts: { rounds: number; seconds: number; smoke: boolean }): Promise<Flood> {
-  const levels = opts.smoke ? SMOKE_LEVELS : FLOOD_LEVELS;
+/** The many-address levels alone (`--flood-many`): the floods a per-source share does not stop. */
+const MANY_LEVELS: Level[] = FLOOD_LEVELS.filter((l) => l.sources > 1);
+
+export async function benchHandshakeFlood(opts: { rounds: number; seconds: number; smoke: boolean; manyOnly?: boolean }): Promise<Flood> {
+  const levels = opts.smoke ? SMOKE_LEVELS : opts.manyOnly ? MANY_LEVELS : FLOOD_LEVELS;
   const handshakeTimeoutS = opts.smoke ? 6 : 10;
   const missing = anchorMissing();
   if (missing) console.error(`\n!! flood: ${missing}\n!! flood: Debian's wireguard-go stands in as the reference server and client.\n`);

@@ -28,7 +28,8 @@ import { nativeBackend, nobleBackend, nodeBackend } from '../src/crypto/backend.
 
 const smoke = process.argv.includes('--smoke');
 const e2e = process.argv.includes('--e2e');
-const flood = process.argv.includes('--flood');
+const floodMany = process.argv.includes('--flood-many');
+const flood = process.argv.includes('--flood') || floodMany;
 const fuzz = process.argv.includes('--fuzz');
 const netstack = process.argv.includes('--netstack');
 const proxy = process.argv.includes('--proxy');
@@ -77,7 +78,7 @@ if (e2e) {
 
 if (flood) {
   const { benchHandshakeFlood } = await import('./flood.js');
-  const r = await benchHandshakeFlood({ rounds, seconds, smoke });
+  const r = await benchHandshakeFlood({ rounds, seconds, smoke, manyOnly: floodMany });
   rows.push(...r.rows);
   details.flood = { reference: r.reference, rounds, seconds, samples: r.samples };
 }

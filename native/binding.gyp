@@ -13,7 +13,7 @@
     {
       "target_name": "tunnelbyte_core",
       "type": "static_library",
-      "sources": ["src/aead.cc", "src/args.cc", "src/blake2s.cc", "src/netns.cc", "src/ping.cc", "src/tun.cc", "src/tun-offload.cc", "src/udp.cc", "src/udp-offload.cc", "src/xaead.cc"]
+      "sources": ["src/aead.cc", "src/args.cc", "src/blake2s.cc", "src/netns.cc", "src/ping.cc", "src/tun.cc", "src/tun-offload.cc", "src/udp.cc", "src/udp-offload.cc", "src/udp-shed.cc", "src/xaead.cc"]
     },
     {
       "target_name": "tunnelbyte_io",

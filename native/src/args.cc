@@ -124,6 +124,7 @@ bool ArgBatch(const Napi::CallbackInfo& info, bool udp, bool wantEndpoints, Batc
   out->slotSize = static_cast<size_t>(slotSize);
   out->count = static_cast<size_t>(count);
   out->headroom = static_cast<size_t>(headroom);
+  out->resLen = resLen;
   if (out->count > offLen || out->count > lenLen) return Fail(env, true, 6, "count exceeds offsets/lengths");
   if (out->count > dataLen / out->slotSize) return Fail(env, true, 6, "count * slotSize exceeds data");
   if (wantEndpoints && out->count > epLen / kEndpointSize) return Fail(env, true, 6, "count exceeds endpoints");

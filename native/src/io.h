@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <sys/socket.h>
@@ -25,6 +26,45 @@
 namespace tb {
 
 struct EnvState;
+
+// ---- the receive-side shed (udp-shed.cc says what it does and why)
+struct ShedKey {
+  uint8_t family;  // 4 or 6
+  uint64_t addr;   // the IPv4 address, or the IPv6 /64
+  bool operator==(const ShedKey& o) const { return family == o.family && addr == o.addr; }
+};
+struct ShedKeyHash {
+  size_t operator()(const ShedKey& k) const;
+};
+struct ShedBucket {
+  double tokens;  // ms of sending allowed, as rate-limiter.ts
+  double last;    // ms, CLOCK_MONOTONIC
+};
+struct ShedState {
+  ShedState(double perSecond, double burst, uint32_t perCallCap);
+  const double packetCost;  // ms of tokens per message
+  const double bucketMax;
+  const uint32_t perCall;
+  std::unordered_map<ShedKey, ShedBucket, ShedKeyHash> buckets;
+  double lastGc = -1e300;
+  uint32_t handshakes = 0;       // kept in this call from sources that have been sending
+  uint32_t freshHandshakes = 0;  // kept in this call from sources whose bucket was full
+};
+// Verdicts: keep, or a reason, which is also the index of its counter in
+// res[kResSize + reason] (src/io/batch.ts SHED_*).
+constexpr int kShedKeep = -1;
+constexpr int kShedTooShort = 0;
+constexpr int kShedUnknownType = 1;
+constexpr int kShedBadLength = 2;
+constexpr int kShedSourceLimited = 3;
+constexpr int kShedQueueFull = 4;
+constexpr size_t kShedReasons = 5;
+// Milliseconds on CLOCK_MONOTONIC.
+double ShedNowMs();
+// Starts a udpRecv call (resets the per-call counts).
+void ShedBeginCall(ShedState* s);
+// The verdict for datagram p[0, len) from endpoint record rec at time now (ms).
+int ShedDecide(ShedState* s, const uint8_t* p, size_t len, const uint8_t* rec, double now);
 
 // Room for one control message of an int (UDP_SEGMENT's uint16_t on send,
 // UDP_GRO's int on receive), aligned as a struct cmsghdr must be.
@@ -96,6 +136,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
   size_t groCount = 0;
   size_t groNext = 0;
   size_t groPiece = 0;
+  // The receive-side shed (udpSetShed; udp-shed.cc), null while off.
+  std::unique_ptr<ShedState> shed;
 
  private:
   Napi::Value Poll(const Napi::CallbackInfo& info);
@@ -144,6 +186,7 @@ struct BatchArgs {
   size_t count;
   size_t headroom;
   int32_t* res;
+  size_t resLen;
 };
 constexpr size_t kEndpointSize = 20;
 constexpr size_t kResSize = 4;
@@ -277,6 +320,7 @@ bool IsOwnNetns(int nsfd);
 void InitTun(Napi::Env env, Napi::Object exports);
 void InitUdp(Napi::Env env, Napi::Object exports);
 void InitPing(Napi::Env env, Napi::Object exports);
+void InitUdpShed(Napi::Env env, Napi::Object exports);  // udp-shed.cc: udpSetShed
 void InitAead(Napi::Env env, Napi::Object exports);  // aead.cc: the transport AEAD, not I/O
 void InitBlake2s(Napi::Env env, Napi::Object exports);  // blake2s.cc: HASH, MAC, HMAC of the handshake
 void InitXaead(Napi::Env env, Napi::Object exports);  // xaead.cc: XChaCha20-Poly1305 of cookie replies

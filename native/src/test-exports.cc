@@ -10,6 +10,7 @@
 #include "io.h"
 
 #include <cstring>
+#include <string>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -35,7 +36,7 @@ Napi::Value TunCoalesceForTest(const Napi::CallbackInfo& info) {
       !ArgInt32s(info, 6, &outLens, &outLensLen)) {
     return env.Undefined();
   }
-  BatchArgs b{nullptr, data, offsets, lengths, nullptr, static_cast<size_t>(slotSize), static_cast<size_t>(count), 0, nullptr};
+  BatchArgs b{nullptr, data, offsets, lengths, nullptr, static_cast<size_t>(slotSize), static_cast<size_t>(count), 0, nullptr, 0};
   auto fail = [&](const char* msg) {
     Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
     return env.Undefined();
@@ -189,6 +190,46 @@ Napi::Value UdpSplitForTest(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(filled));
 }
 
+// udpShedForTest(perSecond, burst, perCall, data, offsets, lengths, endpoints, times, calls, out)
+//   → messages judged. Test-only: ShedDecide (udp-shed.cc) over messages
+//   0..n-1 (message i: data[offsets[i], +lengths[i]) from endpoint record
+//   endpoints[20i..], at times[i] ms), with a fresh shed whose udpRecv calls
+//   begin at every i where calls[i] != 0; out[i] = the verdict (-1 keep, else
+//   the reason, SHED_* in src/io/batch.ts).
+Napi::Value UdpShedForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t rate, burst, perCall;
+  uint8_t *data, *endpoints, *calls;
+  size_t dataLen, offLen, lenLen, epLen, callsLen, outLen;
+  int32_t *offsets, *lengths, *out;
+  if (!ArgCount(info, 10) || !ArgInt(info, 0, 1, 1000000, &rate) || !ArgInt(info, 1, 1, 1000000, &burst) ||
+      !ArgInt(info, 2, 1, 65536, &perCall) || !ArgBytes(info, 3, false, &data, &dataLen) ||
+      !ArgInt32s(info, 4, &offsets, &offLen) || !ArgInt32s(info, 5, &lengths, &lenLen) ||
+      !ArgBytes(info, 6, false, &endpoints, &epLen)) {
+    return env.Undefined();
+  }
+  if (!info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    return Fail(env, "argument 7: expected a Float64Array");
+  }
+  auto times = info[7].As<Napi::Float64Array>();
+  if (!ArgBytes(info, 8, false, &calls, &callsLen) || !ArgInt32s(info, 9, &out, &outLen)) return env.Undefined();
+  const size_t n = offLen;
+  if (lenLen != n || times.ElementLength() != n || callsLen != n || outLen != n || epLen != n * kEndpointSize) {
+    return Fail(env, "offsets, lengths, times, calls and out must have one element per message, endpoints 20 bytes each");
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (offsets[i] < 0 || lengths[i] < 0 || static_cast<size_t>(offsets[i]) + static_cast<size_t>(lengths[i]) > dataLen) {
+      return Fail(env, ("message " + std::to_string(i) + " lies outside data").c_str());
+    }
+  }
+  ShedState s(static_cast<double>(rate), static_cast<double>(burst), static_cast<uint32_t>(perCall));
+  for (size_t i = 0; i < n; i++) {
+    if (calls[i] != 0 || i == 0) ShedBeginCall(&s);
+    out[i] = ShedDecide(&s, data + offsets[i], static_cast<size_t>(lengths[i]), endpoints + i * kEndpointSize, times[i]);
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 }  // namespace
 
 void InitTestExports(Napi::Env env, Napi::Object exports) {
@@ -196,6 +237,7 @@ void InitTestExports(Napi::Env env, Napi::Object exports) {
   exports.Set("tunCoalesceForTest", Napi::Function::New<TunCoalesceForTest>(env, "tunCoalesceForTest"));
   exports.Set("udpPlanForTest", Napi::Function::New<UdpPlanForTest>(env, "udpPlanForTest"));
   exports.Set("udpSplitForTest", Napi::Function::New<UdpSplitForTest>(env, "udpSplitForTest"));
+  exports.Set("udpShedForTest", Napi::Function::New<UdpShedForTest>(env, "udpShedForTest"));
 }
 
 }  // namespace tb

@@ -252,6 +252,37 @@ Napi::Value UdpSetMark(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// With the shed on (udp-shed.cc), one udpRecv call reads on until the batch
+// holds this many kept datagrams or the socket is empty — but examines at
+// most this many (about a millisecond of recvmmsg), then returns to the event
+// loop so timers and handshake work run; the level-triggered poll brings it
+// straight back while datagrams wait.
+constexpr size_t kShedMaxPerCall = 4096;
+
+// Applies the shed to slots [from, to), just filled with datagrams and their
+// endpoint records: what it drops is counted in res[kResSize + reason], what
+// it keeps moves down over the gaps. Returns the new end of the kept slots.
+size_t ShedSlots(Handle* h, const BatchArgs& b, size_t from, size_t to, double now) {
+  size_t kept = from;
+  for (size_t i = from; i < to; i++) {
+    uint8_t* p = b.data + i * b.slotSize + b.offsets[i];
+    const size_t len = static_cast<size_t>(b.lengths[i]);
+    const int v = ShedDecide(h->shed.get(), p, len, b.endpoints + i * kEndpointSize, now);
+    if (v != kShedKeep) {
+      b.res[kResSize + v]++;
+      continue;
+    }
+    if (kept != i) {
+      memmove(b.data + kept * b.slotSize + b.offsets[i], p, len);
+      b.offsets[kept] = b.offsets[i];
+      b.lengths[kept] = b.lengths[i];
+      memcpy(b.endpoints + kept * kEndpointSize, b.endpoints + i * kEndpointSize, kEndpointSize);
+    }
+    kept++;
+  }
+  return kept;
+}
+
 // With UDP_GRO: hands out the messages left in the scratch (groNext.., from
 // piece groPiece) into slots filled.. of the batch; returns the new count.
 size_t DeliverPending(Handle* h, const BatchArgs& b, const SlotsOut& out, size_t filled) {
@@ -294,11 +325,16 @@ size_t DeliverPending(Handle* h, const BatchArgs& b, const SlotsOut& out, size_t
 // and nothing is lost; the wrapper comes back after a full batch.
 int RecvGro(Handle* h, const BatchArgs& b) {
   const SlotsOut out{b.data, b.offsets, b.lengths, b.slotSize, b.headroom, b.count};
-  size_t filled = 0;
+  size_t filled = 0, examined = 0;
   bool drained = false;
+  double now = h->shed ? ShedNowMs() : 0;
   for (;;) {
+    const size_t before = filled;
     filled = DeliverPending(h, b, out, filled);
-    if (filled >= b.count || drained) return static_cast<int>(filled);
+    if (h->shed) filled = ShedSlots(h, b, before, filled, now);
+    if (filled >= b.count) return static_cast<int>(filled);
+    if (h->groNext < h->groCount) continue;  // the batch was full before shedding: deliver the rest first
+    if (drained || (h->shed && examined >= kShedMaxPerCall)) return static_cast<int>(filled);
     const size_t want = b.count - filled < kGroMsgs ? b.count - filled : kGroMsgs;
     EnsureScratch(h, want);
     for (size_t i = 0; i < want; i++) {
@@ -337,6 +373,8 @@ int RecvGro(Handle* h, const BatchArgs& b) {
     h->groNext = 0;
     h->groPiece = 0;
     drained = static_cast<size_t>(r) < want;
+    examined += static_cast<size_t>(r);
+    if (h->shed) now = ShedNowMs();
   }
 }
 
@@ -346,35 +384,71 @@ int RecvGro(Handle* h, const BatchArgs& b) {
 //     and its source to endpoints[i*20]. A datagram larger than the room in a
 //     slot is dropped and counted in res[0]. With UDP_GRO (RecvGro above)
 //     coalesced messages are split into their datagrams, counted in res[3].
+//     With the shed on (udpSetShed, udp-shed.cc) each datagram is judged
+//     before it keeps its slot, what is shed is counted in res[4 + reason],
+//     and reading goes on until the batch is full of kept datagrams, the
+//     socket is empty or kShedMaxPerCall were examined.
 Napi::Value UdpRecv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   BatchArgs b;
   if (!ArgBatch(info, true, true, &b)) return env.Undefined();
   Handle* h = b.handle;
+  if (h->shed) {
+    if (b.resLen < kResSize + kShedReasons) {
+      Napi::RangeError::New(env, "argument 8: with the shed on, expected an Int32Array of at least 9 elements")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    for (size_t k = 0; k < kShedReasons; k++) b.res[kResSize + k] = 0;
+    ShedBeginCall(h->shed.get());
+  }
   if (b.count == 0) return Napi::Number::New(env, 0);
   if (h->groScratch) return Napi::Number::New(env, RecvGro(h, b));
   EnsureScratch(h, b.count);
   const size_t room = b.slotSize - b.headroom;
-  for (size_t i = 0; i < b.count; i++) SetRecvMsg(h, i, b.data + i * b.slotSize + b.headroom, room, &h->addrs[i], nullptr, 0);
-  int r;
-  do {
-    r = recvmmsg(h->fd(), h->msgs.data(), static_cast<unsigned>(b.count), MSG_DONTWAIT, nullptr);
-  } while (r < 0 && errno == EINTR);
-  if (r < 0) return Napi::Number::New(env, errno == EAGAIN ? 0 : -errno);
-  size_t kept = 0;
-  for (size_t i = 0; i < static_cast<size_t>(r); i++) {
-    if (h->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-      b.res[kResDropped]++;
-      b.res[kResLastErrno] = EMSGSIZE;
-      continue;
+  size_t kept = 0, examined = 0;
+  for (;;) {
+    // Straight into the free slots kept.. (without the shed: one recvmmsg into the whole batch).
+    const size_t want = b.count - kept;
+    for (size_t i = 0; i < want; i++) {
+      SetRecvMsg(h, i, b.data + (kept + i) * b.slotSize + b.headroom, room, &h->addrs[i], nullptr, 0);
     }
-    if (kept != i) {
-      memmove(b.data + kept * b.slotSize + b.headroom, b.data + i * b.slotSize + b.headroom, h->msgs[i].msg_len);
+    int r;
+    do {
+      r = recvmmsg(h->fd(), h->msgs.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      if (examined == 0) return Napi::Number::New(env, errno == EAGAIN ? 0 : -errno);
+      if (errno != EAGAIN) b.res[kResLastErrno] = errno;
+      break;
     }
-    b.offsets[kept] = static_cast<int32_t>(b.headroom);
-    b.lengths[kept] = static_cast<int32_t>(h->msgs[i].msg_len);
-    EncodeEndpoint(&h->addrs[i], b.endpoints + kept * kEndpointSize);
-    kept++;
+    const double now = h->shed ? ShedNowMs() : 0;
+    size_t n = kept;
+    for (size_t i = 0; i < static_cast<size_t>(r); i++) {
+      const size_t at = kept + i;
+      if (h->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        b.res[kResDropped]++;
+        b.res[kResLastErrno] = EMSGSIZE;
+        continue;
+      }
+      uint8_t* p = b.data + at * b.slotSize + b.headroom;
+      const size_t len = h->msgs[i].msg_len;
+      EncodeEndpoint(&h->addrs[i], b.endpoints + n * kEndpointSize);
+      if (h->shed) {
+        const int v = ShedDecide(h->shed.get(), p, len, b.endpoints + n * kEndpointSize, now);
+        if (v != kShedKeep) {
+          b.res[kResSize + v]++;
+          continue;
+        }
+      }
+      if (n != at) memmove(b.data + n * b.slotSize + b.headroom, p, len);
+      b.offsets[n] = static_cast<int32_t>(b.headroom);
+      b.lengths[n] = static_cast<int32_t>(len);
+      n++;
+    }
+    kept = n;
+    examined += static_cast<size_t>(r);
+    if (!h->shed || static_cast<size_t>(r) < want || kept >= b.count || examined >= kShedMaxPerCall) break;
   }
   return Napi::Number::New(env, static_cast<double>(kept));
 }
@@ -596,6 +670,7 @@ void InitUdp(Napi::Env env, Napi::Object exports) {
   exports.Set("udpSend", Napi::Function::New<UdpSend>(env, "udpSend"));
   exports.Set("udpSetOffload", Napi::Function::New<UdpSetOffload>(env, "udpSetOffload"));
   exports.Set("udpGetOffload", Napi::Function::New<UdpGetOffload>(env, "udpGetOffload"));
+  InitUdpShed(env, exports);
 }
 
 }  // namespace tb

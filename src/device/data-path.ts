@@ -41,6 +41,8 @@ export interface DataPath {
   readonly accepted: Record<AcceptKind, number>;
   /** Queues a handshake message for after the batch's data, or says why it was shed (before any cryptography). */
   queueHandshake(type: number, buf: Uint8Array, at: number, len: number, src: Uint8Array, srcAt: number, now: number): DropReason | null;
+  /** Puts the device under load (whitepaper §5.3) for the hold time: the bind shed handshakes it had no room for. */
+  markUnderLoad(now: number): void;
   /** The device-owned output batch (handshakes, keepalives, staged packets); the send path seals staged packets into it. */
   readonly out: PacketBatch;
 

@@ -31,11 +31,18 @@ import { Keypair } from '../protocol/keypair.js';
 import { ACCEPT_KINDS, type AcceptKind, CookieReply, DROP_REASONS, type DropReason, Initiation, MSG_COOKIE_REPLY, MSG_INITIATION, readU32, Response } from '../protocol/messages.js';
 import type { SymmetricState } from '../protocol/noise.js';
 import { systemRandom, type Random } from '../protocol/random.js';
-import { RateLimiter } from '../protocol/rate-limiter.js';
+import { ALLOWED_FRESH, RateLimiter, REFUSED } from '../protocol/rate-limiter.js';
 import { tai64n, tai64nAfter } from '../protocol/tai64n.js';
 import type { Clock } from '../protocol/clock.js';
 import type { DataPath, IndexEntry } from './data-path.js';
-import { HANDSHAKE_QUEUE_SOURCE_BURST, HANDSHAKE_QUEUE_SOURCE_RATE, HandshakeQueue } from './handshake-queue.js';
+import {
+  HANDSHAKE_QUEUE_SOURCE_BURST,
+  HANDSHAKE_QUEUE_SOURCE_BURST_UNDER_LOAD,
+  HANDSHAKE_QUEUE_SOURCE_RATE,
+  HANDSHAKE_QUEUE_SOURCE_RATE_UNDER_LOAD,
+  HandshakeQueue,
+  UNDER_LOAD_SUSTAIN_PER_SECOND,
+} from './handshake-queue.js';
 import { keyToBase64 } from '../crypto/wireguard-keys.js';
 import { Peer } from './peer.js';
 import { receiveBatch } from './receive.js';
@@ -50,7 +57,10 @@ import type { DestinationPolicy } from './destination-policy.js';
  * door (HANDSHAKE_QUEUE_SOURCE_RATE), so a new client's first initiation is
  * answered at once instead of with a cookie (which costs a wireguard-go
  * client a REKEY_TIMEOUT before it retries). A flood from many addresses
- * fills the queue and turns cookies on.
+ * fills the queue and turns cookies on — or, with a UDP bind that sheds in
+ * native code, the bind's per-read cap (markUnderLoad). Under load each
+ * source's share of the queue is the whitepaper's 20/s, and the load lasts
+ * while UNDER_LOAD_SUSTAIN_PER_SECOND messages a second still get in.
  */
 const UNDER_LOAD_HOLD = 1000;
 
@@ -106,8 +116,12 @@ export class DeviceCore implements DataPath {
   private readonly random: Random;
   private readonly indices: IndexTable<IndexEntry>;
   private readonly rateLimiter = new RateLimiter();
-  /** Admission to the handshake queue per source address (handshake-queue.ts). */
+  /** Admission to the handshake queue per source address (handshake-queue.ts), and the smaller share under load. */
   private readonly queueAdmission = new RateLimiter(HANDSHAKE_QUEUE_SOURCE_RATE, HANDSHAKE_QUEUE_SOURCE_BURST);
+  private readonly queueAdmissionUnderLoad = new RateLimiter(HANDSHAKE_QUEUE_SOURCE_RATE_UNDER_LOAD, HANDSHAKE_QUEUE_SOURCE_BURST_UNDER_LOAD);
+  /** Messages queued while under load in the one-second window from admittedSince (UNDER_LOAD_SUSTAIN_PER_SECOND; windows follow each other). */
+  private admittedUnderLoad = 0;
+  private admittedSince = -Infinity;
   private identity: Identity | null = null;
   private readonly peersById = new Map<string, Peer>();
   private readonly underLoadMode: 'auto' | 'always' | 'never';
@@ -281,6 +295,7 @@ export class DeviceCore implements DataPath {
     if (now - this.lastGc >= 1000) {
       this.rateLimiter.gc(now);
       this.queueAdmission.gc(now);
+      this.queueAdmissionUnderLoad.gc(now);
       this.lastGc = now;
     }
     this.flushOut();
@@ -481,8 +496,28 @@ export class DeviceCore implements DataPath {
    * cryptography happens here.
    */
   queueHandshake(type: number, buf: Uint8Array, at: number, len: number, src: Uint8Array, srcAt: number, now: number): DropReason | null {
-    if (!this.queueAdmission.allow(src, srcAt, now)) return 'handshake-source-limited';
-    return this.handshakes.push(type, buf, at, len, src, srcAt) ? null : 'handshake-queue-full';
+    // Under load a message needs room in both shares: the smaller one does not hand a source a second allowance.
+    const underLoad = this.underLoad(now);
+    let admitted = this.queueAdmission.take(src, srcAt, now);
+    if (underLoad && admitted !== REFUSED) admitted = this.queueAdmissionUnderLoad.take(src, srcAt, now);
+    if (admitted === REFUSED) return 'handshake-source-limited';
+    if (!this.handshakes.push(type, buf, at, len, src, srcAt, admitted === ALLOWED_FRESH)) return 'handshake-queue-full';
+    if (underLoad) this.admittedUnderLoad++;
+    return null;
+  }
+
+  /** Whether the device is under load now (the share per source the UDP bind should shed with follows it). */
+  isUnderLoad(): boolean {
+    return this.underLoad(this.clock.now());
+  }
+
+  /**
+   * The UDP bind shed handshake messages for want of room in one read (its
+   * per-call cap, native/src/udp-shed.cc): more arrive than a batch's share
+   * of handshake work, as when the queue fills — the device is under load.
+   */
+  markUnderLoad(now: number): void {
+    this.underLoadUntil = now + UNDER_LOAD_HOLD;
   }
 
   /**
@@ -507,6 +542,13 @@ export class DeviceCore implements DataPath {
   private underLoad(now: number): boolean {
     if (this.underLoadMode !== 'auto') return this.underLoadMode === 'always';
     if (this.handshakes.length >= this.handshakes.capacity / 8) this.underLoadUntil = now + UNDER_LOAD_HOLD;
+    if (now - this.admittedSince >= 1000) {
+      // A one-second window of admissions under load ended: enough of them keep the load on for a hold after its end.
+      const end = this.admittedSince + 1000;
+      if (this.admittedUnderLoad >= UNDER_LOAD_SUSTAIN_PER_SECOND) this.underLoadUntil = Math.max(this.underLoadUntil, end + UNDER_LOAD_HOLD);
+      this.admittedSince = now - end < 1000 ? end : now;
+      this.admittedUnderLoad = 0;
+    }
     return now < this.underLoadUntil;
   }
 

@@ -124,6 +124,11 @@ export class Device {
     return this.core.processHandshakes(max);
   }
 
+  /** Whether handshake processing is under load now (whitepaper §5.3: cookies, and the smaller share per source). */
+  isUnderLoad(): boolean {
+    return this.core.isUnderLoad();
+  }
+
   /** Forgets queued handshake messages (shutdown). */
   clearHandshakeBacklog(): void {
     this.core.handshakes.clear();

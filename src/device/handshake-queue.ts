@@ -19,6 +19,7 @@
  * per message.
  */
 import { ENDPOINT_SIZE } from '../io/endpoint.js';
+import { HANDSHAKE_RATE_BURST, HANDSHAKE_RATE_PER_SECOND } from '../protocol/constants.js';
 import { Initiation } from '../protocol/messages.js';
 
 /** wireguard-go device/queueconstants_default.go QueueHandshakeSize. */
@@ -38,6 +39,42 @@ export const HANDSHAKE_QUEUE_SIZE = 1024;
 export const HANDSHAKE_QUEUE_SOURCE_RATE = 256;
 export const HANDSHAKE_QUEUE_SOURCE_BURST = 128;
 
+/**
+ * The share per source while the device is under load: the whitepaper's
+ * per-source handshake rate (§5.3; HANDSHAKE_RATE_PER_SECOND, 20/s, burst 5),
+ * applied before the queue instead of only after mac2. Under load every
+ * message without a valid mac2 costs a cookie reply, so a flood from many
+ * addresses at 256/s each would keep the one device thread busy sealing
+ * cookies (64 addresses: 16k/s); at 20/s each it is 1.3k/s. A legitimate
+ * client needs two messages per handshake under load (one answered by a
+ * cookie, its retry with mac2), far inside the share; one address behind
+ * which many peers sit gets about ten handshakes a second while the load
+ * lasts — what the kernel's post-mac2 limit allows it anyway.
+ */
+export const HANDSHAKE_QUEUE_SOURCE_RATE_UNDER_LOAD = HANDSHAKE_RATE_PER_SECOND;
+export const HANDSHAKE_QUEUE_SOURCE_BURST_UNDER_LOAD = HANDSHAKE_RATE_BURST;
+
+/**
+ * Once under load, the device stays so while at least this many handshake
+ * messages a second get into the queue (with the smaller share above, a
+ * flood from 26 or more addresses), instead of flipping back to the large
+ * share after UNDER_LOAD_HOLD and being flooded at 256/s per address until
+ * the queue fills again. One flooding address under load gets 20/s and so
+ * does not keep the device under load.
+ */
+export const UNDER_LOAD_SUSTAIN_PER_SECOND = 512;
+
+/**
+ * The last slots of the queue, kept for messages from "fresh" sources (whose
+ * share was full: new, or quiet for a while — a legitimate client sends one
+ * initiation per REKEY_TIMEOUT): sources that keep sending fill the queue
+ * only up to capacity - reserve. So while a flood from many addresses, each
+ * within its share, keeps the queue as full as it may, a new client's
+ * initiation still gets in, and an answer (a cookie reply under load) within
+ * one queue's worth of work.
+ */
+export const HANDSHAKE_QUEUE_FRESH_RESERVE = HANDSHAKE_QUEUE_SIZE / 8;
+
 /** Handshake messages the receive path handles per network batch, after the batch's data (the rest wait in the queue). */
 export const HANDSHAKES_PER_BATCH = 32;
 
@@ -46,6 +83,8 @@ const MSG_SLOT = Initiation.SIZE;
 
 export class HandshakeQueue {
   readonly capacity: number;
+  /** Slots only messages from fresh sources may take (HANDSHAKE_QUEUE_FRESH_RESERVE). */
+  readonly reserve: number;
   /** Message bytes, MSG_SLOT per slot. */
   readonly data: Uint8Array;
   /** Source endpoint records, ENDPOINT_SIZE per slot. */
@@ -55,9 +94,11 @@ export class HandshakeQueue {
   private head = 0; // next slot to take
   private size = 0;
 
-  constructor(capacity = HANDSHAKE_QUEUE_SIZE) {
+  constructor(capacity = HANDSHAKE_QUEUE_SIZE, reserve = Math.floor((capacity * HANDSHAKE_QUEUE_FRESH_RESERVE) / HANDSHAKE_QUEUE_SIZE)) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`handshake queue capacity must be a positive integer, got ${capacity}`);
+    if (!Number.isInteger(reserve) || reserve < 0 || reserve >= capacity) throw new RangeError(`handshake queue reserve must be an integer in 0..${capacity - 1}, got ${reserve}`);
     this.capacity = capacity;
+    this.reserve = reserve;
     this.data = new Uint8Array(capacity * MSG_SLOT);
     this.endpoints = new Uint8Array(capacity * ENDPOINT_SIZE);
     this.types = new Uint8Array(capacity);
@@ -71,10 +112,11 @@ export class HandshakeQueue {
   /**
    * Copies a handshake message of type `type` (buf[at, at+len), len at most
    * an initiation's size) and its source record in; false when the queue is
-   * full (the caller drops and counts it).
+   * full (the caller drops and counts it) — for a message from a source that
+   * is not `fresh`, already when only the reserve is left.
    */
-  push(type: number, buf: Uint8Array, at: number, len: number, src: Uint8Array, srcAt: number): boolean {
-    if (this.size === this.capacity) return false;
+  push(type: number, buf: Uint8Array, at: number, len: number, src: Uint8Array, srcAt: number, fresh = true): boolean {
+    if (this.size >= (fresh ? this.capacity : this.capacity - this.reserve)) return false;
     if (len > MSG_SLOT) throw new RangeError(`a handshake message is at most ${MSG_SLOT} bytes, got ${len}`);
     const slot = (this.head + this.size) % this.capacity;
     this.data.set(buf.subarray(at, at + len), slot * MSG_SLOT);

@@ -2,7 +2,10 @@
  * Receive path: datagrams from the network → decrypted IP packets for the TUN.
  *
  * One call per batch of datagrams (each at the start of its slot, its source
- * in the slot's endpoint record). For each datagram, in order:
+ * in the slot's endpoint record). First, what the UDP bind already shed in
+ * native code before delivering the batch (batch.shed; native/src/udp-shed.cc
+ * applies steps 1 and 2's admission rules there) is counted. Then for each
+ * datagram, in order:
  *
  *  1. Classify by type word and exact length (messages.ts). Anything else is
  *     dropped silently and counted: unauthenticated input never gets an
@@ -30,7 +33,7 @@
  *
  * The steady path creates no objects and copies no packet bytes.
  */
-import type { PacketBatch } from '../io/batch.js';
+import { SHED_BAD_LENGTH, SHED_QUEUE_FULL, SHED_SOURCE_LIMITED, SHED_TOO_SHORT, SHED_UNKNOWN_TYPE, type PacketBatch } from '../io/batch.js';
 import { ENDPOINT_SIZE } from '../io/endpoint.js';
 import { TAG_LEN } from '../crypto/aead.js';
 import { KEEPALIVE_TIMEOUT, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_TIMEOUT, TRANSPORT_HEADER_LEN } from '../protocol/constants.js';
@@ -42,6 +45,23 @@ import { HANDSHAKES_PER_BATCH } from './handshake-queue.js';
 /** After this age an initiator's session asks for a new handshake when data arrives (wireguard-go keepKeyFreshReceiving). */
 const REKEY_ON_RECEIVE_AGE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT;
 
+/**
+ * What the bind shed before delivering the batch (step 0 above): counted
+ * under the drop reasons classify() and queueHandshake() would have given,
+ * then zeroed. Shedding for the per-read cap means handshakes arrive faster
+ * than a batch's share of work: the device goes under load.
+ */
+function countShed(dev: DataPath, shed: Int32Array, now: number): void {
+  const drops = dev.drops;
+  drops['too-short'] += shed[SHED_TOO_SHORT]!;
+  drops['unknown-type'] += shed[SHED_UNKNOWN_TYPE]!;
+  drops['bad-length'] += shed[SHED_BAD_LENGTH]!;
+  drops['handshake-source-limited'] += shed[SHED_SOURCE_LIMITED]!;
+  drops['handshake-queue-full'] += shed[SHED_QUEUE_FULL]!;
+  if (shed[SHED_QUEUE_FULL]! > 0) dev.markUnderLoad(now);
+  shed.fill(0);
+}
+
 /** The receive path for one network batch (see the comment at the top). */
 export function receiveBatch(dev: DataPath, batch: PacketBatch): void {
   const now = dev.clock.now();
@@ -50,6 +70,8 @@ export function receiveBatch(dev: DataPath, batch: PacketBatch): void {
   const eps = batch.endpoints;
   const drops = dev.drops;
   const accepted = dev.accepted;
+  const shed = batch.shed;
+  if ((shed[SHED_TOO_SHORT]! | shed[SHED_UNKNOWN_TYPE]! | shed[SHED_BAD_LENGTH]! | shed[SHED_SOURCE_LIMITED]! | shed[SHED_QUEUE_FULL]!) !== 0) countShed(dev, shed, now);
   let kept = 0;
   for (let i = 0; i < batch.count; i++) {
     const start = i * slotSize + batch.offsets[i]!;

@@ -11,12 +11,33 @@
  * forwarded) between any two portions of handshake work, and a flood cannot
  * keep the loop from the socket (wireguard-go runs its handshake workers
  * beside the receive goroutines for the same reason).
+ *
+ * A bind that can shed in native code (the Linux UDP bind) is told the
+ * handshake queue's admission rule, and the smaller share per source
+ * whenever the device goes under load and back.
  */
 import type { PacketBatch } from '../io/batch.js';
 import type { TunDevice, UdpBind } from '../io/types.js';
 import { TRANSPORT_HEADER_LEN } from '../protocol/constants.js';
 import { systemClock } from '../protocol/clock.js';
 import { Device, type DeviceOptions } from './device.js';
+import {
+  HANDSHAKE_QUEUE_SOURCE_BURST,
+  HANDSHAKE_QUEUE_SOURCE_BURST_UNDER_LOAD,
+  HANDSHAKE_QUEUE_SOURCE_RATE,
+  HANDSHAKE_QUEUE_SOURCE_RATE_UNDER_LOAD,
+  HANDSHAKES_PER_BATCH,
+} from './handshake-queue.js';
+import type { ShedPolicy } from '../io/types.js';
+
+/**
+ * The bind's native shed (native/src/udp-shed.cc) applies the handshake
+ * queue's admission rule before JS sees a datagram: the same share per
+ * source, and at most HANDSHAKES_PER_BATCH messages per read (as many again
+ * from fresh sources), the handshake work one batch gets.
+ */
+const SHED_POLICY: ShedPolicy = { perSecond: HANDSHAKE_QUEUE_SOURCE_RATE, burst: HANDSHAKE_QUEUE_SOURCE_BURST, perCall: HANDSHAKES_PER_BATCH };
+const SHED_POLICY_UNDER_LOAD: ShedPolicy = { ...SHED_POLICY, perSecond: HANDSHAKE_QUEUE_SOURCE_RATE_UNDER_LOAD, burst: HANDSHAKE_QUEUE_SOURCE_BURST_UNDER_LOAD };
 
 /** Queued handshake messages processed per event-loop turn (a few ms of Diffie-Hellman at most). */
 export const HANDSHAKES_PER_TURN = 32;
@@ -34,6 +55,9 @@ export class DeviceRuntime {
   private bind: UdpBind | null = null;
   private ticker: NodeJS.Timeout | null = null;
   private draining: NodeJS.Immediate | null = null;
+  /** Whether the bind sheds natively (UdpBind.shedHandshakes), and with the under-load share. */
+  private shedding = false;
+  private shedUnderLoad = false;
   /** Whether packets flow (wireguard-go's device up/down follows the interface). */
   up = true;
 
@@ -61,11 +85,24 @@ export class DeviceRuntime {
   setBind(bind: UdpBind | null): void {
     this.bind?.close();
     this.bind = bind;
+    // Where the bind can, the handshake queue's admission rule runs in native code before JS sees a datagram.
+    this.shedUnderLoad = false;
+    this.shedding = bind?.shedHandshakes?.(SHED_POLICY) ?? false;
     bind?.start((b) => {
       if (!this.up) return;
       this.device.receiveFromNetwork(b);
+      this.followLoad();
       this.scheduleDrain();
     }, 0);
+  }
+
+  /** The bind's shed takes the share per source the device applies now (handshake-queue.ts: smaller under load). */
+  private followLoad(): void {
+    if (!this.shedding) return;
+    const underLoad = this.device.isUnderLoad();
+    if (underLoad === this.shedUnderLoad) return;
+    this.shedUnderLoad = underLoad;
+    this.bind?.shedHandshakes?.(underLoad ? SHED_POLICY_UNDER_LOAD : SHED_POLICY);
   }
 
   private scheduleDrain(): void {

@@ -18,6 +18,18 @@
  */
 import { ENDPOINT_SIZE } from './endpoint.js';
 
+/**
+ * Datagrams a UDP bind's receive-side shed (native/src/udp-shed.cc) dropped
+ * before the batch was delivered, by reason: the indexes of PacketBatch.shed.
+ * The device counts them under the drop reasons of the same names.
+ */
+export const SHED_TOO_SHORT = 0;
+export const SHED_UNKNOWN_TYPE = 1;
+export const SHED_BAD_LENGTH = 2;
+export const SHED_SOURCE_LIMITED = 3;
+export const SHED_QUEUE_FULL = 4;
+export const SHED_REASONS = 5;
+
 /** Largest IP packet or UDP payload a slot must be able to hold (IPv4 total length is 16 bits). */
 export const MAX_PACKET_SIZE = 65535;
 
@@ -36,6 +48,12 @@ export class PacketBatch {
   readonly endpoints: Uint8Array;
   /** Number of packets currently in the batch (slots 0..count-1). */
   count = 0;
+  /**
+   * Datagrams the producer dropped before this delivery, by SHED_* reason
+   * (a UDP bind with its shed on); the consumer adds them to its counts and
+   * zeroes them. All zero from any other producer.
+   */
+  readonly shed = new Int32Array(SHED_REASONS);
 
   constructor(capacity: number, slotSize: number) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 4096) {

@@ -38,4 +38,20 @@ export interface UdpBind {
   /** Sends datagrams 0..batch.count-1 to their batch.endpoints. Never blocks; drops when the socket buffer is full. */
   send(batch: PacketBatch): void;
   close(): void;
+  /**
+   * Where the bind can, sheds WireGuard datagrams before they are delivered
+   * (native/src/udp-shed.cc): garbage by type and size, handshake messages
+   * over `perSecond`/`burst` per source address (IPv6 /64) or over `perCall`
+   * per read (as many again from sources whose share was full). Transport
+   * data is always delivered. What is shed is counted in the next delivered
+   * batch's `shed`. null turns it off. Returns whether the bind sheds now.
+   */
+  shedHandshakes?(policy: ShedPolicy | null): boolean;
+}
+
+/** The receive-side shed's numbers (UdpBind.shedHandshakes). */
+export interface ShedPolicy {
+  perSecond: number;
+  burst: number;
+  perCall: number;
 }

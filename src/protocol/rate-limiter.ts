@@ -15,6 +15,11 @@ import { HANDSHAKE_RATE_BURST, HANDSHAKE_RATE_PER_SECOND } from './constants.js'
 
 const IDLE_AFTER = 1000;
 
+/** RateLimiter.take: over the share; within it; within it and the bucket was full. */
+export const REFUSED = 0;
+export const ALLOWED = 1;
+export const ALLOWED_FRESH = 2;
+
 interface Bucket {
   tokens: number;
   last: number;
@@ -37,19 +42,30 @@ export class RateLimiter {
    * IPv6, everything after the /64.
    */
   allow(rec: Uint8Array, at: number, now: number): boolean {
+    return this.take(rec, at, now) !== REFUSED;
+  }
+
+  /**
+   * As allow(), and says whether the source's bucket was full (ALLOWED_FRESH:
+   * a new source, or one quiet for burst/rate seconds) — a source that has
+   * not been sending, as a legitimate client retrying every REKEY_TIMEOUT.
+   * native/src/udp-shed.cc does the same steps in C++; this is its reference.
+   */
+  take(rec: Uint8Array, at: number, now: number): typeof REFUSED | typeof ALLOWED | typeof ALLOWED_FRESH {
     const key = rateKey(rec, at);
-    let b = this.buckets.get(key);
+    const b = this.buckets.get(key);
     if (!b) {
       this.buckets.set(key, { tokens: this.bucketMax - this.packetCost, last: now });
-      return true;
+      return ALLOWED_FRESH;
     }
     b.tokens = Math.min(this.bucketMax, b.tokens + (now - b.last));
     b.last = now;
     if (b.tokens >= this.packetCost) {
+      const full = b.tokens === this.bucketMax;
       b.tokens -= this.packetCost;
-      return true;
+      return full ? ALLOWED_FRESH : ALLOWED;
     }
-    return false;
+    return REFUSED;
   }
 
   gc(now: number): void {

@@ -6,7 +6,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PacketBatch } from '../../src/io/batch.js';
+import { PacketBatch, SHED_BAD_LENGTH, SHED_QUEUE_FULL, SHED_REASONS, SHED_SOURCE_LIMITED, SHED_TOO_SHORT, SHED_UNKNOWN_TYPE } from '../../src/io/batch.js';
 import { decodeEndpoint, encodeEndpoint, ENDPOINT_SIZE, type Endpoint } from '../../src/io/endpoint.js';
 import { openLinuxUdpBind, type LinuxUdpBind, type LinuxUdpOptions } from '../../src/io/linux/udp.js';
 import { Netns, privilegedSkipReason, waitFor } from '../support/netns.js';
@@ -357,3 +357,52 @@ test('gso/gro options are validated', { skip: skip ?? false }, () => {
   assert.throws(() => bind({ gso: 1 as unknown as boolean }), TypeError);
   assert.throws(() => bind({ gro: 'yes' as unknown as boolean }), TypeError);
 });
+
+for (const gro of [false, true]) {
+  test(`the receive-side shed (GRO ${gro ? 'on' : 'off'}): transport data always, garbage and handshakes over a source's share or a read's cap dropped and counted`, { skip: skip ?? false }, async () => {
+    const rx = bind({ host: '127.0.0.1', gro });
+    // One read takes all of it: a share of 4 messages (refilling at 1/s), 2 per read from sources that have been sending.
+    assert.equal(rx.shedHandshakes({ perSecond: 1, burst: 4, perCall: 2 }), true);
+    const a = bind({ host: '127.0.0.2' });
+    const c = bind({ host: '127.0.0.3' });
+    const to: Endpoint = { family: 4, address: '127.0.0.1', port: rx.port() };
+    const msg = (type: number, len: number, tag: number) => {
+      const m = new Uint8Array(len).fill(0xee);
+      m.set([type, 0, 0, 0, tag], 0);
+      return m;
+    };
+    const fromA = [
+      msg(1, 148, 0), // fresh source: kept
+      msg(4, 64, 1), // transport: kept
+      msg(1, 148, 2), // kept (1st of the read's 2)
+      msg(1, 148, 3), // kept (2nd)
+      Uint8Array.of(1, 0), // too short
+      msg(1, 148, 4), // within the share, over the read's cap
+      msg(4, 200, 5), // transport: kept
+      msg(9, 148, 6), // unknown type
+      msg(1, 100, 7), // bad length
+      msg(1, 148, 8), // over the share
+    ];
+    a.send(sendBatch(fromA, to));
+    c.send(sendBatch([msg(1, 148, 9)], to)); // another source, fresh: kept though A filled the cap
+    const shed = new Array<number>(SHED_REASONS).fill(0);
+    const tags: number[] = [];
+    rx.start((batch) => {
+      for (let k = 0; k < SHED_REASONS; k++) shed[k]! += batch.shed[k]!;
+      batch.shed.fill(0);
+      for (let i = 0; i < batch.count; i++) tags.push(batch.packet(i)[4]!);
+    }, 0);
+    await waitFor('every datagram delivered or shed', () => tags.length + shed.reduce((x, y) => x + y, 0) === 11, 5000, 10);
+    assert.deepEqual(tags, [0, 1, 2, 3, 5, 9], 'kept in order');
+    const want = new Array<number>(SHED_REASONS).fill(0);
+    want[SHED_TOO_SHORT] = 1;
+    want[SHED_UNKNOWN_TYPE] = 1;
+    want[SHED_BAD_LENGTH] = 1;
+    want[SHED_SOURCE_LIMITED] = 1;
+    want[SHED_QUEUE_FULL] = 1;
+    assert.deepEqual(shed, want);
+    assert.equal(rx.stats.recvShed, 5);
+    assert.equal(rx.stats.received, 6);
+    assert.equal(rx.shedHandshakes(null), false, 'and off again');
+  });
+}

@@ -30,9 +30,12 @@ test('700,000 datagrams, the handshake queue drained after every batch', { timeo
   assert.equal(r.cookieReplies, 0, 'the queue never filled: not under load, no cookies');
 });
 
-test('300,000 datagrams, 60 % of them valid-mac1 initiations, the queue drained every 50th batch: it fills and sheds before cryptography', { timeout: 300_000 }, () => {
+test('300,000 datagrams, 60 % of them valid-mac1 initiations, the queue drained every 50th batch: it goes under load and sheds before cryptography', { timeout: 300_000 }, () => {
   const r = runDatagramFuzz({ count: 300_000, seed: SEED + 1, drainEvery: 50, floodPercent: 60 });
   check(r);
-  assert.ok((r.drops['handshake-queue-full'] ?? 0) > 0, 'messages were shed at the full queue');
+  // The queue fills to 1/8 and the device goes under load; from then on each source's share is the whitepaper's
+  // 20/s (handshake-queue.ts), so most of the flood is shed at the door rather than at a full queue.
+  const shed = (r.drops['handshake-queue-full'] ?? 0) + (r.drops['handshake-source-limited'] ?? 0);
+  assert.ok(shed > r.cookieReplies, `most valid-mac1 messages were shed before any MAC: ${shed} shed, ${r.cookieReplies} cookie replies`);
   assert.ok(r.cookieReplies > 0 && r.cookieReplies === r.drops['bad-mac2'], 'under load every valid-mac1 message without mac2 got a correct cookie reply');
 });

@@ -7,9 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultBackend, type CryptoBackend } from '../../src/crypto/backend.js';
-import { PacketBatch } from '../../src/io/batch.js';
+import { PacketBatch, SHED_QUEUE_FULL, SHED_TOO_SHORT } from '../../src/io/batch.js';
 import { encodeEndpoint, ENDPOINT_SIZE } from '../../src/io/endpoint.js';
-import { HANDSHAKE_QUEUE_SIZE, HANDSHAKE_QUEUE_SOURCE_BURST, HANDSHAKES_PER_BATCH, HandshakeQueue } from '../../src/device/handshake-queue.js';
+import { HANDSHAKE_QUEUE_FRESH_RESERVE, HANDSHAKE_QUEUE_SIZE, HANDSHAKE_QUEUE_SOURCE_BURST, HANDSHAKES_PER_BATCH, HandshakeQueue } from '../../src/device/handshake-queue.js';
+import { HANDSHAKE_RATE_BURST } from '../../src/protocol/constants.js';
 import { ExitRig } from '../support/datagram-fuzz.js';
 import { ipv4Udp, text } from '../support/packets.js';
 import { Rng } from '../support/rng.js';
@@ -156,4 +157,54 @@ test('a flood from many addresses fills the queue and turns cookies on; a new cl
   rig.tunWrites = 0;
   rig.exit.receiveFromNetwork(batchOf(rig.clientOut.map(([m]) => ({ bytes: m, src: rig.clientEp }))));
   assert.equal(rig.tunWrites, 1, "the client's packet that waited for the handshake reached the exit's TUN");
+});
+
+test('the reserve: sources that have been sending fill the queue only up to capacity - reserve; fresh ones may take the rest', () => {
+  const q = new HandshakeQueue(8, 2);
+  const src = source(1);
+  const m = new Uint8Array(148);
+  for (let i = 0; i < 6; i++) assert.ok(q.push(1, m, 0, 148, src, 0, false));
+  assert.equal(q.push(1, m, 0, 148, src, 0, false), false, 'only the reserve is left');
+  assert.ok(q.push(1, m, 0, 148, src, 0, true));
+  assert.ok(q.push(1, m, 0, 148, src, 0, true));
+  assert.equal(q.push(1, m, 0, 148, src, 0, true), false, 'full');
+  assert.equal(new HandshakeQueue().reserve, HANDSHAKE_QUEUE_FRESH_RESERVE);
+  assert.throws(() => new HandshakeQueue(8, 8), RangeError);
+});
+
+test('under load each source gets the whitepaper\'s share (20/s, burst 5), and the load lasts while 512/s still get in', () => {
+  const rig = new ExitRig(defaultBackend());
+  const rng = new Rng(10);
+  const batchFrom = (srcs: Uint8Array[]) => batchOf(srcs.map((src) => ({ bytes: rig.floodInitiation(rng), src })));
+  // A batch whose bind shed handshakes for its per-read cap: more arrive than a batch's share of work.
+  const shedOnly = new PacketBatch(1, 2048);
+  shedOnly.shed[SHED_QUEUE_FULL] = 5;
+  shedOnly.shed[SHED_TOO_SHORT] = 2;
+  const drops0 = { ...rig.exit.drops };
+  assert.equal(rig.exit.isUnderLoad(), false);
+  rig.exit.receiveFromNetwork(shedOnly);
+  assert.equal(rig.exit.drops['handshake-queue-full'] - drops0['handshake-queue-full'], 5, 'what the bind shed is counted');
+  assert.equal(rig.exit.drops['too-short'] - drops0['too-short'], 2);
+  assert.deepEqual([...shedOnly.shed], [0, 0, 0, 0, 0], 'and taken');
+  assert.ok(rig.exit.isUnderLoad(), 'the bind shed for want of room: under load');
+
+  const limited0 = rig.exit.drops['handshake-source-limited'];
+  rig.exit.receiveFromNetwork(batchFrom(Array.from({ length: 20 }, () => source(77))));
+  assert.equal(rig.exit.drops['handshake-source-limited'] - limited0, 20 - HANDSHAKE_RATE_BURST, 'one address: its burst of 5 under load, not 128');
+  while (rig.exit.processHandshakes(100) > 0);
+
+  // 600 initiations a second from 100 addresses (6/s each, within the share) for three seconds: the load lasts.
+  for (let t = 0; t < 30; t++) {
+    rig.clock.advance(100);
+    rig.exit.receiveFromNetwork(batchFrom(Array.from({ length: 60 }, (_, i) => source(1000 + ((t * 60 + i) % 100)))));
+    while (rig.exit.processHandshakes(100) > 0);
+    assert.ok(rig.exit.isUnderLoad(), `still under load at ${(t + 1) * 100} ms`);
+  }
+  // Then 100/s: the load ends within the hold.
+  for (let t = 0; t < 12; t++) {
+    rig.clock.advance(100);
+    rig.exit.receiveFromNetwork(batchFrom(Array.from({ length: 10 }, (_, i) => source(1000 + i))));
+    while (rig.exit.processHandshakes(100) > 0);
+  }
+  assert.equal(rig.exit.isUnderLoad(), false, 'the load ended once fewer than 512/s got in');
 });

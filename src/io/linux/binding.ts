@@ -105,6 +105,13 @@ export interface NativeBinding {
    */
   udpSetOffload?(h: NativeHandle, gso: boolean, gro: boolean): number;
   udpGetOffload?(h: NativeHandle): number;
+  /**
+   * The receive-side shed (native/src/udp-shed.cc): per-source handshake share (perSecond, burst)
+   * and per-call cap; perCall 0 turns it off. While on, udpRecv needs res of at least
+   * RES_SIZE + SHED_REASONS elements and counts what it shed in res[RES_SIZE + SHED_*]. Optional so
+   * that older builds and fakes still load.
+   */
+  udpSetShed?(h: NativeHandle, perSecond: number, burst: number, perCall: number): void;
 
   // The *ForTest functions exist only in the test build of the addon
   // (native/src/test-exports.cc, loaded by test/support/test-binding.ts).
@@ -133,6 +140,12 @@ export interface NativeBinding {
    * more = 1 when segments are left for another call, which continues at cursor[0].
    * Returns the slots filled; res as for tunRead.
    */
+  /**
+   * Test-only: the shed's verdict for messages 0..n-1 (data[offsets[i], +lengths[i]) from endpoint
+   * record i, at times[i] ms), a udpRecv call beginning at each i with calls[i] != 0; out[i] = -1
+   * (kept) or the SHED_* reason. Returns n.
+   */
+  udpShedForTest?(perSecond: number, burst: number, perCall: number, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: Uint8Array, times: Float64Array, calls: Uint8Array, out: Int32Array): number;
   tunSegmentForTest?(input: Uint8Array, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, slotSize: number, count: number, headroom: number, res: Int32Array, cursor: Int32Array): number;
 }
 
@@ -148,6 +161,8 @@ export const RES_LAST_ERRNO = 2;
  * sent in UDP_SEGMENT messages; udpRecv: UDP_GRO messages split.
  */
 export const RES_GSO = 3;
+/** Result slots of the batch calls; udpRecv with the shed on counts what it shed after them. */
+export const RES_SIZE = 4;
 /** udpSetOffload/udpGetOffload state bits. */
 export const UDP_OFFLOAD_GSO = 1;
 export const UDP_OFFLOAD_GRO = 2;

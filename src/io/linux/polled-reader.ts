@@ -39,6 +39,11 @@ export abstract class PolledReader {
   /** Whether the read that returned n packets filled the batch (so more may wait in the kernel). */
   protected abstract filled(n: number): boolean;
 
+  /** Whether a read that kept no packet dropped some that the batch counts (the UDP shed). */
+  protected shedOnly(_batch: PacketBatch): boolean {
+    return false;
+  }
+
   start(onBatch: (batch: PacketBatch) => void, headroom: number): void {
     if (typeof onBatch !== 'function') throw new TypeError('onBatch must be a function');
     this.headroom = intOption('headroom', headroom, 0, this.batch.slotSize - 64, 0);
@@ -84,6 +89,12 @@ export abstract class PolledReader {
       full = false;
       const n = this.readOnce(b, this.headroom);
       if (n === READ_AGAIN) continue;
+      if (n === 0 && this.shedOnly(b)) {
+        // Everything read was shed: deliver the empty batch for its counts.
+        b.count = 0;
+        this.onBatch(b);
+        break;
+      }
       if (n <= 0) break;
       b.count = n;
       this.onBatch(b);

@@ -28,10 +28,10 @@
  * fragmented instead of refused: large inner MTUs work over 1500-byte links.
  */
 import { isIP } from 'node:net';
-import { PacketBatch, MAX_PACKET_SIZE } from '../batch.js';
-import type { UdpBind } from '../types.js';
+import { PacketBatch, MAX_PACKET_SIZE, SHED_REASONS } from '../batch.js';
+import type { ShedPolicy, UdpBind } from '../types.js';
 import { PolledReader, READ_AGAIN, READ_STOP } from './polled-reader.js';
-import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, envSwitch, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_GSO, RES_LAST_ERRNO, UDP_OFFLOAD_GRO, UDP_OFFLOAD_GSO, type NativeBinding, type NativeHandle } from './binding.js';
+import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, envSwitch, intOption, netnsPath, RES_DROPPED, RES_FAILED, RES_GSO, RES_LAST_ERRNO, RES_SIZE, UDP_OFFLOAD_GRO, UDP_OFFLOAD_GSO, type NativeBinding, type NativeHandle } from './binding.js';
 
 /** wireguard-go's socketBufferSize (conn/bind_std.go). */
 export const DEFAULT_SOCKET_BUFFER_SIZE = 7 << 20;
@@ -89,6 +89,8 @@ export interface UdpStats {
   sendGsoDatagrams: number;
   /** UDP_GRO messages received that held two or more datagrams (split into `received`). */
   recvGroMessages: number;
+  /** Datagrams the shed dropped (shedHandshakes; not in `received`). */
+  recvShed: number;
 }
 
 /** Binds a UDP port. Throws an Error with `code` (EADDRINUSE, EACCES ...) when the kernel refuses. */
@@ -143,11 +145,15 @@ export function openLinuxUdpBind(opts: LinuxUdpOptions = {}): LinuxUdpBind {
 export class LinuxUdpBind extends PolledReader implements UdpBind {
   readonly stats: UdpStats = {
     recvBatches: 0, received: 0, recvTruncated: 0, recvErrors: 0, lastRecvErrno: 0,
-    sent: 0, sendDropped: 0, sendFailed: 0, lastSendErrno: 0, sendGsoDatagrams: 0, recvGroMessages: 0,
+    sent: 0, sendDropped: 0, sendFailed: 0, lastSendErrno: 0, sendGsoDatagrams: 0, recvGroMessages: 0, recvShed: 0,
   };
   private readonly boundPort: number;
   private isClosed = false;
-  private readonly res = new Int32Array(4);
+  /** The batch calls' results, then (receiving with the shed on) what was shed by reason. */
+  private readonly res = new Int32Array(RES_SIZE + SHED_REASONS);
+  private shedOn = false;
+  /** Datagrams the last read shed. */
+  private lastShed = 0;
   /** Datagrams of the last read dropped as too big for a slot. */
   private truncated = 0;
   /** GRO was on at open (the addon then reads through its scratch, which may hold a remainder). */
@@ -196,6 +202,27 @@ export class LinuxUdpBind extends PolledReader implements UdpBind {
     this.binding.udpSetMark(this.checkOpen(), mark);
   }
 
+  /**
+   * Turns the receive-side shed on with `policy`, or off with null
+   * (native/src/udp-shed.cc; UdpBind.shedHandshakes). False where the addon
+   * lacks it: the device then sheds in JavaScript alone.
+   */
+  shedHandshakes(policy: ShedPolicy | null): boolean {
+    const setShed = this.binding.udpSetShed;
+    if (setShed === undefined) return false;
+    if (policy === null) {
+      setShed(this.checkOpen(), 1, 1, 0);
+      this.shedOn = false;
+      return false;
+    }
+    const perSecond = intOption('perSecond', policy.perSecond, 1, 1_000_000, 0);
+    const burst = intOption('burst', policy.burst, 1, 1_000_000, 0);
+    const perCall = intOption('perCall', policy.perCall, 1, 65536, 0);
+    setShed(this.checkOpen(), perSecond, burst, perCall);
+    this.shedOn = true;
+    return true;
+  }
+
   send(batch: PacketBatch): void {
     const s = this.stats;
     if (this.isClosed) {
@@ -232,6 +259,17 @@ export class LinuxUdpBind extends PolledReader implements UdpBind {
     s.recvTruncated += res[RES_DROPPED]!;
     s.recvGroMessages += res[RES_GSO]!;
     this.truncated = res[RES_DROPPED]!;
+    if (this.shedOn) {
+      let shed = 0;
+      const out = b.shed;
+      for (let k = 0; k < SHED_REASONS; k++) {
+        const v = res[RES_SIZE + k]!;
+        out[k] = out[k]! + v;
+        shed += v;
+      }
+      s.recvShed += shed;
+      this.lastShed = shed;
+    }
     if (n < 0) {
       s.recvErrors++;
       s.lastRecvErrno = -n;
@@ -241,6 +279,10 @@ export class LinuxUdpBind extends PolledReader implements UdpBind {
     s.recvBatches++;
     s.received += n;
     return n;
+  }
+
+  protected override shedOnly(): boolean {
+    return this.lastShed > 0;
   }
 
   /** Truncated datagrams took slots of the round too. */

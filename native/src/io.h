@@ -40,12 +40,19 @@ struct ShedBucket {
   double tokens;  // ms of sending allowed, as rate-limiter.ts
   double last;    // ms, CLOCK_MONOTONIC
 };
-struct ShedState {
-  ShedState(double perSecond, double burst, uint32_t perCallCap);
+// One share per source: a token bucket per address (rate-limiter.ts).
+struct ShedShare {
+  ShedShare(double perSecond, double burst);
   const double packetCost;  // ms of tokens per message
   const double bucketMax;
-  const uint32_t perCall;
   std::unordered_map<ShedKey, ShedBucket, ShedKeyHash> buckets;
+};
+struct ShedState {
+  ShedState(double perSecond, double burst, double loadedPerSecond, double loadedBurst, uint32_t perCallCap);
+  ShedShare share;         // always
+  ShedShare loadedShare;   // as well, while the device is under load
+  bool underLoad = false;  // set by the wrapper (udpShedUnderLoad) as the device's state changes
+  const uint32_t perCall;
   double lastGc = -1e300;
   uint32_t handshakes = 0;       // kept in this call from sources that have been sending
   uint32_t freshHandshakes = 0;  // kept in this call from sources whose bucket was full

@@ -190,29 +190,34 @@ Napi::Value UdpSplitForTest(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(filled));
 }
 
-// udpShedForTest(perSecond, burst, perCall, data, offsets, lengths, endpoints, times, calls, out)
+// udpShedForTest(shares, perCall, data, offsets, lengths, endpoints, times, calls, out)
 //   → messages judged. Test-only: ShedDecide (udp-shed.cc) over messages
 //   0..n-1 (message i: data[offsets[i], +lengths[i]) from endpoint record
-//   endpoints[20i..], at times[i] ms), with a fresh shed whose udpRecv calls
-//   begin at every i where calls[i] != 0; out[i] = the verdict (-1 keep, else
-//   the reason, SHED_* in src/io/batch.ts).
+//   endpoints[20i..], at times[i] ms), with a new shed of shares = Int32Array
+//   [perSecond, burst, loadedPerSecond, loadedBurst], whose udpRecv calls
+//   begin at every i where calls[i] & 1, and which is under load from every i
+//   where calls[i] & 2 until the next i without; out[i] = the verdict (-1
+//   keep, else the reason, SHED_* in src/io/batch.ts).
 Napi::Value UdpShedForTest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int64_t rate, burst, perCall;
+  int64_t perCall;
   uint8_t *data, *endpoints, *calls;
-  size_t dataLen, offLen, lenLen, epLen, callsLen, outLen;
-  int32_t *offsets, *lengths, *out;
-  if (!ArgCount(info, 10) || !ArgInt(info, 0, 1, 1000000, &rate) || !ArgInt(info, 1, 1, 1000000, &burst) ||
-      !ArgInt(info, 2, 1, 65536, &perCall) || !ArgBytes(info, 3, false, &data, &dataLen) ||
-      !ArgInt32s(info, 4, &offsets, &offLen) || !ArgInt32s(info, 5, &lengths, &lenLen) ||
-      !ArgBytes(info, 6, false, &endpoints, &epLen)) {
+  size_t sharesLen, dataLen, offLen, lenLen, epLen, callsLen, outLen;
+  int32_t *shares, *offsets, *lengths, *out;
+  if (!ArgCount(info, 9) || !ArgInt32s(info, 0, &shares, &sharesLen) || !ArgInt(info, 1, 1, 65536, &perCall) ||
+      !ArgBytes(info, 2, false, &data, &dataLen) || !ArgInt32s(info, 3, &offsets, &offLen) ||
+      !ArgInt32s(info, 4, &lengths, &lenLen) || !ArgBytes(info, 5, false, &endpoints, &epLen)) {
     return env.Undefined();
   }
-  if (!info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-    return Fail(env, "argument 7: expected a Float64Array");
+  if (!info[6].IsTypedArray() || info[6].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    return Fail(env, "argument 6: expected a Float64Array");
   }
-  auto times = info[7].As<Napi::Float64Array>();
-  if (!ArgBytes(info, 8, false, &calls, &callsLen) || !ArgInt32s(info, 9, &out, &outLen)) return env.Undefined();
+  auto times = info[6].As<Napi::Float64Array>();
+  if (!ArgBytes(info, 7, false, &calls, &callsLen) || !ArgInt32s(info, 8, &out, &outLen)) return env.Undefined();
+  if (sharesLen != 4) return Fail(env, "argument 0: expected Int32Array [perSecond, burst, loadedPerSecond, loadedBurst]");
+  for (size_t k = 0; k < 4; k++) {
+    if (shares[k] < 1 || shares[k] > 1000000) return Fail(env, "argument 0: shares must be in 1..1000000");
+  }
   const size_t n = offLen;
   if (lenLen != n || times.ElementLength() != n || callsLen != n || outLen != n || epLen != n * kEndpointSize) {
     return Fail(env, "offsets, lengths, times, calls and out must have one element per message, endpoints 20 bytes each");
@@ -222,9 +227,10 @@ Napi::Value UdpShedForTest(const Napi::CallbackInfo& info) {
       return Fail(env, ("message " + std::to_string(i) + " lies outside data").c_str());
     }
   }
-  ShedState s(static_cast<double>(rate), static_cast<double>(burst), static_cast<uint32_t>(perCall));
+  ShedState s(shares[0], shares[1], shares[2], shares[3], static_cast<uint32_t>(perCall));
   for (size_t i = 0; i < n; i++) {
-    if (calls[i] != 0 || i == 0) ShedBeginCall(&s);
+    if ((calls[i] & 1) != 0 || i == 0) ShedBeginCall(&s);
+    s.underLoad = (calls[i] & 2) != 0;
     out[i] = ShedDecide(&s, data + offsets[i], static_cast<size_t>(lengths[i]), endpoints + i * kEndpointSize, times[i]);
   }
   return Napi::Number::New(env, static_cast<double>(n));

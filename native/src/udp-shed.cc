@@ -11,8 +11,10 @@
 //     and counted as too short, unknown type or bad length, as the device's
 //     classify() (src/protocol/messages.ts) would.
 //  2. Handshake messages pass a per-source token bucket: per IPv4 address,
-//     per IPv6 /64, port ignored — the rule of the device's handshake queue
-//     (src/device/handshake-queue.ts, RateLimiter in
+//     per IPv6 /64, port ignored — and while the device is under load (the
+//     wrapper says so, udpShedUnderLoad) a second, smaller one as well: the
+//     rule of the device's handshake queue (src/device/handshake-queue.ts,
+//     queueHandshake in device-core.ts, RateLimiter in
 //     src/protocol/rate-limiter.ts), in the same double arithmetic, so the
 //     TypeScript limiter is the reference model of this one
 //     (test/property/udp-shed.test.ts). A message over its source's share is
@@ -57,8 +59,10 @@ size_t ShedKeyHash::operator()(const ShedKey& k) const {
   return static_cast<size_t>(x);
 }
 
-ShedState::ShedState(double perSecond, double burst, uint32_t perCallCap)
-    : packetCost(1000 / perSecond), bucketMax(1000 / perSecond * burst), perCall(perCallCap) {}
+ShedShare::ShedShare(double perSecond, double burst) : packetCost(1000 / perSecond), bucketMax(1000 / perSecond * burst) {}
+
+ShedState::ShedState(double perSecond, double burst, double loadedPerSecond, double loadedBurst, uint32_t perCallCap)
+    : share(perSecond, burst), loadedShare(loadedPerSecond, loadedBurst), perCall(perCallCap) {}
 
 double ShedNowMs() {
   struct timespec ts;
@@ -71,17 +75,46 @@ void ShedBeginCall(ShedState* s) {
   s->freshHandshakes = 0;
 }
 
+namespace {
+
+void Sweep(ShedShare* sh, double now) {
+  for (auto it = sh->buckets.begin(); it != sh->buckets.end();) {
+    if (now - it->second.last > kIdleAfterMs) {
+      it = sh->buckets.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 // The bucket step of RateLimiter.take (rate-limiter.ts), operation for
 // operation: 0 refused, 1 allowed, 2 allowed and the bucket was full.
+int Take(ShedShare* sh, const ShedKey& key, double now) {
+  auto it = sh->buckets.find(key);
+  if (it == sh->buckets.end()) {
+    sh->buckets.emplace(key, ShedBucket{sh->bucketMax - sh->packetCost, now});
+    return 2;
+  }
+  ShedBucket& b = it->second;
+  b.tokens = std::fmin(sh->bucketMax, b.tokens + (now - b.last));
+  b.last = now;
+  if (b.tokens >= sh->packetCost) {
+    const bool full = b.tokens == sh->bucketMax;
+    b.tokens -= sh->packetCost;
+    return full ? 2 : 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+// The device's queueHandshake admission (device-core.ts): the share, and
+// under load the smaller share as well; whether the source was fresh is the
+// last bucket's answer.
 int ShedTake(ShedState* s, const uint8_t* rec, double now) {
   if (now - s->lastGc >= kIdleAfterMs) {
-    for (auto it = s->buckets.begin(); it != s->buckets.end();) {
-      if (now - it->second.last > kIdleAfterMs) {
-        it = s->buckets.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    Sweep(&s->share, now);
+    Sweep(&s->loadedShare, now);
     s->lastGc = now;
   }
   ShedKey key{rec[0] == 6 ? uint8_t{6} : uint8_t{4}, 0};
@@ -92,20 +125,9 @@ int ShedTake(ShedState* s, const uint8_t* rec, double now) {
     memcpy(&a, rec + 4, 4);
     key.addr = a;
   }
-  auto it = s->buckets.find(key);
-  if (it == s->buckets.end()) {
-    s->buckets.emplace(key, ShedBucket{s->bucketMax - s->packetCost, now});
-    return 2;
-  }
-  ShedBucket& b = it->second;
-  b.tokens = std::fmin(s->bucketMax, b.tokens + (now - b.last));
-  b.last = now;
-  if (b.tokens >= s->packetCost) {
-    const bool full = b.tokens == s->bucketMax;
-    b.tokens -= s->packetCost;
-    return full ? 2 : 1;
-  }
-  return 0;
+  const int t = Take(&s->share, key, now);
+  if (t == 0 || !s->underLoad) return t;
+  return Take(&s->loadedShare, key, now);
 }
 
 int ShedDecide(ShedState* s, const uint8_t* p, size_t len, const uint8_t* rec, double now) {
@@ -136,25 +158,40 @@ int ShedDecide(ShedState* s, const uint8_t* p, size_t len, const uint8_t* rec, d
 
 namespace {
 
-// udpSetShed(h, perSecond, burst, perCall): turns the shed on for this
-// socket (perCall 0 turns it off and forgets the buckets). From then on
-// udpRecv needs res of at least kResSize + kShedReasons elements and counts
-// what it shed in res[kResSize + reason].
+// udpSetShed(h, perSecond, burst, loadedPerSecond, loadedBurst, perCall):
+// turns the shed on for this socket with these shares (perCall 0 turns it
+// off and forgets the buckets). From then on udpRecv needs res of at least
+// kResSize + kShedReasons elements and counts what it shed in
+// res[kResSize + reason].
 Napi::Value UdpSetShed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!ArgCount(info, 4)) return env.Undefined();
+  if (!ArgCount(info, 6)) return env.Undefined();
   Handle* h = ArgHandle(info, 0, true);
-  int64_t rate, burst, perCall;
+  int64_t rate, burst, loadedRate, loadedBurst, perCall;
   if (h == nullptr || !ArgInt(info, 1, 1, 1000000, &rate) || !ArgInt(info, 2, 1, 1000000, &burst) ||
-      !ArgInt(info, 3, 0, 65536, &perCall)) {
+      !ArgInt(info, 3, 1, 1000000, &loadedRate) || !ArgInt(info, 4, 1, 1000000, &loadedBurst) ||
+      !ArgInt(info, 5, 0, 65536, &perCall)) {
     return env.Undefined();
   }
   if (perCall == 0) {
     h->shed.reset();
   } else {
-    h->shed.reset(new (std::nothrow) ShedState(static_cast<double>(rate), static_cast<double>(burst), static_cast<uint32_t>(perCall)));
+    h->shed.reset(new (std::nothrow) ShedState(static_cast<double>(rate), static_cast<double>(burst), static_cast<double>(loadedRate),
+                                               static_cast<double>(loadedBurst), static_cast<uint32_t>(perCall)));
     if (!h->shed) return ThrowErrno(env, ENOMEM, "udpSetShed");
   }
+  return env.Undefined();
+}
+
+// udpShedUnderLoad(h, on): the device went under load (on) or out of it; the
+// smaller share applies while on. Nothing without the shed.
+Napi::Value UdpShedUnderLoad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ArgCount(info, 2)) return env.Undefined();
+  Handle* h = ArgHandle(info, 0, true);
+  bool on;
+  if (h == nullptr || !ArgBool(info, 1, &on)) return env.Undefined();
+  if (h->shed) h->shed->underLoad = on;
   return env.Undefined();
 }
 
@@ -162,6 +199,7 @@ Napi::Value UdpSetShed(const Napi::CallbackInfo& info) {
 
 void InitUdpShed(Napi::Env env, Napi::Object exports) {
   exports.Set("udpSetShed", Napi::Function::New<UdpSetShed>(env, "udpSetShed"));
+  exports.Set("udpShedUnderLoad", Napi::Function::New<UdpShedUnderLoad>(env, "udpShedUnderLoad"));
 }
 
 }  // namespace tb

@@ -32,12 +32,18 @@ import type { ShedPolicy } from '../io/types.js';
 
 /**
  * The bind's native shed (native/src/udp-shed.cc) applies the handshake
- * queue's admission rule before JS sees a datagram: the same share per
- * source, and at most HANDSHAKES_PER_BATCH messages per read (as many again
- * from fresh sources), the handshake work one batch gets.
+ * queue's admission rule before JS sees a datagram: the same shares per
+ * source (the smaller one as well while the device is under load, which the
+ * runtime passes on), and at most HANDSHAKES_PER_BATCH messages per read (as
+ * many again from fresh sources), the handshake work one batch gets.
  */
-const SHED_POLICY: ShedPolicy = { perSecond: HANDSHAKE_QUEUE_SOURCE_RATE, burst: HANDSHAKE_QUEUE_SOURCE_BURST, perCall: HANDSHAKES_PER_BATCH };
-const SHED_POLICY_UNDER_LOAD: ShedPolicy = { ...SHED_POLICY, perSecond: HANDSHAKE_QUEUE_SOURCE_RATE_UNDER_LOAD, burst: HANDSHAKE_QUEUE_SOURCE_BURST_UNDER_LOAD };
+const SHED_POLICY: ShedPolicy = {
+  perSecond: HANDSHAKE_QUEUE_SOURCE_RATE,
+  burst: HANDSHAKE_QUEUE_SOURCE_BURST,
+  loadedPerSecond: HANDSHAKE_QUEUE_SOURCE_RATE_UNDER_LOAD,
+  loadedBurst: HANDSHAKE_QUEUE_SOURCE_BURST_UNDER_LOAD,
+  perCall: HANDSHAKES_PER_BATCH,
+};
 
 /** Queued handshake messages processed per event-loop turn (a few ms of Diffie-Hellman at most). */
 export const HANDSHAKES_PER_TURN = 32;
@@ -102,7 +108,7 @@ export class DeviceRuntime {
     const underLoad = this.device.isUnderLoad();
     if (underLoad === this.shedUnderLoad) return;
     this.shedUnderLoad = underLoad;
-    this.bind?.shedHandshakes?.(underLoad ? SHED_POLICY_UNDER_LOAD : SHED_POLICY);
+    this.bind?.shedUnderLoad?.(underLoad);
   }
 
   private scheduleDrain(): void {

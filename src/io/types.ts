@@ -41,17 +41,23 @@ export interface UdpBind {
   /**
    * Where the bind can, sheds WireGuard datagrams before they are delivered
    * (native/src/udp-shed.cc): garbage by type and size, handshake messages
-   * over `perSecond`/`burst` per source address (IPv6 /64) or over `perCall`
-   * per read (as many again from sources whose share was full). Transport
-   * data is always delivered. What is shed is counted in the next delivered
-   * batch's `shed`. null turns it off. Returns whether the bind sheds now.
+   * over `perSecond`/`burst` per source address (IPv6 /64) — and under load
+   * over `loadedPerSecond`/`loadedBurst` as well (shedUnderLoad) — or over
+   * `perCall` per read (as many again from sources whose share was full).
+   * Transport data is always delivered. What is shed is counted in the next
+   * delivered batch's `shed`. null turns it off. Returns whether the bind
+   * sheds now.
    */
   shedHandshakes?(policy: ShedPolicy | null): boolean;
+  /** Tells the shed whether the device is under load now. */
+  shedUnderLoad?(on: boolean): void;
 }
 
 /** The receive-side shed's numbers (UdpBind.shedHandshakes). */
 export interface ShedPolicy {
   perSecond: number;
   burst: number;
+  loadedPerSecond: number;
+  loadedBurst: number;
   perCall: number;
 }

@@ -362,7 +362,7 @@ for (const gro of [false, true]) {
   test(`the receive-side shed (GRO ${gro ? 'on' : 'off'}): transport data always, garbage and handshakes over a source's share or a read's cap dropped and counted`, { skip: skip ?? false }, async () => {
     const rx = bind({ host: '127.0.0.1', gro });
     // One read takes all of it: a share of 4 messages (refilling at 1/s), 2 per read from sources that have been sending.
-    assert.equal(rx.shedHandshakes({ perSecond: 1, burst: 4, perCall: 2 }), true);
+    assert.equal(rx.shedHandshakes({ perSecond: 1, burst: 4, loadedPerSecond: 1, loadedBurst: 1, perCall: 2 }), true);
     const a = bind({ host: '127.0.0.2' });
     const c = bind({ host: '127.0.0.3' });
     const to: Endpoint = { family: 4, address: '127.0.0.1', port: rx.port() };
@@ -403,6 +403,13 @@ for (const gro of [false, true]) {
     assert.deepEqual(shed, want);
     assert.equal(rx.stats.recvShed, 5);
     assert.equal(rx.stats.received, 6);
+    // Under load a new source's share is the smaller one as well (a burst of 1 here).
+    rx.shedUnderLoad(true);
+    const d = bind({ host: '127.0.0.4' });
+    d.send(sendBatch([msg(1, 148, 10), msg(1, 148, 11), msg(1, 148, 12)], to));
+    await waitFor('the three delivered or shed', () => tags.length + shed.reduce((x, y) => x + y, 0) === 14, 5000, 10);
+    assert.deepEqual(tags.slice(6), [10]);
+    assert.equal(shed[SHED_SOURCE_LIMITED], 3);
     assert.equal(rx.shedHandshakes(null), false, 'and off again');
   });
 }

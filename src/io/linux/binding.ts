@@ -106,12 +106,14 @@ export interface NativeBinding {
   udpSetOffload?(h: NativeHandle, gso: boolean, gro: boolean): number;
   udpGetOffload?(h: NativeHandle): number;
   /**
-   * The receive-side shed (native/src/udp-shed.cc): per-source handshake share (perSecond, burst)
-   * and per-call cap; perCall 0 turns it off. While on, udpRecv needs res of at least
-   * RES_SIZE + SHED_REASONS elements and counts what it shed in res[RES_SIZE + SHED_*]. Optional so
-   * that older builds and fakes still load.
+   * The receive-side shed (native/src/udp-shed.cc): per-source handshake shares (perSecond, burst;
+   * under load loadedPerSecond, loadedBurst as well) and per-call cap; perCall 0 turns it off. While
+   * on, udpRecv needs res of at least RES_SIZE + SHED_REASONS elements and counts what it shed in
+   * res[RES_SIZE + SHED_*]. Optional so that older builds and fakes still load.
    */
-  udpSetShed?(h: NativeHandle, perSecond: number, burst: number, perCall: number): void;
+  udpSetShed?(h: NativeHandle, perSecond: number, burst: number, loadedPerSecond: number, loadedBurst: number, perCall: number): void;
+  /** The device went under load (true) or out of it: the shed applies the smaller share as well while true. */
+  udpShedUnderLoad?(h: NativeHandle, on: boolean): void;
 
   // The *ForTest functions exist only in the test build of the addon
   // (native/src/test-exports.cc, loaded by test/support/test-binding.ts).
@@ -142,10 +144,11 @@ export interface NativeBinding {
    */
   /**
    * Test-only: the shed's verdict for messages 0..n-1 (data[offsets[i], +lengths[i]) from endpoint
-   * record i, at times[i] ms), a udpRecv call beginning at each i with calls[i] != 0; out[i] = -1
-   * (kept) or the SHED_* reason. Returns n.
+   * record i, at times[i] ms) with shares [perSecond, burst, loadedPerSecond, loadedBurst]; a udpRecv
+   * call begins at each i with calls[i] & 1, and message i meets the device under load when
+   * calls[i] & 2; out[i] = -1 (kept) or the SHED_* reason. Returns n.
    */
-  udpShedForTest?(perSecond: number, burst: number, perCall: number, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: Uint8Array, times: Float64Array, calls: Uint8Array, out: Int32Array): number;
+  udpShedForTest?(shares: Int32Array, perCall: number, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, endpoints: Uint8Array, times: Float64Array, calls: Uint8Array, out: Int32Array): number;
   tunSegmentForTest?(input: Uint8Array, data: Uint8Array, offsets: Int32Array, lengths: Int32Array, slotSize: number, count: number, headroom: number, res: Int32Array, cursor: Int32Array): number;
 }
 

@@ -211,16 +211,24 @@ export class LinuxUdpBind extends PolledReader implements UdpBind {
     const setShed = this.binding.udpSetShed;
     if (setShed === undefined) return false;
     if (policy === null) {
-      setShed(this.checkOpen(), 1, 1, 0);
+      setShed(this.checkOpen(), 1, 1, 1, 1, 0);
       this.shedOn = false;
       return false;
     }
     const perSecond = intOption('perSecond', policy.perSecond, 1, 1_000_000, 0);
     const burst = intOption('burst', policy.burst, 1, 1_000_000, 0);
+    const loadedPerSecond = intOption('loadedPerSecond', policy.loadedPerSecond, 1, 1_000_000, 0);
+    const loadedBurst = intOption('loadedBurst', policy.loadedBurst, 1, 1_000_000, 0);
     const perCall = intOption('perCall', policy.perCall, 1, 65536, 0);
-    setShed(this.checkOpen(), perSecond, burst, perCall);
+    setShed(this.checkOpen(), perSecond, burst, loadedPerSecond, loadedBurst, perCall);
     this.shedOn = true;
     return true;
+  }
+
+  /** The device is under load (true) or not: the shed applies the smaller share as well while it is. */
+  shedUnderLoad(on: boolean): void {
+    if (typeof on !== 'boolean') throw new TypeError('shedUnderLoad: expected a boolean');
+    if (this.shedOn && !this.isClosed) this.binding.udpShedUnderLoad?.(this.handle, on);
   }
 
   send(batch: PacketBatch): void {

@@ -9,9 +9,10 @@
  * [Interface] are the netstack's own, [Peer]s are configured on the device
  * through the same UAPI code `wg set` uses.
  *
- * This file is the only place that schedules: a microtask to flush work the
- * application queued, setImmediate to hand the stack's packets to the device
- * (never re-entering it), and a timer at the stack's next deadline.
+ * Scheduling: the stack's flushes and timers are netstack/stack-scheduler.ts's
+ * (a microtask to flush work the application queued, a timer at the stack's
+ * next deadline); the stack's packets reach the device from setImmediate
+ * (never re-entering it).
  */
 import { EventEmitter } from 'node:events';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -28,6 +29,7 @@ import { Stack, type TcpListener, type UdpSocket } from '../netstack/stack.js';
 import type { TcpConnection } from '../netstack/tcp/connection.js';
 import type { TcpOptions } from '../netstack/tcp/options.js';
 import { NetstackTun } from '../netstack/tun-adapter.js';
+import { StackScheduler } from '../netstack/stack-scheduler.js';
 import { resolveName } from './dns.js';
 import { TunnelSocket, type TunnelSocketEnds } from './tcp-socket.js';
 import { DEFAULT_TUNNEL_MTU, parseWgQuick, type WgQuickConfig } from './wg-quick.js';
@@ -107,9 +109,7 @@ export class Tunnel {
   readonly stack: Stack;
   readonly runtime: DeviceRuntime;
   readonly tun: NetstackTun;
-  private timer: NodeJS.Timeout | null = null;
-  private timerAt = Infinity;
-  private flushQueued = false;
+  private readonly scheduler = new StackScheduler();
   private closed = false;
   private readonly sockets = new Set<TunnelSocket>();
   private dispatcher: Agent | null = null;
@@ -124,9 +124,10 @@ export class Tunnel {
       clock: { now: () => performance.now() },
       sink: this.tun,
       tcp,
-      wake: () => this.queueFlush(),
-      onDeadline: () => this.arm(),
+      wake: this.scheduler.wake,
+      onDeadline: this.scheduler.onDeadline,
     });
+    this.scheduler.attach(this.stack);
     this.tun.attach(this.stack);
     this.runtime = new DeviceRuntime({ tun: this.tun, bind, privateKey: config.privateKey, mtu });
   }
@@ -193,7 +194,7 @@ export class Tunnel {
     if (o.noDelay) s.setNoDelay(true);
     if (o.keepAlive) s.setKeepAlive(true, o.keepAliveInitialDelay ?? 0);
     if (o.timeout) s.setTimeout(o.timeout);
-    this.arm();
+    this.scheduler.onDeadline();
     return s;
   }
 
@@ -218,7 +219,7 @@ export class Tunnel {
           return;
         }
         s.attach(conn, this.ends(conn), host);
-        this.arm();
+        this.scheduler.onDeadline();
       },
       (e: Error & { code?: string }) => fail(e.code ?? 'ENOTFOUND', 'getaddrinfo', e.message),
     );
@@ -313,8 +314,7 @@ export class Tunnel {
     this.stack.flush();
     this.closed = true;
     this.tun.close();
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.scheduler.close();
     this.runtime.close();
   }
 
@@ -334,35 +334,6 @@ export class Tunnel {
     this.sockets.add(s);
     s.once('close', () => this.sockets.delete(s));
     return s;
-  }
-
-  private queueFlush(): void {
-    if (this.flushQueued || this.closed) return;
-    this.flushQueued = true;
-    queueMicrotask(() => {
-      this.flushQueued = false;
-      if (this.closed) return;
-      this.stack.flush();
-      this.arm();
-    });
-  }
-
-  /** Keeps one timer at the stack's next deadline. */
-  private arm(): void {
-    if (this.closed) return;
-    const at = this.stack.nextDeadline();
-    if (at === this.timerAt && this.timer) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.timerAt = at;
-    if (at === Infinity) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.timerAt = Infinity;
-      if (this.closed) return;
-      this.stack.tick();
-      this.arm();
-    }, Math.max(0, Math.ceil(at - performance.now())));
   }
 
   private assertOpen(): void {

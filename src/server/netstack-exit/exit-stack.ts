@@ -1,13 +1,14 @@
 /**
  * The netstack exit's device side: the netstack in forwarding mode with the
  * exit's forwarder, dressed as a TUN (NetstackTun) for the WireGuard device,
- * and the scheduling it needs — a microtask to flush what host sockets
- * queued, a timer at the stack's next deadline, a sweep of idle UDP flows
- * once a second. It replaces the TUN interface of `serve`; the device, its
+ * and the scheduling it needs — the stack's flushes and timers
+ * (netstack/stack-scheduler.ts, as the kernel-free Tunnel has them), a sweep
+ * of idle UDP flows once a second. It replaces the TUN interface of `serve`; the device, its
  * peers and the control plane's view of it are the same.
  */
 import { NetstackTun } from '../../netstack/tun-adapter.js';
 import { Stack } from '../../netstack/stack.js';
+import { StackScheduler } from '../../netstack/stack-scheduler.js';
 import type { ExitForwarder } from './forwarder.js';
 
 export interface ExitStackOptions {
@@ -23,9 +24,7 @@ const SWEEP_INTERVAL_MS = 1000;
 export class ExitStack {
   readonly tun: NetstackTun;
   readonly stack: Stack;
-  private timer: NodeJS.Timeout | null = null;
-  private timerAt = Infinity;
-  private flushQueued = false;
+  private readonly scheduler = new StackScheduler();
   private closed = false;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -37,9 +36,10 @@ export class ExitStack {
       clock: { now: () => performance.now() },
       sink: this.tun,
       forwarder: opts.forwarder,
-      wake: () => this.queueFlush(),
-      onDeadline: () => this.arm(),
+      wake: this.scheduler.wake,
+      onDeadline: this.scheduler.onDeadline,
     });
+    this.scheduler.attach(this.stack);
     this.tun.attach(this.stack);
     opts.forwarder.attach(this.stack);
     this.sweeper = setInterval(() => opts.forwarder.sweep(), SWEEP_INTERVAL_MS);
@@ -53,35 +53,6 @@ export class ExitStack {
     this.stack.flush();
     this.closed = true;
     clearInterval(this.sweeper);
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-  }
-
-  private queueFlush(): void {
-    if (this.flushQueued || this.closed) return;
-    this.flushQueued = true;
-    queueMicrotask(() => {
-      this.flushQueued = false;
-      if (this.closed) return;
-      this.stack.flush();
-      this.arm();
-    });
-  }
-
-  private arm(): void {
-    if (this.closed) return;
-    const at = this.stack.nextDeadline();
-    if (at === this.timerAt && this.timer) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.timerAt = at;
-    if (at === Infinity) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.timerAt = Infinity;
-      if (this.closed) return;
-      this.stack.tick();
-      this.arm();
-    }, Math.max(0, Math.ceil(at - performance.now())));
+    this.scheduler.close();
   }
 }

@@ -19,13 +19,13 @@
  *     removal too, so the bytes up to a removal still count.
  *
  * The device counts from its side (rx = from the client); sessions count
- * from the client's (rx = to the client), so the directions swap here as in
- * NodeAgent.flushCounters.
+ * from the client's (rx = to the client): counterDelta (data-plane.ts, shared
+ * with NodeAgent) swaps the directions.
  */
 import type { Logger } from 'pino';
-import type { DataPlane, PeerCounters } from '../control/services/data-plane.js';
+import { counterDelta, type DataPlane, type PeerCounters } from '../control/services/data-plane.js';
 import type { PeerChange, PublishedPeer } from '../control/store/node-peers.js';
-import type { CounterDelta, NodeStore, StoredPeer } from './node-store.js';
+import type { SessionBytes, NodeStore, StoredPeer } from './node-store.js';
 
 export class JoinedAgent {
   private readonly installed = new Map<string, StoredPeer>();
@@ -105,16 +105,12 @@ export class JoinedAgent {
   /** Moves the device's counter deltas since the last flush into the sessions' cumulative counters; returns the bytes moved. */
   flushCounters(): number {
     const counters = this.dataPlane.readCounters();
-    const deltas: CounterDelta[] = [];
+    const deltas: SessionBytes[] = [];
     let total = 0;
     for (const [publicKey, c] of counters) {
       const peer = this.installed.get(publicKey);
       if (!peer) continue;
-      const prev = this.lastSeen.get(publicKey);
-      // Device counters only grow while the peer stays; lower ones mean it was re-added and counts from 0.
-      const fromClient = prev && c.rxBytes >= prev.rxBytes ? c.rxBytes - prev.rxBytes : c.rxBytes;
-      const toClient = prev && c.txBytes >= prev.txBytes ? c.txBytes - prev.txBytes : c.txBytes;
-      const newHandshake = c.lastHandshakeMs !== null && c.lastHandshakeMs !== (prev?.lastHandshakeMs ?? null);
+      const { fromClient, toClient, newHandshake } = counterDelta(this.lastSeen.get(publicKey), c);
       this.lastSeen.set(publicKey, { ...c });
       if (fromClient === 0 && toClient === 0 && !newHandshake) continue;
       deltas.push({ sessionId: peer.sessionId, rx: toClient, tx: fromClient, lastHandshakeAt: c.lastHandshakeMs });

@@ -79,7 +79,7 @@ export interface PendingReport {
 }
 
 /** A session's bytes to add from one counter flush (the client's view: rx = to the client). */
-export interface CounterDelta {
+export interface SessionBytes {
   sessionId: string;
   rx: number;
   tx: number;
@@ -179,7 +179,7 @@ export function openNodeStore(path: string) {
       });
     },
     /** Adds one flush's byte deltas to the sessions' cumulative counters (one transaction). */
-    addCounters(deltas: readonly CounterDelta[]): void {
+    addCounters(deltas: readonly SessionBytes[]): void {
       if (deltas.length === 0) return;
       tx(() => {
         for (const d of deltas) q.addCounters.run({ id: d.sessionId, rx: d.rx, tx: d.tx, hs: d.lastHandshakeAt });

@@ -9,7 +9,9 @@
  * counted twice and nothing is lost.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,7 +20,8 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import type { Actor } from '../../src/control/services/audit.js';
 import { generateKeyPair } from '../../src/crypto/wireguard-keys.js';
-import { ControlLink, ControlUnreachable, CredentialRefused } from '../../src/server/control-link.js';
+import { ControlLink, ControlRefusal, ControlUnreachable, CredentialRefused } from '../../src/server/control-link.js';
+import { createApp } from '../../src/control/http/app.js';
 import { JoinedAgent } from '../../src/server/joined-agent.js';
 import { NodeChannelClient } from '../../src/server/node-channel-client.js';
 import { readNodeCredential, writeNodeCredential } from '../../src/server/node-credential.js';
@@ -194,6 +197,24 @@ describe('a joined node reports usage: disk outbox, sequence numbers, retries', 
     } finally {
       fresh.close();
       rmSync(freshDir, { recursive: true, force: true });
+    }
+  });
+
+  it('over https (the API document\'s spelling, …/v1) the node trusts the control plane\'s own CA given as --ca; without it, refused with the fix', async () => {
+    const certDir = mkdtempSync(join(tmpdir(), 'tb-join-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem')], { stdio: 'ignore' });
+    const server = createHttpsServer({ key: readFileSync(join(certDir, 'key.pem')), cert: readFileSync(join(certDir, 'cert.pem')) }, createApp({ control: h.control }).callback());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      const view = await new ControlLink({ base: url, ca: readFileSync(join(certDir, 'cert.pem')) }).heartbeat(node.id, node.credential, ['203.0.113.9']);
+      assert.equal(view.id, node.id);
+      await assert.rejects(new ControlLink({ base: url }).heartbeat(node.id, node.credential, []), (e: Error) => e instanceof ControlRefusal && /not trusted .*--ca/.test(e.message));
+    } finally {
+      server.closeAllConnections();
+      server.close();
+      rmSync(certDir, { recursive: true, force: true });
     }
   });
 

@@ -28,3 +28,29 @@ export interface DataPlane {
   /** Counters of every peer currently on the device, keyed by public key. Counters restart at 0 when a peer is re-added. */
   readCounters(): Map<string, PeerCounters>;
 }
+
+/** What a peer moved between two readings of its counters, from the client's side (rx = to the client). */
+export interface CounterDelta {
+  /** Bytes the client received (the device sent). */
+  toClient: number;
+  /** Bytes the client sent (the device received). */
+  fromClient: number;
+  /** A handshake completed since the last reading. */
+  newHandshake: boolean;
+}
+
+/**
+ * The delta of a peer's counters since the previous reading (none: since it
+ * was added). The device counts from its side (rx = from the client); a
+ * session counts from the client's, so the directions swap here. Counters
+ * only grow while a peer stays; lower ones mean it was re-added and counts
+ * from 0 again.
+ */
+export function counterDelta(prev: PeerCounters | undefined, now: PeerCounters): CounterDelta {
+  return {
+    fromClient: prev && now.rxBytes >= prev.rxBytes ? now.rxBytes - prev.rxBytes : now.rxBytes,
+    toClient: prev && now.txBytes >= prev.txBytes ? now.txBytes - prev.txBytes : now.txBytes,
+    newHandshake: now.lastHandshakeMs !== null && now.lastHandshakeMs !== (prev?.lastHandshakeMs ?? null),
+  };
+}
+

@@ -23,7 +23,7 @@
  * missed change on the next tick. API calls (create, close, tier change)
  * trigger it at once through PeerSync.
  */
-import type { DataPlane, PeerCounters } from './data-plane.js';
+import { counterDelta, type DataPlane, type PeerCounters } from './data-plane.js';
 import type { ServiceContext } from './context.js';
 import type { NodeService } from './nodes.js';
 import { periodAt } from './periods.js';
@@ -111,10 +111,7 @@ export class NodeAgent {
       for (const [publicKey, c] of counters) {
         const peer = this.installed.get(publicKey);
         if (!peer) continue;
-        const prev = this.lastSeen.get(publicKey);
-        const fromClient = prev && c.rxBytes >= prev.rxBytes ? c.rxBytes - prev.rxBytes : c.rxBytes;
-        const toClient = prev && c.txBytes >= prev.txBytes ? c.txBytes - prev.txBytes : c.txBytes;
-        const newHandshake = c.lastHandshakeMs !== null && c.lastHandshakeMs !== (prev?.lastHandshakeMs ?? null);
+        const { fromClient, toClient, newHandshake } = counterDelta(this.lastSeen.get(publicKey), c);
         this.lastSeen.set(publicKey, { ...c });
         if (fromClient === 0 && toClient === 0 && !newHandshake) continue;
         store.sessions.addCounters({

@@ -33,14 +33,14 @@ const QUOTA_MIB = 24;
 const CHUNK = 64 * 1024;
 
 
-/** A UDP port free on this machine's loopback, IPv4 and IPv6 (bound and released; serve binds it right after). */
-function freeUdpPort(): Promise<number> {
+/** A UDP port free on this machine (IPv4 and IPv6 when it has IPv6; bound and released: serve binds it right after). */
+function freeUdpPort(type: 'udp6' | 'udp4' = 'udp6'): Promise<number> {
   return new Promise((resolve, reject) => {
-    const s = createSocket({ type: 'udp6' });
-    s.once('error', reject);
-    s.bind(0, '::', () => {
+    const s = createSocket({ type });
+    s.once('error', (e) => (type === 'udp6' ? freeUdpPort('udp4').then(resolve, reject) : reject(e)));
+    s.bind(0, type === 'udp6' ? '::' : '0.0.0.0', () => {
       const port = s.address().port;
-      s.close(() => (port === 8080 || port === 51820 ? freeUdpPort().then(resolve, reject) : resolve(port)));
+      s.close(() => (port === 8080 || port === 51820 ? freeUdpPort(type).then(resolve, reject) : resolve(port)));
     });
   });
 }

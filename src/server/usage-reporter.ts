@@ -55,7 +55,9 @@ export class UsageReporter {
       if (!report) break;
       const r = await this.link.usage(this.node.id, this.node.credential, report);
       if (r.applied || r.acked_seq === report.seq) {
-        // Applied now, or a retry of the report the control plane applied when its answer was lost.
+        // Applied now, or a retry of the report the control plane applied when its answer was lost. (A disk
+        // restored from an older copy may also land here by coincidence of numbers: its counters are then
+        // below the control plane's, which counts nothing until they pass — routes/nodes.ts's usage rule.)
         this.store.acknowledge(report, this.wallMs());
         out.acknowledged++;
         out.sessions += report.sessions.length;

@@ -31,6 +31,8 @@ import { RecordingDataPlane, startHarness, type Harness } from './harness.js';
 
 const OPERATOR: Actor = { actor: 'admin:test', source: null };
 const quiet = pino({ level: 'silent' });
+/** The anonymous tier's monthly data in this test: the first tests stay below it, the quota test crosses it. */
+const QUOTA = 10_000;
 
 /**
  * A TCP relay to the control plane's current port: `dropAnswers` forwards
@@ -84,7 +86,7 @@ describe('a joined node reports usage: disk outbox, sequence numbers, retries', 
   const portOf = (url: string) => Number(new URL(url).port);
 
   const startControl = async () => {
-    h = await startHarness({ node: false, dir });
+    h = await startHarness({ node: false, dir, config: { tiers: { anonymous: { quotaBytes: QUOTA } } } });
     relay.target = portOf(h.url);
   };
   const openNode = () => {
@@ -183,6 +185,36 @@ describe('a joined node reports usage: disk outbox, sequence numbers, retries', 
     assert.deepEqual(await reporter.report(), { acknowledged: 0, sessions: 0 });
   });
 
+  it('a report that uses up the quota comes back over the channel as a removal: the node takes the peer off its device and its disk', async () => {
+    const abort = new AbortController();
+    const channel = new NodeChannelClient({ url: h.url, nodeId: node.id, credential: node.credential, backoff: { initialMs: 20, maxMs: 100 } });
+    const removed = new Promise<void>((resolve) => {
+      void channel.stream({
+        since: agent.revision(),
+        signal: abort.signal,
+        onSnapshot: (snap) => void agent.applySnapshot(snap.revision, snap.peers),
+        onPeer: (revision, change) => {
+          agent.applyChange(revision, change);
+          if (change.op === 'remove') resolve();
+        },
+      });
+    });
+    try {
+      device.traffic(session.clientKey, 2000, 2000);
+      const flushed = agent.flushCounters();
+      const sent = await reporter.report();
+      const t = await controlTotals();
+      assert.deepEqual({ flushed, sent }, { flushed: 4000, sent: { acknowledged: 1, sessions: 1 } });
+      assert.ok(t.rx + t.tx >= QUOTA, `over the quota: ${JSON.stringify(t)}`);
+      await removed;
+      assert.deepEqual(agent.installedPeers(), [], 'off the device');
+      assert.deepEqual(store.peers(), [], 'and off the disk: a restart does not bring it back');
+      assert.equal(device.peers.size, 0);
+    } finally {
+      abort.abort();
+    }
+  });
+
   it('a node disk behind the control plane (restored from an older copy) renumbers above its sequence instead of losing counts', async () => {
     // Another reporter on a fresh disk starts at sequence 1, below what the control plane applied.
     const freshDir = mkdtempSync(join(tmpdir(), 'tb-outbox-fresh-'));
@@ -190,10 +222,11 @@ describe('a joined node reports usage: disk outbox, sequence numbers, retries', 
     try {
       fresh.saveSnapshot(1, [{ publicKey: session.clientKey, sessionId: session.id, allowedIps: ['10.90.0.2/32'] }], h.clock.wallMs());
       // Its cumulative counters run ahead of what the control plane holds by 100 bytes each way.
-      fresh.addCounters([{ sessionId: session.id, rx: 6384, tx: 1952, lastHandshakeAt: null }]);
+      const held = await controlTotals();
+      fresh.addCounters([{ sessionId: session.id, rx: held.rx + 100, tx: held.tx + 100, lastHandshakeAt: null }]);
       const r = new UsageReporter(fresh, new ControlLink({ base: h.url }), node, () => h.clock.wallMs());
       assert.deepEqual(await r.report(), { acknowledged: 1, sessions: 1 });
-      assert.deepEqual(await controlTotals(), { rx: 6384, tx: 1952 }, 'applied under a sequence above the control plane\'s');
+      assert.deepEqual(await controlTotals(), { rx: held.rx + 100, tx: held.tx + 100 }, 'applied under a sequence above the control plane\'s');
     } finally {
       fresh.close();
       rmSync(freshDir, { recursive: true, force: true });
@@ -219,8 +252,7 @@ describe('a joined node reports usage: disk outbox, sequence numbers, retries', 
   });
 
   it('a revoked node\'s reports are refused as such (not retried as unreachable)', async () => {
-    device.traffic(session.clientKey, 1, 1);
-    agent.flushCounters();
+    store.addCounters([{ sessionId: session.id, rx: 1, tx: 1, lastHandshakeAt: null }]);
     h.control.nodes.revoke(node.id, OPERATOR);
     await assert.rejects(reporter.report(), CredentialRefused);
   });

@@ -14,7 +14,7 @@ import { workerData, parentPort } from 'node:worker_threads';
 import { DestinationPolicy } from '../device/destination-policy.js';
 import { DeviceRuntime } from '../device/runtime.js';
 import { openLinuxTun } from '../io/linux/tun.js';
-import { openLinuxUdpBind } from '../io/linux/udp.js';
+import { openLinuxUdpBind, SERVER_SOCKET_BUFFER_SIZE } from '../io/linux/udp.js';
 import type { TunDevice } from '../io/types.js';
 import { DeviceDataPlane } from './device-data-plane.js';
 import type { CounterRow, DeviceAnswers, DeviceEvent, DeviceFigures, DeviceMessage, DeviceWorkerData, EchoMode } from './device-channel.js';
@@ -43,7 +43,7 @@ try {
     tun = openLinuxTun({ name: data.tun, mtu: data.mtu, exclusive: true });
   }
   try {
-    const bind = openLinuxUdpBind({ port: data.listenPort });
+    const bind = openLinuxUdpBind({ port: data.listenPort, bufferSize: SERVER_SOCKET_BUFFER_SIZE });
     const destinationPolicy = forwarder ? null : new DestinationPolicy(data.policy);
     runtime = new DeviceRuntime({ tun, bind, privateKey: data.privateKey, isolatePeers: true, destinationPolicy });
   } catch (e) {

@@ -5,12 +5,12 @@
  */
 import { DEFAULT_MTU } from '../protocol/constants.js';
 import { openLinuxTun } from '../io/linux/tun.js';
-import { openLinuxUdpBind } from '../io/linux/udp.js';
+import { openLinuxUdpBind, SERVER_SOCKET_BUFFER_SIZE } from '../io/linux/udp.js';
 import type { WgPlatform } from './wg-daemon.js';
 
 export function linuxWgPlatform(): WgPlatform {
   return {
     openTun: (name) => openLinuxTun({ name, mtu: DEFAULT_MTU }),
-    openBind: (port) => openLinuxUdpBind({ port }),
+    openBind: (port) => openLinuxUdpBind({ port, bufferSize: SERVER_SOCKET_BUFFER_SIZE }),
   };
 }

@@ -35,6 +35,16 @@ import { DEFAULT_MAX_BATCHES_PER_WAKEUP, defaultBinding, envSwitch, intOption, n
 
 /** wireguard-go's socketBufferSize (conn/bind_std.go). */
 export const DEFAULT_SOCKET_BUFFER_SIZE = 7 << 20;
+/**
+ * The buffers of a server's socket (tunnelbyte-wg, serve's device worker):
+ * 32 MiB, memory the kernel takes only while datagrams wait. Under a
+ * handshake flood from 64 addresses at 150–170k datagrams/s on a loaded
+ * 2-core machine the device thread is off the CPU long enough to overflow
+ * 7 MiB (75k datagrams lost in 15 s, transport data among them); with 32 MiB,
+ * none (`npm run bench -- --flood-many`). Beyond net.core.rmem_max only
+ * with CAP_NET_ADMIN, as any size here.
+ */
+export const SERVER_SOCKET_BUFFER_SIZE = 32 << 20;
 /** wireguard-go's conn.IdealBatchSize. */
 export const DEFAULT_UDP_BATCH_SIZE = 128;
 /** Room for the largest UDP payload (65507 over IPv4, 65527 over IPv6) behind any headroom up to 128 bytes. */

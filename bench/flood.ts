@@ -66,7 +66,7 @@ export function buildFlooder(): string {
 }
 
 /** Datagrams the kernel dropped for want of receive buffer in `ns` (Udp: RcvbufErrors, /proc/net/snmp). */
-function rcvbufErrors(ns: Netns): number {
+export function rcvbufErrors(ns: Netns): number {
   const lines = ns.run('cat', ['/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Udp:'));
   const keys = lines[0]!.split(/\s+/);
   const vals = lines[1]!.split(/\s+/);

@@ -43,7 +43,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildFlooder } from '../../bench/flood.js';
+import { buildFlooder, rcvbufErrors } from '../../bench/flood.js';
 import { finish } from '../../bench/processes.js';
 import { Netns, privilegedSkipReason, veth, waitFor } from '../support/netns.js';
 import { configure, genKeys, ifname, keyDir, startInterface, waitPing } from '../support/wg.js';
@@ -67,12 +67,6 @@ function one() {
 }
 s.bind(0, one);
 `;
-
-/** Datagrams the kernel dropped at full UDP receive buffers in `ns` (Udp RcvbufErrors, /proc/net/snmp). */
-function rcvbufErrors(ns: Netns): number {
-  const lines = ns.run('cat', ['/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Udp:'));
-  return Number(lines[1]!.split(/\s+/)[lines[0]!.split(/\s+/).indexOf('RcvbufErrors')]);
-}
 
 /**
  * A wireguard-go in the foreground with its verbose log kept (the many-address test reads from it

@@ -19,17 +19,17 @@
  *     removal too, so the bytes up to a removal still count.
  *
  * The device counts from its side (rx = from the client); sessions count
- * from the client's (rx = to the client): counterDelta (data-plane.ts, shared
+ * from the client's (rx = to the client): CounterMeter (data-plane.ts, shared
  * with NodeAgent) swaps the directions.
  */
 import type { Logger } from 'pino';
-import { counterDelta, type DataPlane, type PeerCounters } from '../control/services/data-plane.js';
+import { CounterMeter, type DataPlane } from '../control/services/data-plane.js';
 import type { PeerChange, PublishedPeer } from '../control/store/node-peers.js';
 import type { SessionBytes, NodeStore, StoredPeer } from './node-store.js';
 
 export class JoinedAgent {
   private readonly installed = new Map<string, StoredPeer>();
-  private readonly lastSeen = new Map<string, PeerCounters>();
+  private readonly meter = new CounterMeter();
 
   constructor(
     private readonly store: NodeStore,
@@ -107,13 +107,8 @@ export class JoinedAgent {
     const counters = this.dataPlane.readCounters();
     const deltas: SessionBytes[] = [];
     let total = 0;
-    for (const [publicKey, c] of counters) {
-      const peer = this.installed.get(publicKey);
-      if (!peer) continue;
-      const { fromClient, toClient, newHandshake } = counterDelta(this.lastSeen.get(publicKey), c);
-      this.lastSeen.set(publicKey, { ...c });
-      if (fromClient === 0 && toClient === 0 && !newHandshake) continue;
-      deltas.push({ sessionId: peer.sessionId, rx: toClient, tx: fromClient, lastHandshakeAt: c.lastHandshakeMs });
+    for (const { peer, toClient, fromClient, lastHandshakeMs } of this.meter.read(counters, this.installed)) {
+      deltas.push({ sessionId: peer.sessionId, rx: toClient, tx: fromClient, lastHandshakeAt: lastHandshakeMs });
       total += toClient + fromClient;
     }
     this.store.addCounters(deltas);
@@ -124,7 +119,7 @@ export class JoinedAgent {
     try {
       this.dataPlane.addPeer({ publicKey: p.publicKey, allowedIps: p.allowedIps });
       this.installed.set(p.publicKey, p);
-      this.lastSeen.delete(p.publicKey); // a (re)added peer's counters start at 0
+      this.meter.forget(p.publicKey); // a (re)added peer's counters start at 0
     } catch (e) {
       // Only a malformed key or prefix throws: the control plane validated both, so this is a bug there; the
       // other peers still go on, and the next snapshot tries again.
@@ -135,7 +130,7 @@ export class JoinedAgent {
   private uninstall(publicKey: string): void {
     this.dataPlane.removePeer(publicKey);
     this.installed.delete(publicKey);
-    this.lastSeen.delete(publicKey);
+    this.meter.forget(publicKey);
   }
 }
 

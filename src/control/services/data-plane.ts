@@ -29,28 +29,48 @@ export interface DataPlane {
   readCounters(): Map<string, PeerCounters>;
 }
 
-/** What a peer moved between two readings of its counters, from the client's side (rx = to the client). */
-export interface CounterDelta {
+/** What an installed peer moved since the last reading, from the client's side (rx = to the client). */
+export interface PeerMovement<P> {
+  peer: P;
   /** Bytes the client received (the device sent). */
   toClient: number;
   /** Bytes the client sent (the device received). */
   fromClient: number;
-  /** A handshake completed since the last reading. */
-  newHandshake: boolean;
+  /** The device's last handshake with it, epoch ms; null: none yet. */
+  lastHandshakeMs: number | null;
 }
 
 /**
- * The delta of a peer's counters since the previous reading (none: since it
- * was added). The device counts from its side (rx = from the client); a
- * session counts from the client's, so the directions swap here. Counters
- * only grow while a peer stays; lower ones mean it was re-added and counts
- * from 0 again.
+ * Turns readings of the device's counters into what each installed peer
+ * moved since the previous reading — the one rule of the in-process
+ * NodeAgent and a joined node's agent. The device counts from its side (rx =
+ * from the client); a session counts from the client's, so the directions
+ * swap here. Counters only grow while a peer stays; lower ones mean it was
+ * re-added and counts from 0 again, as does a peer `forget` was called for
+ * (added or removed since).
  */
-export function counterDelta(prev: PeerCounters | undefined, now: PeerCounters): CounterDelta {
-  return {
-    fromClient: prev && now.rxBytes >= prev.rxBytes ? now.rxBytes - prev.rxBytes : now.rxBytes,
-    toClient: prev && now.txBytes >= prev.txBytes ? now.txBytes - prev.txBytes : now.txBytes,
-    newHandshake: now.lastHandshakeMs !== null && now.lastHandshakeMs !== (prev?.lastHandshakeMs ?? null),
-  };
-}
+export class CounterMeter {
+  private readonly lastSeen = new Map<string, PeerCounters>();
 
+  /** The peers of `installed` that moved bytes or completed a handshake since the last reading. */
+  read<P>(counters: ReadonlyMap<string, PeerCounters>, installed: ReadonlyMap<string, P>): PeerMovement<P>[] {
+    const out: PeerMovement<P>[] = [];
+    for (const [publicKey, c] of counters) {
+      const peer = installed.get(publicKey);
+      if (peer === undefined) continue;
+      const prev = this.lastSeen.get(publicKey);
+      const fromClient = prev && c.rxBytes >= prev.rxBytes ? c.rxBytes - prev.rxBytes : c.rxBytes;
+      const toClient = prev && c.txBytes >= prev.txBytes ? c.txBytes - prev.txBytes : c.txBytes;
+      const newHandshake = c.lastHandshakeMs !== null && c.lastHandshakeMs !== (prev?.lastHandshakeMs ?? null);
+      this.lastSeen.set(publicKey, { ...c });
+      if (fromClient === 0 && toClient === 0 && !newHandshake) continue;
+      out.push({ peer, toClient, fromClient, lastHandshakeMs: c.lastHandshakeMs });
+    }
+    return out;
+  }
+
+  /** The peer was added or removed: its next counters start from 0. */
+  forget(publicKey: string): void {
+    this.lastSeen.delete(publicKey);
+  }
+}

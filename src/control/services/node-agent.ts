@@ -23,7 +23,7 @@
  * missed change on the next tick. API calls (create, close, tier change)
  * trigger it at once through PeerSync.
  */
-import { counterDelta, type DataPlane, type PeerCounters } from './data-plane.js';
+import { CounterMeter, type DataPlane } from './data-plane.js';
 import type { ServiceContext } from './context.js';
 import type { NodeService } from './nodes.js';
 import { periodAt } from './periods.js';
@@ -57,7 +57,7 @@ interface InstalledPeer {
 
 export class NodeAgent {
   private readonly installed = new Map<string, InstalledPeer>();
-  private readonly lastSeen = new Map<string, PeerCounters>();
+  private readonly meter = new CounterMeter();
   private exitAddresses: string[];
 
   constructor(
@@ -98,9 +98,9 @@ export class NodeAgent {
   }
 
   /**
-   * Moves counter deltas since the last flush into SQLite, in one transaction.
-   * The device counts from its side (rx = from the client); sessions and usage
-   * count from the client's (rx = to the client), so the directions swap here.
+   * Moves counter deltas since the last flush into SQLite, in one transaction
+   * (CounterMeter, data-plane.ts, turns the device's readings into what each
+   * session moved, from the client's side).
    */
   flushCounters(): number {
     const { store, clock, config } = this.ctx;
@@ -108,18 +108,13 @@ export class NodeAgent {
     let total = 0;
     store.transaction(() => {
       const period = periodAt(clock.wallMs()).id;
-      for (const [publicKey, c] of counters) {
-        const peer = this.installed.get(publicKey);
-        if (!peer) continue;
-        const { fromClient, toClient, newHandshake } = counterDelta(this.lastSeen.get(publicKey), c);
-        this.lastSeen.set(publicKey, { ...c });
-        if (fromClient === 0 && toClient === 0 && !newHandshake) continue;
+      for (const { peer, toClient, fromClient, lastHandshakeMs } of this.meter.read(counters, this.installed)) {
         store.sessions.addCounters({
           id: peer.sessionId,
           rx: toClient,
           tx: fromClient,
-          lastHandshakeAt: c.lastHandshakeMs,
-          expiresAt: c.lastHandshakeMs === null ? 0 : c.lastHandshakeMs + config.sessionIdleTtlMs,
+          lastHandshakeAt: lastHandshakeMs,
+          expiresAt: lastHandshakeMs === null ? 0 : lastHandshakeMs + config.sessionIdleTtlMs,
         });
         if (toClient + fromClient > 0) store.usage.add(peer.accountId, period, toClient, fromClient);
         total += toClient + fromClient;
@@ -139,7 +134,7 @@ export class NodeAgent {
       try {
         this.dataPlane.removePeer(pk);
         this.installed.delete(pk);
-        this.lastSeen.delete(pk);
+        this.meter.forget(pk);
         report.removed.push(pk);
       } catch (e) {
         report.failures.push({ publicKey: pk, error: (e as Error).message });
@@ -150,7 +145,7 @@ export class NodeAgent {
       try {
         this.dataPlane.addPeer({ publicKey: pk, allowedIps: want.allowedIps });
         this.installed.set(pk, want);
-        this.lastSeen.delete(pk);
+        this.meter.forget(pk);
         report.added.push(pk);
       } catch (e) {
         report.failures.push({ publicKey: pk, error: (e as Error).message });

@@ -11,6 +11,10 @@
 // messages, still one sendmmsg per batch, and a receive reads into a 64 KiB
 // buffer per message and splits UDP_GRO messages into their datagrams.
 //
+// With the shed on (udpSetShed; udp-shed.cc says what it keeps and why) a
+// receive judges each datagram before it keeps a slot and reads on until the
+// batch is full of kept datagrams or the socket is empty (bounded per call).
+//
 // Not done yet (issue 7): sticky source addresses (IP_PKTINFO), which
 // wireguard-go keeps per endpoint.
 #include "io.h"

@@ -22,6 +22,13 @@
  * onBatch still sees one datagram per slot, in order. See
  * native/src/udp-offload.cc.
  *
+ * The receive-side shed (shedHandshakes, native/src/udp-shed.cc; the device
+ * runtime turns it on with the handshake queue's rules): WireGuard garbage
+ * and handshake messages over their source's share or a read's cap are
+ * dropped in the addon before a slot is taken, counted in the delivered
+ * batch's `shed` and in stats.recvShed, and a read goes on until the batch is
+ * full of kept datagrams or the socket is empty.
+ *
  * Socket buffers are 7 MiB like wireguard-go's (forced past
  * net.core.[rw]mem_max when we have CAP_NET_ADMIN), and path-MTU discovery
  * is off (IP_PMTUDISC_DONT), so a datagram bigger than the path is

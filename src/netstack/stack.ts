@@ -370,11 +370,13 @@ export class Stack implements TcpHost {
     this.outsideEntry(() => c.answerHeld(this.clock.now()));
   }
 
-  /** Refuses a held forwarded SYN with a RST (a closed port) or an ICMP destination unreachable (rate limited like every ICMP error). */
-  refuse(c: TcpConnection, how: 'reset' | Unreachable): void {
+  /** Refuses a held forwarded SYN with a RST (a closed port), an ICMP destination unreachable (rate limited like every ICMP error), or silence (the SYN forgotten; the client retransmits). */
+  refuse(c: TcpConnection, how: 'reset' | 'silent' | Unreachable): void {
     if (!c.isHeld) return;
     this.outsideEntry(() => {
-      if (how !== 'reset') {
+      // 'silent' forgets the SYN without an answer: the client stays in SYN-SENT and its
+      // retransmission (RFC 6298 §5, 1 s, doubling) arrives as a new SYN that is judged again.
+      if (how !== 'reset' && how !== 'silent') {
         // RFC 792: the error quotes the offending datagram's IP header and its first 64 bits: the SYN is rebuilt from the connection.
         const q = this.quote;
         const ipLen = writeIpHeader(q, 0, c.remote, c.local, PROTO_TCP, TCP_HEADER_LEN);

@@ -346,10 +346,15 @@ describe('policy and limits', () => {
 
   test('pending SYNs per client are bounded', async () => {
     const { link, fwd } = exit({ silent: true, limits: { pendingPerClient: 3, connectTimeoutMs: 60_000 } });
-    for (let i = 0; i < 5; i++) link.a.connect('192.0.2.1', 1000 + i);
+    link.bWire.record = true;
+    const conns = Array.from({ length: 5 }, (_, i) => collect(link.a.connect('192.0.2.1', 1000 + i)));
     link.run(() => false, 5);
     assert.equal(fwd.figures.pending, 3);
     assert.equal(fwd.drops['tcp-pending-limit'], 2);
+    // The SYNs over the limit get no answer (no RST, no ICMP that would abort a Linux connect): the
+    // clients stay in SYN-SENT and retransmit.
+    assert.deepEqual(conns.map((c) => c.closed), [false, false, false, false, false]);
+    assert.equal(link.bWire.seen.length, 0, 'the exit sent nothing back');
   });
 });
 

@@ -189,10 +189,11 @@ export class ExitForwarder implements Forwarder {
       return;
     }
     if (counts.pending >= this.limits.pendingPerClient || this.pending >= this.limits.pendingTotal) {
-      // Too many connects waiting: ICMP host unreachable, a soft error to a client in SYN-SENT (RFC 1122 §4.2.3.9),
-      // which keeps retransmitting its SYN; a later one finds room once connects complete.
+      // Too many connects waiting: the SYN is forgotten without an answer. Not ICMP host unreachable: RFC 1122
+      // §4.2.3.9 calls it a soft error, but Linux aborts a connect in SYN-SENT on it (EHOSTUNREACH). Silence
+      // keeps the client retransmitting its SYN, and a later one finds room once connects complete.
       this.drops['tcp-pending-limit']++;
-      stack.refuse(c, 'host');
+      stack.refuse(c, 'silent');
       return;
     }
     counts.pending++;

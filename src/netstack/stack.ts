@@ -551,14 +551,8 @@ export class Stack implements TcpHost {
     }
     if (forward) {
       if ((t.flags & (SYN | ACK | RST)) === SYN) {
-        if (this.conns.size >= this.maxConnections) {
-          this.drops['tcp-backlog-full']++;
-          return;
-        }
-        const local = buf.slice(v.dstAt, v.dstAt + v.addrLen);
-        const remote = buf.slice(v.srcAt, v.srcAt + v.addrLen);
-        const nc = new TcpConnection(this, this.tcpOptions, local, t.dstPort, remote, t.srcPort, this.mtu, this.isn.next(local, t.dstPort, remote, t.srcPort, now), now, true);
-        this.insert(nc);
+        const nc = this.passiveConnection(buf, v, t, now);
+        if (nc === null) return;
         nc.hold(t);
         this.forwarder!.tcp(nc);
         return;
@@ -575,14 +569,8 @@ export class Stack implements TcpHost {
         this.drops['tcp-backlog-full']++;
         return;
       }
-      if (this.conns.size >= this.maxConnections) {
-        this.drops['tcp-backlog-full']++;
-        return;
-      }
-      const local = buf.slice(v.dstAt, v.dstAt + v.addrLen);
-      const remote = buf.slice(v.srcAt, v.srcAt + v.addrLen);
-      const nc = new TcpConnection(this, this.tcpOptions, local, t.dstPort, remote, t.srcPort, this.mtu, this.isn.next(local, t.dstPort, remote, t.srcPort, now), now, true);
-      this.insert(nc);
+      const nc = this.passiveConnection(buf, v, t, now);
+      if (nc === null) return;
       l.halfOpen++;
       this.halfOpenOf.set(nc, l);
       nc.openFrom(t, now);
@@ -617,6 +605,19 @@ export class Stack implements TcpHost {
   }
 
   // ---- tables ------------------------------------------------------------------
+
+  /** A new connection for a SYN that opens one (passive open, or a forwarded SYN), or null at the connection cap. */
+  private passiveConnection(buf: Uint8Array, v: IpView, t: TcpView, now: number): TcpConnection | null {
+    if (this.conns.size >= this.maxConnections) {
+      this.drops['tcp-backlog-full']++;
+      return null;
+    }
+    const local = buf.slice(v.dstAt, v.dstAt + v.addrLen);
+    const remote = buf.slice(v.srcAt, v.srcAt + v.addrLen);
+    const nc = new TcpConnection(this, this.tcpOptions, local, t.dstPort, remote, t.srcPort, this.mtu, this.isn.next(local, t.dstPort, remote, t.srcPort, now), now, true);
+    this.insert(nc);
+    return nc;
+  }
 
   private insert(c: TcpConnection): void {
     const h = hashTuple(c.remote, 0, c.remote.length, c.remotePort, c.localPort);

@@ -148,7 +148,9 @@ export async function runServer<S extends RunningServer>(
   process.on('SIGHUP', () => {
     try {
       server.reloadTls();
-      log.info({ tls: server.http.secure }, 'SIGHUP: certificate reloaded');
+      // Plain HTTP and a joined node (no API listener) have no certificate: say so rather than "reloaded".
+      if (server.http.secure) log.info({ tls: true }, 'SIGHUP: certificate reloaded');
+      else log.info({ tls: false }, 'SIGHUP: no certificate to reload (the API is plain HTTP, or this process has none)');
     } catch (e) {
       log.error({ err: (e as Error).message }, 'SIGHUP: certificate not reloaded, the old one stays');
     }

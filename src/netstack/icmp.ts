@@ -10,14 +10,14 @@ import { finish, pseudoHeaderSum, sumBytes } from './checksum.js';
 import { type IpView, PROTO_ICMP, PROTO_ICMPV6, ipHeaderLen, isMulticastOrBroadcast, writeIpHeader } from './ip.js';
 import type { Output } from './output.js';
 
-const ICMP_ECHO_REPLY = 0;
+export const ICMP_ECHO_REPLY = 0;
 const ICMP_UNREACHABLE = 3;
 const ICMP_PORT_UNREACHABLE = 3;
-const ICMP_ECHO_REQUEST = 8;
+export const ICMP_ECHO_REQUEST = 8;
 const ICMP6_UNREACHABLE = 1;
 const ICMP6_PORT_UNREACHABLE = 4;
-const ICMP6_ECHO_REQUEST = 128;
-const ICMP6_ECHO_REPLY = 129;
+export const ICMP6_ECHO_REQUEST = 128;
+export const ICMP6_ECHO_REPLY = 129;
 /** RFC 1812 §4.3.2.3: an ICMPv4 error is at most 576 bytes in all. */
 const ICMP4_ERROR_MAX = 576;
 /** RFC 4443 §2.4(c): an ICMPv6 error must not exceed the minimum IPv6 MTU. */

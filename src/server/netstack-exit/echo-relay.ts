@@ -23,12 +23,9 @@ import type { LinuxUdpBind } from '../../io/linux/udp.js';
 import type { ForwardedPacket } from '../../netstack/forward.js';
 import { addrEquals } from '../../netstack/ip.js';
 import type { Stack } from '../../netstack/stack.js';
+import { ICMP6_ECHO_REPLY, ICMP6_ECHO_REQUEST, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST } from '../../netstack/icmp.js';
 import type { EchoRelay } from './forwarder.js';
 
-const ICMP_ECHO_REQUEST = 8;
-const ICMP_ECHO_REPLY = 0;
-const ICMP6_ECHO_REQUEST = 128;
-const ICMP6_ECHO_REPLY = 129;
 /** The ICMP echo header: type, code, checksum, identifier, sequence number (RFC 792). */
 const ECHO_HEADER_LEN = 8;
 /** Requests per send batch; a fuller batch is sent at once. */

@@ -1,0 +1,216 @@
+// A fleet with no root anywhere (issues 14 and 16): `tunnelbyte control` and a node joined to it with
+// `serve --join … --netstack`, both processes of uid 65534 (test/support/unprivileged.ts: started as root,
+// the test drops to it) on free loopback ports of this machine's own network — no namespace, no TUN, no
+// capability. The client is the library Tunnel in this process.
+//
+//   this process: an HTTP server on 127.0.0.1 (pattern(seed 11)); the customer's /v1 calls with fetch
+//   uid 65534:    tunnelbyte control (API and metrics on port 0)
+//   uid 65534:    tunnelbyte serve --join API --node-token T --netstack --allow-private 127.0.0.0/8
+//   Tunnel ─ WireGuard over lo ─▶ the node's netstack ─▶ net.connect(127.0.0.1:WEB)
+//
+// Checked: the node runs with no capabilities; a session of the customer is placed on it (its config
+// names the node's endpoint); a download through it is byte-exact; the node's count of it reaches the
+// control plane exactly (node.db's acknowledged counters = the session's rx/tx = at least the download);
+// closing the session on the control plane removes the peer from the node over the channel (the tunnel
+// stops carrying); SIGTERM stops the node with status 0.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { Tunnel } from '../../src/userspace/tunnel.js';
+import { FleetProcess } from '../support/fleet-net.js';
+import { pattern } from '../support/kernel-peer.js';
+import { waitFor } from '../support/netns.js';
+import { BLOB_SEED, blobSha } from '../support/proxy-peer.js';
+import { REPO_ROOT } from '../support/repo.js';
+import { dropMode, NOBODY, privateDir, processFacts, removeDir, spawnUnprivileged, type Drop } from '../support/unprivileged.js';
+
+const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
+const BLOB = 3 * 1024 * 1024 + 17;
+const CHUNK = 64 * 1024;
+
+/** A UDP port free on this machine now (bound and released; the node binds it right after). */
+function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const port = s.address().port;
+      s.close(() => (port === 8080 || port === 51820 ? freeUdpPort().then(resolve, reject) : resolve(port)));
+    });
+  });
+}
+
+/** The pino record `msg` a process printed, parsed (null until it did). */
+function record(p: FleetProcess, msg: string): Record<string, unknown> | null {
+  const line = p.log().split('\n').find((l) => l.includes(`"msg":"${msg}"`));
+  return line ? (JSON.parse(line) as Record<string, unknown>) : null;
+}
+
+describe('serve --join --netstack: a joined exit node with no root, no TUN, no namespace', { timeout: 240_000 }, () => {
+  let drop: Drop;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let web: Server;
+  let webPort = 0;
+  let control: FleetProcess;
+  let node: FleetProcess;
+  let api = '';
+  let wgPort = 0;
+  let token = '';
+  let session: { id: string; config: string; node: string | null; region: string };
+  let tunnel: Tunnel | null = null;
+  const fp = `fp-fleet-ns-${process.pid}`;
+
+  const tb = (args: string[]) => new FleetProcess(spawnUnprivileged(drop, process.execPath, [TB, ...args], { env }));
+  const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
+    const r = await fetch(api + path, {
+      method,
+      headers: { 'content-type': 'application/json', 'x-tb-fingerprint': fp, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    return { status: r.status, body: text ? JSON.parse(text) : null };
+  };
+  /** What the node counted for the session (its node.db, read beside the running node: WAL allows it). */
+  const nodeCounted = () => {
+    const db = new Database(join(dir, 'node', 'node.db'), { readonly: true, fileMustExist: true });
+    try {
+      return db.prepare('SELECT rx_bytes AS rx, tx_bytes AS tx, acked_rx_bytes AS ackedRx, acked_tx_bytes AS ackedTx FROM session_counters WHERE session_id = ?').get(session.id) as
+        | { rx: number; tx: number; ackedRx: number; ackedTx: number }
+        | undefined;
+    } finally {
+      db.close();
+    }
+  };
+  /** GET /blob/N through the tunnel: status, length and sha256 of what arrived. */
+  const download = async (n: number, timeoutMs: number): Promise<{ status: number; bytes: number; sha: string }> => {
+    const res = await tunnel!.fetch(`http://127.0.0.1:${webPort}/blob/${n}`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = Buffer.from(await res.arrayBuffer());
+    return { status: res.status, bytes: body.length, sha: createHash('sha256').update(body).digest('hex') };
+  };
+
+  before(async () => {
+    drop = dropMode();
+    dir = privateDir(drop, 'tb-fleet-ns-');
+    env = { PATH: process.env.PATH, HOME: dir, XDG_DATA_HOME: join(dir, 'data-home'), XDG_CONFIG_HOME: join(dir, 'config'), XDG_CACHE_HOME: join(dir, 'cache') };
+    web = createServer(async (req, res) => {
+      const m = /^\/blob\/([0-9]+)$/.exec(req.url ?? '');
+      if (!m) {
+        res.statusCode = 404;
+        res.end();
+        return;
+      }
+      const n = Number(m[1]);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+      for (let off = 0; off < n && !res.destroyed; off += CHUNK) {
+        if (res.write(pattern(BLOB_SEED, off / CHUNK, Math.min(CHUNK, n - off)))) continue;
+        await new Promise<void>((r) => {
+          const go = () => {
+            res.off('drain', go);
+            res.off('close', go);
+            r();
+          };
+          res.on('drain', go);
+          res.on('close', go);
+        });
+      }
+      res.end();
+    });
+    webPort = await new Promise<number>((r) => web.listen(0, '127.0.0.1', () => r((web.address() as AddressInfo).port)));
+
+    control = tb(['control', '--data', join(dir, 'control'), '--api-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--sync-interval', '1', '--node-timeout', '30']);
+    const running = await waitFor(`tunnelbyte control running (${control.log().slice(-2000)})`, () => {
+      if (!control.running) throw new Error(`control exited: ${control.log().slice(-3000)}`);
+      return record(control, 'tunnelbyte control plane running');
+    }, 60_000, 50);
+    api = String(running!.api).replace(/\/$/, '');
+  });
+
+  after(async () => {
+    await tunnel?.close();
+    await node?.stop();
+    await control?.stop();
+    await new Promise((r) => web?.close(r));
+    removeDir(dir);
+    if (process.exitCode) console.error(`control:\n${control?.log().slice(-3000)}\nnode:\n${node?.log().slice(-5000)}`);
+  });
+
+  test(`the node joins with a token from admin node token and runs as uid ${NOBODY} (or the ordinary user running the suite) with no capabilities`, async () => {
+    const admin = tb(['admin', '--data', join(dir, 'control'), 'node', 'token', '--region', 'local']);
+    assert.equal(await admin.exited, 0, admin.log());
+    const enrollment = admin.log().trim();
+    assert.match(enrollment, /^tbe_/);
+    wgPort = await freeUdpPort();
+    node = tb([
+      'serve', '--join', api, '--node-token', enrollment, '--netstack',
+      '--data', join(dir, 'node'),
+      '--listen-port', String(wgPort),
+      '--endpoint', '127.0.0.1',
+      '--exit-address', '127.0.0.1',
+      '--allow-private', '127.0.0.0/8',
+      '--metrics-listen', '127.0.0.1:0',
+      '--sync-interval', '1',
+      '--heartbeat-interval', '1',
+    ]);
+    await waitFor(`the joined node running (${node.log().slice(-2000)})`, () => {
+      if (!node.running) throw new Error(`serve --join --netstack exited: ${node.log().slice(-3000)}`);
+      return record(node, 'tunnelbyte exit node running');
+    }, 60_000, 50);
+    const f = processFacts(node.pid);
+    assert.match(f.capEff, /^0+$/, 'no effective capabilities');
+    assert.equal(f.uid, drop === 'none' ? process.getuid!() : NOBODY);
+    assert.ok(f.sameNetns, 'no network namespace of its own');
+    assert.match(node.log(), /netstack exit: /, 'the device runs over the netstack');
+  });
+
+  test("a customer's session is placed on the node; through it the library Tunnel downloads byte-exact", async () => {
+    const signup = await call('POST', '/v1/signup', { fingerprint: fp });
+    assert.ok(signup.status === 201 || signup.status === 200, JSON.stringify(signup));
+    token = signup.body.token;
+    // The region is listed once the node's first heartbeat arrived.
+    await waitFor('the region active', async () => ((await call('GET', '/v1/regions')).body.regions as { id: string }[]).some((r) => r.id === 'local'), 20_000, 200);
+    const created = await call('POST', '/v1/sessions', { region: 'local' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    session = created.body;
+    assert.ok(session.node, 'the session names its node');
+    assert.match(session.config, new RegExp(`^Endpoint = 127\\.0\\.0\\.1:${wgPort}$`, 'm'), 'the config carries the node\'s endpoint');
+    tunnel = await Tunnel.start({ config: session.config });
+    // The peer reaches the node over the channel within moments of the session: retry until it carries.
+    const got = await waitFor('a download through the node', async () => {
+      const r = await download(BLOB, 30_000).catch(() => null);
+      return r && r.bytes === BLOB ? r : null;
+    }, 60_000, 500);
+    assert.equal(got!.status, 200);
+    assert.equal(got!.sha, blobSha(BLOB));
+  });
+
+  test("the node's count of the download reaches the control plane exactly", async () => {
+    const both = await waitFor('usage at the control plane equal to the node\'s count', async () => {
+      const n = nodeCounted();
+      const s = (await call('GET', `/v1/sessions/${session.id}`)).body;
+      return n && n.rx === n.ackedRx && n.tx === n.ackedTx && s.rx_bytes === n.rx && s.tx_bytes === n.tx && s.rx_bytes >= BLOB ? { n, s } : null;
+    }, 30_000, 250);
+    assert.ok(both!.s.last_handshake_at, 'the handshake is recorded');
+    const usage = (await call('GET', '/v1/usage')).body;
+    assert.ok(usage.bytes.total >= both!.s.rx_bytes + both!.s.tx_bytes, `usage ${JSON.stringify(usage.bytes)}`);
+  });
+
+  test('closing the session on the control plane takes the peer off the node: the tunnel stops carrying', async () => {
+    assert.equal((await call('DELETE', `/v1/sessions/${session.id}`)).status, 200);
+    await waitFor('the tunnel cut', async () => {
+      const r = await download(100_000, 3000).catch(() => null);
+      return r === null || r.bytes < 100_000;
+    }, 20_000, 500);
+  });
+
+  test('SIGTERM stops the node with status 0 after its last report', async () => {
+    assert.equal(await node.stop(), 0, node.log().slice(-2000));
+    assert.match(node.log(), /final usage report/);
+    assert.match(node.log(), /"msg":"stopped"/);
+  });
+});

@@ -612,8 +612,11 @@ export class Stack implements TcpHost {
       this.drops['tcp-backlog-full']++;
       return null;
     }
-    const local = buf.slice(v.dstAt, v.dstAt + v.addrLen);
-    const remote = buf.slice(v.srcAt, v.srcAt + v.addrLen);
+    // Copies: `buf` is the caller's input batch (a Buffer, whose slice() is a view) and is reused for the next
+    // packets; a connection keyed by a view would change its addresses under it (a retransmitted SYN then
+    // finds nothing, an ICMP error goes to whatever address the slot holds now).
+    const local = new Uint8Array(buf.subarray(v.dstAt, v.dstAt + v.addrLen));
+    const remote = new Uint8Array(buf.subarray(v.srcAt, v.srcAt + v.addrLen));
     const nc = new TcpConnection(this, this.tcpOptions, local, t.dstPort, remote, t.srcPort, this.mtu, this.isn.next(local, t.dstPort, remote, t.srcPort, now), now, true);
     this.insert(nc);
     return nc;

@@ -68,6 +68,13 @@ describe('tunnelbyte serve --netstack: a stock wireguard-go client through an un
     if (s.exitCode !== null) throw new Error(`serve --netstack exited ${s.exitCode}: ${serverLog.slice(-3000)}`);
   };
 
+  /** The exit's `tunnelbyte_netstack_drops{reason}` on its /metrics (loopback of its namespace). */
+  const netstackDrops = (reason: string): number => {
+    const text = exit.run('curl', ['-sf', 'http://127.0.0.1:9090/metrics']);
+    const m = new RegExp(`^tunnelbyte_netstack_drops\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(text);
+    assert.ok(m, `tunnelbyte_netstack_drops{reason="${reason}"} on /metrics`);
+    return Number(m[1]);
+  };
   const api = (c: Client, method: string, path: string, body?: unknown) => curlApi(c.ns, API, method, path, { token: c.token, fp: c.fp, body });
   const usage = (c: Client) => api(c, 'GET', '/v1/usage').body.bytes.total as number;
 
@@ -167,6 +174,30 @@ describe('tunnelbyte serve --netstack: a stock wireguard-go client through an un
     const code = c1.run(process.execPath, ['-e', `require('node:net').connect(9, '203.0.113.1').on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => console.log(e.code)).setTimeout(40000, () => { console.log('timeout'); process.exit(0); })`], { timeoutMs: 60_000 }).trim();
     assert.equal(code, 'ECONNREFUSED', "nothing listens on the internet host's port 9");
     assert.ok(Date.now() - t0 < 30_000, 'not a timeout');
+  });
+
+  test('connects to unreachable on-link addresses all fail with EHOSTUNREACH (ICMP host unreachable from the exit), none hangs', () => {
+    // 203.0.113.100..: on the exit's internet link, nobody answers ARP. The exit's own connect gets
+    // EHOSTUNREACH after the neighbour's probes (~3 s); the held SYN is answered with ICMP host unreachable,
+    // which aborts the client's connect. All at once from one client, so that SYN retransmissions cross
+    // the refusals. A connect still pending after 40 s (the client retransmitting into silence) is the bug.
+    const n = Number(process.env.TB_UNREACHABLE_N ?? 16);
+    const unreachableBefore = netstackDrops('tcp-connect-unreachable');
+    const script = `const net = require('node:net'); const t0 = Date.now(); const out = [];
+      for (let i = 0; i < ${n}; i++) {
+        const host = '203.0.113.' + (100 + i); let done = false;
+        const end = (code) => { if (done) return; done = true; s.destroy(); out.push({ host, code, ms: Date.now() - t0 }); if (out.length === ${n}) { console.log(JSON.stringify(out)); process.exit(0); } };
+        const s = net.connect(80, host).on('connect', () => end('connected')).on('error', (e) => end(e.code));
+        s.setTimeout(40000, () => end('timeout'));
+      }`;
+    const results = JSON.parse(c1.run(process.execPath, ['-e', script], { timeoutMs: 60_000 })) as { host: string; code: string; ms: number }[];
+    const wrong = results.filter((r) => r.code !== 'EHOSTUNREACH');
+    assert.deepEqual(wrong, [], `${wrong.length} of ${n} connects did not get EHOSTUNREACH: ${JSON.stringify(results)}`);
+    // One host connect per client SYN: its retransmissions (1 s, 2 s later, within the ~3 s of neighbour
+    // probes) find the held SYN. A retransmission that crosses the ICMP on its way is a new SYN with an
+    // answer of its own, hence the slack; a retransmission that opened a second connect doubled it.
+    const connects = netstackDrops('tcp-connect-unreachable') - unreachableBefore;
+    assert.ok(connects >= n && connects <= n + Math.ceil(n / 4), `${connects} host connects failed unreachable for ${n} client connects`);
   });
 
   test('UDP: a DNS query through the exit to the internet\'s resolver', () => {

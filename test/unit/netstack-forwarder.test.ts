@@ -160,6 +160,43 @@ describe('TCP through the forwarder', () => {
     assert.equal(m.readUInt32BE(28 + 24), c.iss);
   });
 
+  test('a held SYN keeps its own addresses while the input batch is reused: its retransmission finds it, its ICMP error quotes it', () => {
+    // The stack's input batch is a Buffer reused for every packet, as the WireGuard device's is: the SYN
+    // to a second destination lands in the slot the first SYN came in before that one is retransmitted.
+    const socks: NetSocket[] = [];
+    const opened: string[] = [];
+    const { link, fwd } = exit({
+      connect: (o) => {
+        opened.push(`${o.host}:${o.port}`);
+        const s = new NetSocket();
+        socks.push(s);
+        return s;
+      },
+    });
+    link.bWire.record = true;
+    const a = link.a.connect('192.0.2.1', 80);
+    link.run(() => false, 5);
+    link.a.connect('192.0.2.2', 81);
+    link.run(() => false, 5);
+    // Both clients' SYNs retransmitted (RFC 6298 §5) while their host connects are pending.
+    link.run(() => false, 3_500);
+    assert.ok(link.b.drops['tcp-syn-held'] >= 2, 'the retransmissions found their held connections');
+    assert.deepEqual(opened, ['192.0.2.1:80', '192.0.2.2:81'], 'one host connect per client SYN');
+    assert.equal(fwd.figures.pending, 2);
+    socks[0]!.emit('error', Object.assign(new Error('EHOSTUNREACH'), { code: 'EHOSTUNREACH' }));
+    link.run(() => false, 5);
+    const icmp = link.bWire.seen.filter((p) => p[9] === 1).map((p) => Buffer.from(p));
+    assert.equal(icmp.length, 1, 'one ICMP error for the held SYN');
+    const m = icmp[0]!;
+    assert.deepEqual([m[20], m[21]], [3, 1], 'host unreachable');
+    assert.deepEqual([...m.subarray(12, 20)], [192, 0, 2, 1, 10, 0, 0, 1], 'from the first destination to the client');
+    assert.deepEqual([...m.subarray(28 + 12, 28 + 20)], [10, 0, 0, 1, 192, 0, 2, 1], "quoting the first SYN's addresses");
+    assert.equal(m.readUInt16BE(28 + 20), a.localPort);
+    assert.equal(m.readUInt16BE(28 + 22), 80);
+    assert.equal(m.readUInt32BE(28 + 24), a.iss);
+    assert.equal(fwd.figures.pending, 1, 'the second SYN still waits');
+  });
+
   test('IPv6: no answer within the connect timeout → ICMPv6 address unreachable', async () => {
     const { link, fwd } = exit({ silent: true, allow: ['2001:db8::/32'], limits: { connectTimeoutMs: 200 } });
     link.bWire.record = true;
@@ -381,6 +418,30 @@ describe('UDP flows', () => {
     assert.deepEqual(got.sort(), ['1:re:a', '1:re:c', '2:re:b']);
     assert.equal(fwd.figures.udp, 2);
     assert.equal(fwd.opened.udp, 2);
+  });
+
+  test('flows keep their own addresses while the input batch is reused: each reply comes from its destination', async () => {
+    // Two echo servers on two loopback addresses; one client port sends to both, each datagram in an input
+    // batch of its own, so the second lands in the slot the first came in before the first one's reply.
+    const servers = await Promise.all(['127.0.0.1', '127.0.0.2'].map(async (host) => {
+      const s = createSocket('udp4');
+      s.on('message', (m, r) => s.send(Buffer.concat([Buffer.from(`${host}:`), m]), r.port, r.address));
+      await new Promise<void>((r) => s.bind(0, host, r));
+      cleanups.push(() => s.close());
+      return { host, port: s.address().port };
+    }));
+    const { link, fwd } = exit();
+    const got: string[] = [];
+    const u = link.a.udpBind(0, (d, from) => got.push(`${from} ${d.toString()}`));
+    for (const [i, round] of ['a', 'b'].entries()) {
+      for (const { host, port } of servers) {
+        u.send(Buffer.from(round), host, port);
+        link.run(() => false, 5);
+      }
+      await pump(link, () => got.length === i * 2 + 2);
+    }
+    assert.deepEqual(got.sort(), ['127.0.0.1 127.0.0.1:a', '127.0.0.1 127.0.0.1:b', '127.0.0.2 127.0.0.2:a', '127.0.0.2 127.0.0.2:b']);
+    assert.equal(fwd.opened.udp, 2, 'the second round found both flows');
   });
 
   test('a large datagram (QUIC-sized, within the MTU) goes through whole', async () => {

@@ -119,14 +119,15 @@ export class PingEchoRelay implements EchoRelay {
   relay(p: ForwardedPacket): boolean {
     const fam = p.version === 4 ? this.v4 : this.v6;
     if (fam === null || p.dataLen + ECHO_HEADER_LEN > OUT_SLOT_SIZE || fam.pending.size >= Math.min(this.limits.total, 65536)) return false;
-    const client = p.buf.slice(p.srcAt, p.srcAt + p.addrLen);
+    // Copies: p.buf is the stack's reused input batch (a Buffer: slice() would be a view of it).
+    const client = new Uint8Array(p.buf.subarray(p.srcAt, p.srcAt + p.addrLen));
     const clientKey = p.addrLen === 4 ? formatIPv4(client) : formatIPv6(client);
     const n = this.perClient.get(clientKey) ?? 0;
     if (n >= this.limits.perClient) return false;
     let seq = fam.nextSeq;
     while (fam.pending.has(seq)) seq = (seq + 1) & 0xffff;
     fam.nextSeq = (seq + 1) & 0xffff;
-    const dst = p.buf.slice(p.dstAt, p.dstAt + p.addrLen);
+    const dst = new Uint8Array(p.buf.subarray(p.dstAt, p.dstAt + p.addrLen));
     fam.pending.set(seq, { client, clientKey, id: p.srcPort, seq: p.dstPort, dst, at: this.clock.now() });
     this.perClient.set(clientKey, n + 1);
 

@@ -87,9 +87,10 @@ export class UdpFlows {
     const sock = createSocket({ type: p.version === 4 ? 'udp4' : 'udp6' });
     const flow = new UdpFlow(
       flowHash(p),
-      p.buf.slice(p.srcAt, p.srcAt + p.addrLen),
+      // Copies: p.buf is the stack's reused input batch (a Buffer: slice() would be a view of it).
+      new Uint8Array(p.buf.subarray(p.srcAt, p.srcAt + p.addrLen)),
       p.srcPort,
-      p.buf.slice(p.dstAt, p.dstAt + p.addrLen),
+      new Uint8Array(p.buf.subarray(p.dstAt, p.dstAt + p.addrLen)),
       p.dstPort,
       clientKey,
       sock,

@@ -65,7 +65,7 @@ export function registerServeCommand(program: Command): void {
         syncIntervalS: settings.syncIntervalS,
         netstack,
       };
-      if (o.join !== undefined) return joinControlPlane(o, exit, log);
+      if (o.join !== undefined) return joinControlPlane(o, { ...exit, metricsHost: settings.metricsHost, metricsPort: settings.metricsPort }, log);
       const started = await runServer('serve', o, log, (dataDir) => ExitServer.start({ ...settings, ...exit, dataDir, region: String(o.region) }, log));
       if (!started) return;
       const { server, dataDir } = started;
@@ -79,7 +79,7 @@ export function registerServeCommand(program: Command): void {
 }
 
 /** `serve --join URL`: this exit as a node of the control plane at URL, until SIGTERM/SIGINT or its credential is refused. */
-async function joinControlPlane(o: ParsedOptions, exit: Omit<import('../server/exit-data-plane.js').ExitOptions, 'dataDir'>, log: import('pino').Logger): Promise<void> {
+async function joinControlPlane(o: ParsedOptions, exit: Omit<import('../server/exit-data-plane.js').ExitOptions, 'dataDir'> & { metricsHost: string; metricsPort: number }, log: import('pino').Logger): Promise<void> {
   const heartbeatIntervalS = Number(o.heartbeatInterval);
   if (!(Number.isInteger(heartbeatIntervalS) && heartbeatIntervalS >= 1 && heartbeatIntervalS <= 60)) throw new Error('--heartbeat-interval must be 1..60 seconds');
   let ca: Buffer | null = null;
@@ -110,5 +110,5 @@ async function joinControlPlane(o: ParsedOptions, exit: Omit<import('../server/e
   );
   if (!started) return;
   const i = started.server.info;
-  log.info({ node: i.nodeId, control: i.controlUrl, state: i.state, endpoint: i.endpoint, publicKey: i.publicKey, exitAddresses: i.exitAddresses, tunAddresses: i.interfaceAddresses, restoredPeers: i.restoredPeers }, 'tunnelbyte exit node running');
+  log.info({ node: i.nodeId, control: i.controlUrl, state: i.state, metrics: i.metricsUrl, endpoint: i.endpoint, publicKey: i.publicKey, exitAddresses: i.exitAddresses, tunAddresses: i.interfaceAddresses, restoredPeers: i.restoredPeers }, 'tunnelbyte exit node running');
 }

@@ -25,7 +25,11 @@
  *     disk, and the unacknowledged usage is reported (usage-reporter.ts) —
  *     so a `kill -9` loses at most one interval of counting;
  *   - every heartbeat interval: POST heartbeat (alive, exit addresses),
- *     whose answer tells the node its state (draining).
+ *     whose answer tells the node its state (draining);
+ *   - GET /metrics on --metrics-listen, as serve has it: the device's
+ *     figures (exit-data-plane.ts) and the node's own (node-metrics.ts:
+ *     applied revision, channel up, usage not yet acknowledged, ages of the
+ *     last report and heartbeat).
  *
  * While the control plane is unreachable the node keeps forwarding and
  * counting; reports and the stream catch up when it is back, and with them
@@ -37,14 +41,19 @@
  * attempt (bounded), then the device, TUN and NAT removed and the database
  * closed; what was not acknowledged stays on disk for the next start.
  */
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { metricsRequestListener } from '../control/http/metrics.js';
+import { ApiListener } from './api-listener.js';
 import { ControlLink, ControlRefusal, ControlUnreachable, CredentialRefused } from './control-link.js';
 import { ExitDataPlane, exitIdentity, type ExitOptions } from './exit-data-plane.js';
 import { apiBaseUrl } from './http-request.js';
 import { JoinedAgent } from './joined-agent.js';
 import { NodeChannelClient, NodeChannelError } from './node-channel-client.js';
 import { readNodeCredential, writeNodeCredential, type NodeCredential, type NodeFacts } from './node-credential.js';
+import { registerNodeMetrics, type NodeFigures } from './node-metrics.js';
 import { NODE_DATABASE_FILE, openNodeStore, type NodeStore } from './node-store.js';
 import { StartError } from './start-error.js';
 import { UsageReporter } from './usage-reporter.js';
@@ -58,6 +67,9 @@ export interface JoinOptions extends ExitOptions {
   ca: Buffer | null;
   /** Seconds between heartbeats (the control plane marks a node down after missing them for its stale time). */
   heartbeatIntervalS: number;
+  /** Where GET /metrics is served (--metrics-listen, as for serve). */
+  metricsHost: string;
+  metricsPort: number;
   /** The node's credential was refused while running (revoked, removed): it has stopped. */
   onRefused?: (message: string) => void;
 }
@@ -72,6 +84,10 @@ export class JoinedNode {
   private state: string;
   private reportFailing = false;
   private heartbeatFailing = false;
+  private channelConnected = false;
+  private lastReportOkMs: number | null = null;
+  private lastHeartbeatOkMs: number | null = null;
+  private metricsListener: ApiListener | null = null;
 
   private constructor(
     readonly exit: ExitDataPlane,
@@ -83,7 +99,7 @@ export class JoinedNode {
     private readonly cred: NodeCredential,
     private readonly o: JoinOptions,
     private readonly log: Logger,
-    readonly info: { nodeId: string; controlUrl: string; publicKey: string; endpoint: string; exitAddresses: string[]; interfaceAddresses: string[]; restoredPeers: number; state: string },
+    readonly info: { nodeId: string; controlUrl: string; publicKey: string; endpoint: string; exitAddresses: string[]; interfaceAddresses: string[]; restoredPeers: number; state: string; metricsUrl: string },
   ) {
     this.state = info.state;
   }
@@ -103,11 +119,24 @@ export class JoinedNode {
     const store = openNodeStore(join(o.dataDir, NODE_DATABASE_FILE));
     let exit: ExitDataPlane;
     try {
-      exit = await ExitDataPlane.start(id, { tun: o.tun, listenPort: o.listenPort, nat: o.nat, pool4: node.pool4, pool6: node.pool6, interfaceAddresses: node.interfaceAddresses, netstack: o.netstack === true }, log);
+      exit = await ExitDataPlane.start(id, { tun: o.tun, listenPort: o.listenPort, nat: o.nat, pool4: node.pool4, pool6: node.pool6, interfaceAddresses: node.interfaceAddresses, netstack: o.netstack === true, ownTcpPorts: [o.metricsPort] }, log);
     } catch (e) {
       store.close();
       throw e;
     }
+    // /metrics before anything follows the control plane: a port in use stops the start like serve's.
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    exit.registerMetrics(registry);
+    let metricsListener: ApiListener;
+    try {
+      metricsListener = await ApiListener.listen(metricsRequestListener({ registry }), o.metricsHost, o.metricsPort, null);
+    } catch (e) {
+      await exit.close();
+      store.close();
+      throw e;
+    }
+    exit.setOwnPorts([(metricsListener.server.address() as AddressInfo).port]);
     const agent = new JoinedAgent(store, exit.dataPlane, Date.now, log);
     const restoredPeers = agent.restore();
     const reporter = new UsageReporter(store, link, { id: cred.nodeId, credential: cred.credential }, Date.now);
@@ -121,7 +150,10 @@ export class JoinedNode {
       interfaceAddresses: node.interfaceAddresses,
       restoredPeers,
       state: node.state,
+      metricsUrl: metricsListener.url,
     });
+    n.metricsListener = metricsListener;
+    registerNodeMetrics(registry, () => n.figures(), Date.now);
     exit.onGone((reason) => {
       log.error({ reason }, 'the device stopped; shutting down');
       void n.stop();
@@ -140,6 +172,17 @@ export class JoinedNode {
 
   reloadTls(): void {}
 
+  /** The node's own figures for /metrics (node-metrics.ts). */
+  figures(): NodeFigures {
+    return {
+      revision: this.agent.revision(),
+      channelConnected: this.channelConnected,
+      backlog: this.store.backlog(),
+      lastReportOkMs: this.lastReportOkMs,
+      lastHeartbeatOkMs: this.lastHeartbeatOkMs,
+    };
+  }
+
   /** One tick: the destination policy, device counters to disk, unacknowledged usage to the control plane. */
   private sync(): void {
     if (this.stopping) return;
@@ -155,6 +198,7 @@ export class JoinedNode {
   private async report(): Promise<void> {
     try {
       const r = await this.reporter.report();
+      this.lastReportOkMs = Date.now();
       if (this.reportFailing) this.log.info({ reports: r.acknowledged }, 'usage reports caught up');
       this.reportFailing = false;
     } catch (e) {
@@ -168,6 +212,7 @@ export class JoinedNode {
     if (this.stopping) return;
     try {
       const view = await this.link.heartbeat(this.cred.nodeId, this.cred.credential, this.info.exitAddresses);
+      this.lastHeartbeatOkMs = Date.now();
       if (this.heartbeatFailing) this.log.info('the control plane answers again');
       this.heartbeatFailing = false;
       if (view.state !== this.state) {
@@ -196,10 +241,12 @@ export class JoinedNode {
           this.agent.applyChange(revision, change);
         },
         onConnect: () => {
+          this.channelConnected = true;
           if (down) this.log.info({ revision: this.agent.revision() }, 'peer channel open again');
           down = false;
         },
         onDisconnect: (error, retryInMs) => {
+          this.channelConnected = false;
           if (!down && !this.stopping) this.log.warn({ err: error.message, retryInMs }, 'peer channel lost; current peers stay (fail-static), reconnecting');
           down = true;
         },
@@ -210,6 +257,8 @@ export class JoinedNode {
         return;
       }
       this.log.error({ err: (e as Error).message }, 'the peer channel was refused; current peers stay');
+    } finally {
+      this.channelConnected = false; // stopped, or refused for good
     }
   }
 
@@ -238,6 +287,7 @@ export class JoinedNode {
         new Promise<string>((resolve) => setTimeout(() => resolve('not reported in time; kept on disk'), FINAL_REPORT_MS).unref()),
       ]);
       this.log.info({ usage: last }, 'final usage report');
+      await this.metricsListener?.close();
       await this.exit.close();
       this.store.close();
       this.log.info('stopped');

@@ -129,6 +129,10 @@ export function openNodeStore(path: string) {
          AND rx_bytes = acked_rx_bytes AND tx_bytes = acked_tx_bytes AND last_handshake_at IS acked_handshake_at`,
     ),
     counters: db.prepare(`SELECT rx_bytes, tx_bytes, acked_rx_bytes, acked_tx_bytes FROM session_counters WHERE session_id = ?`),
+    backlog: db.prepare(
+      `SELECT COUNT(*) AS sessions, COALESCE(SUM(MAX(rx_bytes - acked_rx_bytes, 0) + MAX(tx_bytes - acked_tx_bytes, 0)), 0) AS bytes FROM session_counters
+       WHERE rx_bytes <> acked_rx_bytes OR tx_bytes <> acked_tx_bytes OR last_handshake_at IS NOT acked_handshake_at`,
+    ),
     pending: db.prepare(`SELECT seq, body FROM usage_outbox WHERE id = 1`),
     putPending: db.prepare(`INSERT INTO usage_outbox (id, seq, body) VALUES (1, ?, ?)`),
     dropPending: db.prepare(`DELETE FROM usage_outbox WHERE id = 1`),
@@ -189,6 +193,15 @@ export function openNodeStore(path: string) {
     counters(sessionId: string): { rxBytes: number; txBytes: number; ackedRxBytes: number; ackedTxBytes: number } | null {
       const r = q.counters.get(sessionId) as { rx_bytes: number; tx_bytes: number; acked_rx_bytes: number; acked_tx_bytes: number } | undefined;
       return r ? { rxBytes: r.rx_bytes, txBytes: r.tx_bytes, ackedRxBytes: r.acked_rx_bytes, ackedTxBytes: r.acked_tx_bytes } : null;
+    },
+    /**
+     * What the control plane has not acknowledged yet (/metrics): whether a
+     * report is in flight, and the sessions and bytes counted here beyond
+     * their acknowledged counters.
+     */
+    backlog(): { inFlight: boolean; sessions: number; bytes: number } {
+      const r = q.backlog.get() as { sessions: number; bytes: number };
+      return { inFlight: q.pending.get() !== undefined, sessions: r.sessions, bytes: r.bytes };
     },
     /**
      * The report to send: the one in flight if there is one (a retry repeats

@@ -11,14 +11,18 @@
 // Checked: the node runs with no capabilities; a session of the customer is placed on it (its config
 // names the node's endpoint); a download through it is byte-exact; the node's count of it reaches the
 // control plane exactly (node.db's acknowledged counters = the session's rx/tx = at least the download);
-// closing the session on the control plane removes the peer from the node over the channel (the tunnel
-// stops carrying); SIGTERM stops the node with status 0.
+// the node's GET /metrics over real HTTP (device, netstack and the node's own figures: applied revision
+// = node.db's, channel connected, nothing unreported) and its metrics port refused to clients; with the
+// control plane stopped the tunnel keeps carrying and /metrics shows the channel down, a report pending,
+// the bytes unreported and the last report ageing, and once it is back everything caught up; closing the
+// session on the control plane removes the peer from the node over the channel (the tunnel stops
+// carrying); SIGTERM stops the node with status 0.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Tunnel } from '../../src/userspace/tunnel.js';
@@ -45,6 +49,25 @@ function freeUdpPort(): Promise<number> {
   });
 }
 
+/** A TCP port free on 127.0.0.1 now (the control plane's API: it must keep its port across a restart). */
+function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createTcpServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => (port === 8080 ? freeTcpPort().then(resolve, reject) : resolve(port)));
+    });
+  });
+}
+
+/** One sample of a Prometheus text exposition: `name` with exactly `labels` (e.g. `direction="tx"`); NaN when absent. */
+function sample(text: string, name: string, labels = ''): number {
+  const key = labels ? `${name}{${labels}}` : name;
+  const line = text.split('\n').find((l) => l.startsWith(`${key} `));
+  return line ? Number(line.slice(key.length + 1)) : NaN;
+}
+
 /** The pino record `msg` a process printed, parsed (null until it did). */
 function record(p: FleetProcess, msg: string): Record<string, unknown> | null {
   const line = p.log().split('\n').find((l) => l.includes(`"msg":"${msg}"`));
@@ -60,6 +83,8 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
   let control: FleetProcess;
   let node: FleetProcess;
   let api = '';
+  let apiPort = 0;
+  let metricsUrl = '';
   let wgPort = 0;
   let token = '';
   let session: { id: string; config: string; node: string | null; region: string };
@@ -75,6 +100,29 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
     });
     const text = await r.text();
     return { status: r.status, body: text ? JSON.parse(text) : null };
+  };
+  const scrape = async (): Promise<string> => {
+    const r = await fetch(`${metricsUrl}/metrics`);
+    assert.equal(r.status, 200);
+    return r.text();
+  };
+  /** The revision of the peers node.db holds. */
+  const nodeRevision = (): number | null => {
+    const db = new Database(join(dir, 'node', 'node.db'), { readonly: true, fileMustExist: true });
+    try {
+      return (db.prepare('SELECT revision FROM channel_state WHERE id = 1').get() as { revision: number } | undefined)?.revision ?? null;
+    } finally {
+      db.close();
+    }
+  };
+  /** Starts `tunnelbyte control` on its data directory and fixed API port; resolves once it runs. */
+  const startControl = async (): Promise<void> => {
+    const p = tb(['control', '--data', join(dir, 'control'), '--api-listen', `127.0.0.1:${apiPort}`, '--metrics-listen', '127.0.0.1:0', '--sync-interval', '1', '--node-timeout', '30']);
+    control = p;
+    await waitFor(`tunnelbyte control running (${p.log().slice(-2000)})`, () => {
+      if (!p.running) throw new Error(`control exited: ${p.log().slice(-3000)}`);
+      return record(p, 'tunnelbyte control plane running');
+    }, 60_000, 50);
   };
   /** What the node counted for the session (its node.db, read beside the running node: WAL allows it). */
   const nodeCounted = () => {
@@ -123,12 +171,9 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
     });
     webPort = await new Promise<number>((r) => web.listen(0, '127.0.0.1', () => r((web.address() as AddressInfo).port)));
 
-    control = tb(['control', '--data', join(dir, 'control'), '--api-listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--sync-interval', '1', '--node-timeout', '30']);
-    const running = await waitFor(`tunnelbyte control running (${control.log().slice(-2000)})`, () => {
-      if (!control.running) throw new Error(`control exited: ${control.log().slice(-3000)}`);
-      return record(control, 'tunnelbyte control plane running');
-    }, 60_000, 50);
-    api = String(running!.api).replace(/\/$/, '');
+    apiPort = await freeTcpPort();
+    api = `http://127.0.0.1:${apiPort}`;
+    await startControl();
   });
 
   after(async () => {
@@ -157,10 +202,12 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
       '--sync-interval', '1',
       '--heartbeat-interval', '1',
     ]);
-    await waitFor(`the joined node running (${node.log().slice(-2000)})`, () => {
+    const running = await waitFor(`the joined node running (${node.log().slice(-2000)})`, () => {
       if (!node.running) throw new Error(`serve --join --netstack exited: ${node.log().slice(-3000)}`);
       return record(node, 'tunnelbyte exit node running');
     }, 60_000, 50);
+    metricsUrl = String(running!.metrics).replace(/\/$/, '');
+    assert.match(metricsUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
     const f = processFacts(node.pid);
     assert.match(f.capEff, /^0+$/, 'no effective capabilities');
     assert.equal(f.uid, drop === 'none' ? process.getuid!() : NOBODY);
@@ -198,6 +245,57 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
     assert.ok(both!.s.last_handshake_at, 'the handshake is recorded');
     const usage = (await call('GET', '/v1/usage')).body;
     assert.ok(usage.bytes.total >= both!.s.rx_bytes + both!.s.tx_bytes, `usage ${JSON.stringify(usage.bytes)}`);
+  });
+
+  test("the node's GET /metrics: the device's and the netstack's figures and its own, in step with node.db; its port refused to clients", async () => {
+    // In step: the channel open, every byte acknowledged (a keepalive counted meanwhile is reported within a sync).
+    const text = await waitFor('the node caught up on /metrics', async () => {
+      const t = await scrape();
+      return sample(t, 'tunnelbyte_node_channel_connected') === 1 && sample(t, 'tunnelbyte_node_reports_pending') === 0 && sample(t, 'tunnelbyte_node_unreported_bytes') === 0 ? t : null;
+    }, 20_000, 250);
+    assert.equal(sample(text!, 'tunnelbyte_node_peer_revision'), nodeRevision(), 'the applied revision is the one node.db holds');
+    assert.ok(sample(text!, 'tunnelbyte_node_peer_revision') >= 1, 'the session\'s peer came as a change or a snapshot with it');
+    assert.equal(sample(text!, 'tunnelbyte_node_unreported_sessions'), 0);
+    const reportAge = sample(text!, 'tunnelbyte_node_last_report_age_seconds');
+    assert.ok(reportAge >= 0 && reportAge < 10, `last report ${reportAge} s ago`);
+    const heartbeatAge = sample(text!, 'tunnelbyte_node_last_heartbeat_age_seconds');
+    assert.ok(heartbeatAge >= 0 && heartbeatAge < 10, `last heartbeat ${heartbeatAge} s ago`);
+    assert.equal(sample(text!, 'tunnelbyte_device_peers'), 1);
+    assert.equal(sample(text!, 'tunnelbyte_device_peers_with_session'), 1);
+    assert.ok(sample(text!, 'tunnelbyte_device_bytes', 'direction="tx"') >= BLOB, 'the download left through the device');
+    assert.ok(sample(text!, 'tunnelbyte_netstack_opened', 'kind="tcp"') >= 1, 'the netstack relayed it');
+    assert.ok(sample(text!, 'tunnelbyte_device_drops', 'reason="destination-refused"') >= 0, 'drops by reason are there');
+    assert.ok(Number.isFinite(sample(text!, 'process_cpu_user_seconds_total')), 'the process figures are there');
+    assert.equal((await fetch(`${metricsUrl}/v1/health`)).status, 404, 'the metrics listener serves /metrics only');
+    // --allow-private opens 127.0.0.0/8, yet the node's own metrics port there is refused: a RST, though it listens.
+    const s = tunnel!.connect(Number(new URL(metricsUrl).port), '127.0.0.1');
+    const err = await new Promise<NodeJS.ErrnoException>((resolve) => s.once('error', resolve));
+    assert.equal(err.code, 'ECONNREFUSED');
+  });
+
+  test('with the control plane stopped the tunnel carries on and /metrics shows the node out of step; back, it catches up', async () => {
+    const before = (await call('GET', `/v1/sessions/${session.id}`)).body.rx_bytes as number;
+    assert.equal(await control.stop(), 0, control.log().slice(-2000));
+    const got = await download(BLOB, 30_000);
+    assert.equal(got.sha, blobSha(BLOB), 'fail-static: the node forwards for its current peers');
+    const text = await waitFor('the node out of step on /metrics', async () => {
+      const t = await scrape();
+      return sample(t, 'tunnelbyte_node_channel_connected') === 0 &&
+        sample(t, 'tunnelbyte_node_reports_pending') === 1 &&
+        sample(t, 'tunnelbyte_node_unreported_bytes') >= BLOB &&
+        sample(t, 'tunnelbyte_node_last_report_age_seconds') >= 2 &&
+        sample(t, 'tunnelbyte_node_last_heartbeat_age_seconds') >= 2
+        ? t
+        : null;
+    }, 30_000, 250);
+    assert.equal(sample(text!, 'tunnelbyte_node_unreported_sessions'), 1);
+    await startControl();
+    await waitFor('the node caught up again on /metrics', async () => {
+      const t = await scrape();
+      return sample(t, 'tunnelbyte_node_channel_connected') === 1 && sample(t, 'tunnelbyte_node_reports_pending') === 0 && sample(t, 'tunnelbyte_node_unreported_bytes') === 0 && sample(t, 'tunnelbyte_node_last_report_age_seconds') < 5;
+    }, 60_000, 250);
+    const after = (await call('GET', `/v1/sessions/${session.id}`)).body.rx_bytes as number;
+    assert.ok(after - before >= BLOB, `the download while the control plane was down is counted (${after - before} bytes)`);
   });
 
   test('closing the session on the control plane takes the peer off the node: the tunnel stops carrying', async () => {

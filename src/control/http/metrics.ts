@@ -78,8 +78,8 @@ export function createMetrics(control: ControlPlane, opts: { defaultMetrics?: bo
   };
 }
 
-/** GET /metrics (Prometheus text); any other path or method a JSON 404 / 405. */
-export function metricsRequestListener(metrics: ApiMetrics): RequestListener {
+/** GET /metrics (Prometheus text) of `registry` (the API's, or a joined node's); any other path or method a JSON 404 / 405. */
+export function metricsRequestListener(metrics: Pick<ApiMetrics, 'registry'>): RequestListener {
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, error: string, headers: Record<string, string> = {}) => {

@@ -35,7 +35,10 @@ try {
     const clock = { now: () => performance.now() };
     // Echo through the host's ping socket where net.ipv4.ping_group_range allows this process one.
     const echoRelay = PingEchoRelay.open(clock);
-    forwarder = new ExitForwarder({ policy: new DestinationPolicy(data.policy), ownPorts: data.netstack.ownPorts, limits: data.netstack.limits, clock, echo: echoRelay });
+    // A client's limits count by its peer (the device's allowed IPs own every source address it lets in), so
+    // its IPv4 and IPv6 addresses share one budget. `runtime` exists by the time packets flow.
+    const clientOf = (a: Uint8Array): string | null => (a.length === 4 ? runtime.device.allowedIps.lookup4(a, 0) : runtime.device.allowedIps.lookup6(a, 0))?.id ?? null;
+    forwarder = new ExitForwarder({ policy: new DestinationPolicy(data.policy), ownPorts: data.netstack.ownPorts, limits: data.netstack.limits, clock, echo: echoRelay, clientOf });
     exitStack = new ExitStack({ addresses: data.netstack.addresses, mtu: data.mtu, forwarder });
     tun = exitStack.tun;
     echo = echoRelay ? 'ping-socket' : 'gateway-only';

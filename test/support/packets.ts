@@ -64,6 +64,30 @@ export function icmpEchoRequest(src: string, dst: string, id: number, seq: numbe
   return p;
 }
 
+/** An ICMPv6 echo request (IPv6 header + ICMPv6, RFC 4443 §4.1), its checksum over the pseudo-header (RFC 8200 §8.1) filled in. */
+export function icmp6EchoRequest(src: string, dst: string, id: number, seq: number, payloadLen = 32): Uint8Array {
+  const p = new Uint8Array(40 + 8 + payloadLen);
+  const v = new DataView(p.buffer);
+  const plen = 8 + payloadLen;
+  p[0] = 0x60;
+  v.setUint16(4, plen);
+  p[6] = 58; // ICMPv6
+  p[7] = 64; // hop limit
+  p.set(parseIPv6(src)!, 8);
+  p.set(parseIPv6(dst)!, 24);
+  p[40] = 128; // echo request
+  v.setUint16(44, id);
+  v.setUint16(46, seq);
+  for (let i = 0; i < payloadLen; i++) p[48 + i] = (seq + i) & 0xff;
+  const pseudo = new Uint8Array(40 + plen);
+  pseudo.set(p.subarray(8, 40), 0);
+  new DataView(pseudo.buffer).setUint32(32, plen);
+  pseudo[39] = 58;
+  pseudo.set(p.subarray(40), 40);
+  v.setUint16(42, checksum(pseudo));
+  return p;
+}
+
 /** The ICMP echo reply fields of an IPv4 packet, or null if it is not one. */
 export function parseEchoReply(p: Uint8Array): { src: string; dst: string; id: number; seq: number; payload: Uint8Array } | null {
   if (p.length < 28 || p[0]! >> 4 !== 4 || p[9] !== 1) return null;

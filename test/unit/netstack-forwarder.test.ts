@@ -14,6 +14,7 @@ import { DestinationPolicy } from '../../src/device/destination-policy.js';
 import { ExitForwarder, type ExitForwarderOptions, type ForwarderLimits } from '../../src/server/netstack-exit/forwarder.js';
 import type { TcpConnection } from '../../src/netstack/tcp/connection.js';
 import { collect, Link } from '../support/netstack-link.js';
+import { icmp6EchoRequest, icmpEchoRequest } from '../support/packets.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -36,7 +37,7 @@ afterEach(() => {
 });
 
 /** A client stack (a: 10.0.0.1) linked to an exit stack (b: 10.0.0.2) in forwarding mode. */
-function exit(o: { allow?: string[]; own?: string[]; host?: string[]; ownTcp?: number[]; ownUdp?: number[]; limits?: Partial<ForwarderLimits>; silent?: boolean; connect?: ExitForwarderOptions['connect'] } = {}): Exit {
+function exit(o: { allow?: string[]; own?: string[]; host?: string[]; ownTcp?: number[]; ownUdp?: number[]; limits?: Partial<ForwarderLimits>; silent?: boolean; connect?: ExitForwarderOptions['connect']; clientOf?: ExitForwarderOptions['clientOf']; echo?: ExitForwarderOptions['echo'] } = {}): Exit {
   let link: Link | null = null;
   const clock = { now: () => link!.now };
   const fwd = new ExitForwarder({
@@ -44,6 +45,8 @@ function exit(o: { allow?: string[]; own?: string[]; host?: string[]; ownTcp?: n
     ownPorts: { tcp: o.ownTcp ?? [], udp: o.ownUdp ?? [] },
     limits: o.limits,
     clock,
+    clientOf: o.clientOf,
+    echo: o.echo,
     // A destination that never answers: a socket that is never connected (no event ever comes).
     ...(o.silent ? { connect: () => new NetSocket() } : o.connect ? { connect: o.connect } : {}),
   });
@@ -392,6 +395,51 @@ describe('policy and limits', () => {
     // clients stay in SYN-SENT and retransmit.
     assert.deepEqual(conns.map((c) => c.closed), [false, false, false, false, false]);
     assert.equal(link.bWire.seen.length, 0, 'the exit sent nothing back');
+  });
+});
+
+describe('limits per client', () => {
+  // The client stack's two addresses (10.0.0.1, fd00::1) belong to one peer, as the device's allowed IPs would say.
+  const onePeer = (a: Uint8Array): string | null => ((a.length === 4 ? a[0] === 10 : a[0] === 0xfd) ? 'peer-1' : null);
+
+  test("one client's IPv4 and IPv6 connects share one pending budget", () => {
+    const { link, fwd } = exit({ silent: true, allow: ['2001:db8::/32'], clientOf: onePeer, limits: { pendingPerClient: 2, connectTimeoutMs: 60_000 } });
+    link.a.connect('192.0.2.1', 80);
+    link.a.connect('2001:db8::7', 80);
+    link.a.connect('2001:db8::8', 80);
+    link.run(() => false, 5);
+    assert.equal(fwd.figures.pending, 2);
+    assert.equal(fwd.drops['tcp-pending-limit'], 1, 'the third connect is over the one budget');
+  });
+
+  test('without an owner for the address, the address is the client (two budgets)', () => {
+    const { link, fwd } = exit({ silent: true, allow: ['2001:db8::/32'], limits: { pendingPerClient: 2, connectTimeoutMs: 60_000 } });
+    link.a.connect('192.0.2.1', 80);
+    link.a.connect('2001:db8::7', 80);
+    link.a.connect('2001:db8::8', 80);
+    link.run(() => false, 5);
+    assert.equal(fwd.figures.pending, 3);
+    assert.equal(fwd.drops['tcp-pending-limit'], 0);
+  });
+
+  test("one client's IPv4 and IPv6 UDP flows share one budget", async () => {
+    const { link, fwd } = exit({ allow: ['127.0.0.0/8', '::1/128'], clientOf: onePeer, limits: { udpPerClient: 1 } });
+    const u = link.a.udpBind(0, () => {});
+    u.send(Buffer.from('a'), '127.0.0.1', 9);
+    link.run(() => false, 5);
+    u.send(Buffer.from('b'), '::1', 9);
+    link.run(() => false, 5);
+    assert.equal(fwd.opened.udp, 1);
+    assert.equal(fwd.drops['udp-flow-limit'], 1);
+  });
+
+  test("echo requests are counted against the client, whichever family they come in", () => {
+    const keys: string[] = [];
+    const echo = { attach: () => {}, relay: (_p: unknown, key: string) => (keys.push(key), true), expire: () => {}, close: () => {} };
+    const { link } = exit({ allow: ['127.0.0.0/8', '::1/128'], clientOf: onePeer, echo });
+    link.inject(link.b, icmpEchoRequest('10.0.0.1', '127.0.0.1', 7, 1));
+    link.inject(link.b, icmp6EchoRequest('fd00::1', '::1', 7, 2));
+    assert.deepEqual(keys, ['peer-1', 'peer-1']);
   });
 });
 

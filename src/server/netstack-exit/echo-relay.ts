@@ -12,12 +12,12 @@
  * Requests are collected into one batch per family and sent with one
  * sendmmsg at the end of the turn (a microtask), replies arrive in batches
  * from the event loop: no thread pool, no call per packet into the kernel.
- * Outstanding requests are bounded per client address and in all, and
- * forgotten after a timeout.
+ * Outstanding requests are bounded per client (the key the forwarder gives:
+ * the WireGuard peer, so its IPv4 and IPv6 addresses share one budget) and in
+ * all, and forgotten after a timeout.
  */
 import { PacketBatch } from '../../io/batch.js';
 import { ENDPOINT_SIZE } from '../../io/endpoint.js';
-import { formatIPv4, formatIPv6 } from '../../io/ip-address.js';
 import { openLinuxPingSocket } from '../../io/linux/ping.js';
 import type { LinuxUdpBind } from '../../io/linux/udp.js';
 import type { ForwardedPacket } from '../../netstack/forward.js';
@@ -33,7 +33,7 @@ const OUT_SLOTS = 64;
 const OUT_SLOT_SIZE = 2048;
 
 export interface EchoLimits {
-  /** Requests waiting for a reply, per client address. */
+  /** Requests waiting for a reply, per client (forwarder.ts: the peer that owns the source address). */
   perClient: number;
   /** Requests waiting for a reply, per family (at most 65536: the sequence numbers). */
   total: number;
@@ -116,12 +116,11 @@ export class PingEchoRelay implements EchoRelay {
     return (this.v4?.pending.size ?? 0) + (this.v6?.pending.size ?? 0);
   }
 
-  relay(p: ForwardedPacket): boolean {
+  relay(p: ForwardedPacket, clientKey: string): boolean {
     const fam = p.version === 4 ? this.v4 : this.v6;
     if (fam === null || p.dataLen + ECHO_HEADER_LEN > OUT_SLOT_SIZE || fam.pending.size >= Math.min(this.limits.total, 65536)) return false;
     // Copies: p.buf is the stack's reused input batch (a Buffer: slice() would be a view of it).
     const client = new Uint8Array(p.buf.subarray(p.srcAt, p.srcAt + p.addrLen));
-    const clientKey = p.addrLen === 4 ? formatIPv4(client) : formatIPv6(client);
     const n = this.perClient.get(clientKey) ?? 0;
     if (n >= this.limits.perClient) return false;
     let seq = fam.nextSeq;

@@ -18,9 +18,11 @@
  * refused unless --allow-private opens them) and is not one of the exit's
  * own listeners (API, metrics, WireGuard). Refused TCP gets a RST; refused
  * UDP and echo are dropped. Everything is bounded and every refusal is
- * counted by reason: SYNs waiting for their host connection per client
- * address and in all, relayed connections per client address, UDP flows
- * per client address and in all.
+ * counted by reason: SYNs waiting for their host connection per client and
+ * in all, relayed connections per client, UDP flows per client and in all,
+ * echo requests per client and in all. A client is the WireGuard peer that
+ * owns the packet's source address (clientOf: the device's allowed IPs), so
+ * a client with an IPv4 and an IPv6 address has one budget, not two.
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import type { DestinationPolicy } from '../../device/destination-policy.js';
@@ -52,13 +54,13 @@ export const FORWARD_DROP_REASONS = [
 export type ForwardDropReason = (typeof FORWARD_DROP_REASONS)[number];
 
 export interface ForwarderLimits {
-  /** SYNs waiting for their host connection, per client address. */
+  /** SYNs waiting for their host connection, per client. */
   pendingPerClient: number;
   /** SYNs waiting for their host connection, in all. */
   pendingTotal: number;
-  /** Relayed TCP connections (waiting ones included) per client address. */
+  /** Relayed TCP connections (waiting ones included) per client. */
   tcpPerClient: number;
-  /** UDP flows per client address. */
+  /** UDP flows per client. */
   udpPerClient: number;
   /** UDP flows in all. */
   udpTotal: number;
@@ -98,8 +100,8 @@ export interface OwnPorts {
 /** Echo requests relayed through the host (echo-relay.ts). */
 export interface EchoRelay {
   attach(stack: Stack): void;
-  /** Sends the echo request in `p` on the host; false when its limits refuse it. */
-  relay(p: ForwardedPacket): boolean;
+  /** Sends the echo request in `p` on the host, counted against `clientKey`; false when its limits refuse it. */
+  relay(p: ForwardedPacket, clientKey: string): boolean;
   /** Forgets requests that were never answered. */
   expire(): void;
   close(): void;
@@ -112,6 +114,12 @@ export interface ExitForwarderOptions {
   clock: { now(): number };
   /** The host's ping socket relay, or null when the host allows none. */
   echo?: EchoRelay | null;
+  /**
+   * Who a source address belongs to, as a key the per-client limits count by: the server gives the
+   * WireGuard peer whose allowed IPs hold it (the device delivers only such packets). Without it, or
+   * when it answers null, the address itself is the client.
+   */
+  clientOf?: (address: Uint8Array) => string | null;
   /** Opens the host connection (default net.connect; a test gives a socket that never connects). */
   connect?: (o: { host: string; port: number; allowHalfOpen: boolean; noDelay: boolean }) => Socket;
 }
@@ -142,9 +150,11 @@ export class ExitForwarder implements Forwarder {
   private readonly connect: NonNullable<ExitForwarderOptions['connect']>;
 
   private readonly clock: { now(): number };
+  private readonly clientOf: (address: Uint8Array) => string | null;
 
   constructor(opts: ExitForwarderOptions) {
     this.connect = opts.connect ?? netConnect;
+    this.clientOf = opts.clientOf ?? (() => null);
     this.clock = opts.clock;
     this.policy = opts.policy;
     this.ownPorts = opts.ownPorts;
@@ -181,7 +191,7 @@ export class ExitForwarder implements Forwarder {
       stack.refuse(c, 'reset');
       return;
     }
-    const key = addressText(c.remote);
+    const key = this.clientKey(c.remote);
     const counts = this.clients.get(key) ?? { pending: 0, tcp: 0 };
     if (counts.tcp >= this.limits.tcpPerClient) {
       this.drops['tcp-client-limit']++;
@@ -260,7 +270,7 @@ export class ExitForwarder implements Forwarder {
         return;
       }
       const dst = addressText(p.buf.subarray(p.dstAt, p.dstAt + p.addrLen));
-      const key = addressText(p.buf.subarray(p.srcAt, p.srcAt + p.addrLen));
+      const key = this.clientKey(p.buf.subarray(p.srcAt, p.srcAt + p.addrLen));
       if (this.flows.size >= this.limits.udpTotal || this.flows.clientFlows(key) >= this.limits.udpPerClient) {
         this.drops['udp-flow-limit']++;
         return;
@@ -286,7 +296,7 @@ export class ExitForwarder implements Forwarder {
       this.drops['echo-refused-by-policy']++;
       return;
     }
-    if (this.echoRelay.relay(p)) this.opened.echo++;
+    if (this.echoRelay.relay(p, this.clientKey(p.buf.subarray(p.srcAt, p.srcAt + p.addrLen)))) this.opened.echo++;
     else this.drops['echo-limit']++;
   }
 
@@ -311,6 +321,11 @@ export class ExitForwarder implements Forwarder {
     this.clients.clear();
     this.flows.closeAll();
     this.echoRelay?.close();
+  }
+
+  /** The key a client's limits count by: its peer, or its address where no owner is known. */
+  private clientKey(source: Uint8Array): string {
+    return this.clientOf(source) ?? addressText(source);
   }
 
   /** The policy's verdict on the packet's destination, read from its bytes (a flood of refused datagrams allocates nothing). */

@@ -10,7 +10,8 @@
  * a known flow costs one hash, one compare and the copy its asynchronous
  * send needs, no strings and no objects. A flow ends after its idle time
  * (DNS, port 53: short; anything else: longer; RFC 4787 REQ-5 asks for at
- * least 2 minutes there) and the flows per client address are bounded.
+ * least 2 minutes there) and the flows per client are bounded (the key the
+ * forwarder gives: the peer that owns the source address).
  */
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import type { ForwardedPacket } from '../../netstack/forward.js';
@@ -65,7 +66,7 @@ export class UdpFlows {
     return this.count;
   }
 
-  /** Flows of one client address. */
+  /** Flows of one client (its key, forwarder.ts). */
   clientFlows(clientKey: string): number {
     return this.perClient.get(clientKey) ?? 0;
   }

@@ -10,6 +10,7 @@
  *     still forwards for its current peers (fail-static);
  *   - applySnapshot() / applyChange(): the channel's snapshot and its ordered
  *     changes, each applied to the device and then written with its revision
+ *     and change id (the resume point the stream names when it reconnects)
  *     (a crash between the two replays the change from the older revision:
  *     adding a present peer replaces it and removing an absent one does
  *     nothing, so a replay is harmless); a change at or below the stored
@@ -38,9 +39,14 @@ export class JoinedAgent {
     private readonly log: Logger,
   ) {}
 
-  /** The revision of the peers applied (the stream's resume point); null: never synced. */
+  /** The revision of the peers applied; null: never synced. */
   revision(): number | null {
     return this.store.revision();
+  }
+
+  /** The revision applied and the id of the change that made it: the stream's resume point (null: never synced). */
+  held(): { revision: number; changeId: string | null } | null {
+    return this.store.held();
   }
 
   /** Public keys on the device. */
@@ -60,7 +66,7 @@ export class JoinedAgent {
   }
 
   /** The channel's whole peer set at `revision`: peers not in it leave, new or changed ones are (re)installed. */
-  applySnapshot(revision: number, published: readonly PublishedPeer[]): { added: number; removed: number } {
+  applySnapshot(revision: number, published: readonly PublishedPeer[], changeId: string | null = null): { added: number; removed: number } {
     const peers = published.map(stored);
     const want = new Map(peers.map((p) => [p.publicKey, p]));
     const leaving = [...this.installed.values()].filter((p) => !same(want.get(p.publicKey), p));
@@ -72,12 +78,12 @@ export class JoinedAgent {
       this.install(p);
       added++;
     }
-    this.store.saveSnapshot(revision, peers, this.wallMs());
+    this.store.saveSnapshot(revision, changeId, peers, this.wallMs());
     return { added, removed: leaving.length };
   }
 
   /** One change of the stream; false when its revision was applied already. */
-  applyChange(revision: number, change: PeerChange): boolean {
+  applyChange(revision: number, change: PeerChange, changeId: string | null = null): boolean {
     const at = this.store.revision();
     if (at !== null && revision <= at) return false;
     if (change.op === 'add') {
@@ -90,14 +96,14 @@ export class JoinedAgent {
         }
         this.install(peer);
       }
-      this.store.savePeer(revision, { op: 'add', peer }, this.wallMs());
+      this.store.savePeer(revision, changeId, { op: 'add', peer }, this.wallMs());
     } else {
       const present = this.installed.get(change.publicKey);
       if (present) {
         this.flushCounters();
         this.uninstall(change.publicKey);
       }
-      this.store.savePeer(revision, { op: 'remove', publicKey: change.publicKey, sessionId: present?.sessionId ?? null }, this.wallMs());
+      this.store.savePeer(revision, changeId, { op: 'remove', publicKey: change.publicKey, sessionId: present?.sessionId ?? null }, this.wallMs());
     }
     return true;
   }

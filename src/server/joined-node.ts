@@ -231,14 +231,14 @@ export class JoinedNode {
     let down = false;
     try {
       await this.channel.stream({
-        since: this.agent.revision(),
+        since: this.agent.held(),
         signal: this.channelAbort.signal,
         onSnapshot: (s) => {
-          const r = this.agent.applySnapshot(s.revision, s.peers);
+          const r = this.agent.applySnapshot(s.revision, s.peers, s.changeId);
           this.log.info({ revision: s.revision, peers: s.peers.length, added: r.added, removed: r.removed }, 'peer snapshot applied');
         },
-        onPeer: (revision, change) => {
-          this.agent.applyChange(revision, change);
+        onPeer: (revision, change, changeId) => {
+          this.agent.applyChange(revision, change, changeId);
         },
         onConnect: () => {
           this.channelConnected = true;

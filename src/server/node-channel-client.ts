@@ -8,7 +8,10 @@
  * order, and the revision sent back as Last-Event-ID is that of the last
  * event whose handler returned — so a change is never skipped (the server
  * resends everything after that revision, or a snapshot when it no longer
- * has it) and never applied twice (nothing at or below it is resent).
+ * has it) and never applied twice (nothing at or below it is resent). With
+ * it goes the event's `changeId` as X-TB-Change-Id, so a control plane whose
+ * database did not make that revision (restored from an older backup, or
+ * another one) answers with a snapshot instead of its own later changes.
  *
  * Over http or https like the customer CLI (http-request.ts): `ca` trusts
  * the control plane's own CA while still verifying its certificate.
@@ -40,13 +43,19 @@ export interface NodeChannelOptions {
   backoff?: { initialMs: number; maxMs: number };
 }
 
+/** What the node holds: a revision and the id of the change that made it (null: revision 0, or a change without one). */
+export interface HeldRevision {
+  revision: number;
+  changeId: string | null;
+}
+
 export interface StreamOptions {
-  /** The revision the node already holds (null: none, the stream starts with a snapshot). */
-  since?: number | null;
+  /** What the node already holds (null: nothing, the stream starts with a snapshot; a bare revision: its change id unknown). */
+  since?: HeldRevision | number | null;
   /** The whole set at a revision: replace what is applied with it. */
   onSnapshot(snapshot: PeerSnapshot): void | Promise<void>;
-  /** One change, to apply on top of revision − 1. */
-  onPeer(revision: number, change: PeerChange): void | Promise<void>;
+  /** One change, to apply on top of revision − 1; `changeId` is to be kept with the revision. */
+  onPeer(revision: number, change: PeerChange, changeId: string | null): void | Promise<void>;
   /** The stream is open (answer 200). */
   onConnect?(): void;
   /** The stream broke or ended; the next attempt is in `retryInMs`. */
@@ -106,13 +115,13 @@ export class NodeChannelClient {
    * (401 revoked, 403, 404) rejects with a NodeChannelError.
    */
   async stream(s: StreamOptions): Promise<void> {
-    let held = s.since ?? null;
+    let held: HeldRevision | null = typeof s.since === 'number' ? { revision: s.since, changeId: null } : (s.since ?? null);
     let attempt = 0;
     while (!s.signal.aborted) {
       let error: Error;
       try {
-        await this.follow(held, s, (revision) => {
-          held = revision;
+        await this.follow(held, s, (h) => {
+          held = h;
         }, () => {
           attempt = 0;
           s.onConnect?.();
@@ -131,11 +140,14 @@ export class NodeChannelClient {
   }
 
   /** One connection: resolves when the server ends it or `signal` aborts; rejects on any failure. */
-  private follow(since: number | null, s: StreamOptions, applied: (revision: number) => void, opened: () => void): Promise<void> {
+  private follow(since: HeldRevision | null, s: StreamOptions, applied: (held: HeldRevision) => void, opened: () => void): Promise<void> {
     const u = new URL(`${this.path}/stream`);
     const secure = u.protocol === 'https:';
     const headers: Record<string, string> = { authorization: `Bearer ${this.o.credential}`, accept: 'text/event-stream', 'cache-control': 'no-store' };
-    if (since !== null) headers['last-event-id'] = String(since);
+    if (since !== null) {
+      headers['last-event-id'] = String(since.revision);
+      if (since.changeId !== null) headers['x-tb-change-id'] = since.changeId;
+    }
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       let idle: NodeJS.Timeout | null = null;
@@ -164,14 +176,18 @@ export class NodeChannelClient {
           if (settled) return;
           const revision = e.id === null || !/^\d{1,15}$/.test(e.id) ? NaN : Number(e.id);
           if (!Number.isSafeInteger(revision)) throw new Error(`an event without a revision id (${e.event})`);
+          let changeId: string | null;
           if (e.event === 'snapshot') {
             const snap = parseSnapshot(e.data);
             if (snap.revision !== revision) throw new Error(`snapshot ${snap.revision} under id ${revision}`);
             await s.onSnapshot(snap);
+            changeId = snap.changeId;
           } else if (e.event === 'peer') {
-            await s.onPeer(revision, PeerChangeEvent.parse(JSON.parse(e.data)) as PeerChange);
+            const { changeId: id, ...change } = PeerChangeEvent.parse(JSON.parse(e.data));
+            changeId = id ?? null;
+            await s.onPeer(revision, change as PeerChange, changeId);
           } else return; // an event type this client does not know: skipped, as SSE readers do
-          applied(revision);
+          applied({ revision, changeId });
         });
         chain.catch((err: unknown) => finish(err as Error));
       });
@@ -203,7 +219,8 @@ export class NodeChannelClient {
 }
 
 function parseSnapshot(text: string): PeerSnapshot {
-  return NodePeersResponse.parse(JSON.parse(text)) as PeerSnapshot;
+  const s = NodePeersResponse.parse(JSON.parse(text));
+  return { ...s, changeId: s.changeId ?? null } as PeerSnapshot; // none from a control plane of an earlier release
 }
 
 function answerError(status: number, text: string): NodeChannelError {

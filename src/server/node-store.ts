@@ -3,10 +3,12 @@
  * key and credential: a small SQLite file (`node.db`, WAL, numbered
  * migrations through the control plane's migration helper) holding
  *
- *   - the peer set last applied from the control plane's channel and its
- *     revision: a node restarted while the control plane is down installs
- *     these and keeps forwarding for them (fail-static, issue 16), and a
- *     reconnect resumes the stream from that revision;
+ *   - the peer set last applied from the control plane's channel, its
+ *     revision and the id of the change that made it: a node restarted while
+ *     the control plane is down installs these and keeps forwarding for them
+ *     (fail-static, issue 16), and a reconnect resumes the stream from that
+ *     revision, naming that change (a control plane on another database
+ *     answers with a snapshot);
  *   - per session, the cumulative bytes counted through this node and what
  *     of them the control plane has acknowledged;
  *   - the usage report in flight: its sequence number and body, frozen until
@@ -57,6 +59,15 @@ CREATE TABLE report_state (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'joined node: the id of the change the peers are at',
+    sql: `
+-- The control plane's random id of the change that made channel_state.revision (its migration 6),
+-- sent with the revision on resume; NULL: revision 0, or from a control plane without change ids.
+ALTER TABLE channel_state ADD COLUMN change_id TEXT;
+`,
+  },
 ];
 
 export interface StoredPeer {
@@ -96,8 +107,10 @@ export type NodeStore = ReturnType<typeof openNodeStore>;
 export function openNodeStore(path: string) {
   const db: Db = openDatabase(path, { migrations: NODE_MIGRATIONS });
   const q = {
-    revision: db.prepare(`SELECT revision FROM channel_state WHERE id = 1`),
-    setRevision: db.prepare(`INSERT INTO channel_state (id, revision) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET revision = excluded.revision`),
+    revision: db.prepare(`SELECT revision, change_id FROM channel_state WHERE id = 1`),
+    setRevision: db.prepare(
+      `INSERT INTO channel_state (id, revision, change_id) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET revision = excluded.revision, change_id = excluded.change_id`,
+    ),
     peers: db.prepare(`SELECT public_key, session_id, allowed_ips FROM peers ORDER BY public_key`),
     putPeer: db.prepare(
       `INSERT INTO peers (public_key, session_id, allowed_ips) VALUES (?, ?, ?)
@@ -148,6 +161,11 @@ export function openNodeStore(path: string) {
     revision(): number | null {
       return (q.revision.get() as { revision: number } | undefined)?.revision ?? null;
     },
+    /** The revision and the id of the change that made it (the stream's resume point); null: never synced. */
+    held(): { revision: number; changeId: string | null } | null {
+      const r = q.revision.get() as { revision: number; change_id: string | null } | undefined;
+      return r ? { revision: r.revision, changeId: r.change_id } : null;
+    },
     peers(): StoredPeer[] {
       return (q.peers.all() as { public_key: string; session_id: string; allowed_ips: string }[]).map((r) => ({
         publicKey: r.public_key,
@@ -155,8 +173,8 @@ export function openNodeStore(path: string) {
         allowedIps: JSON.parse(r.allowed_ips) as string[],
       }));
     },
-    /** Replaces the peer set with a snapshot at `revision` (one transaction). */
-    saveSnapshot(revision: number, peers: readonly StoredPeer[], now: number): void {
+    /** Replaces the peer set with a snapshot at `revision`, made by change `changeId` (one transaction). */
+    saveSnapshot(revision: number, changeId: string | null, peers: readonly StoredPeer[], now: number): void {
       tx(() => {
         const before = new Set((q.peers.all() as { session_id: string }[]).map((r) => r.session_id));
         q.clearPeers.run();
@@ -166,11 +184,11 @@ export function openNodeStore(path: string) {
           before.delete(p.sessionId);
         }
         for (const gone of before) q.removed.run(now, gone);
-        q.setRevision.run(revision);
+        q.setRevision.run(revision, changeId);
       });
     },
-    /** One change of the stream at `revision`: a peer added (or replaced) or removed. */
-    savePeer(revision: number, change: { op: 'add'; peer: StoredPeer } | { op: 'remove'; publicKey: string; sessionId: string | null }, now: number): void {
+    /** One change of the stream at `revision` (its id `changeId`): a peer added (or replaced) or removed. */
+    savePeer(revision: number, changeId: string | null, change: { op: 'add'; peer: StoredPeer } | { op: 'remove'; publicKey: string; sessionId: string | null }, now: number): void {
       tx(() => {
         if (change.op === 'add') {
           q.putPeer.run(change.peer.publicKey, change.peer.sessionId, JSON.stringify(change.peer.allowedIps));
@@ -179,7 +197,7 @@ export function openNodeStore(path: string) {
           q.deletePeer.run(change.publicKey);
           if (change.sessionId !== null) q.removed.run(now, change.sessionId);
         }
-        q.setRevision.run(revision);
+        q.setRevision.run(revision, changeId);
       });
     },
     /** Adds one flush's byte deltas to the sessions' cumulative counters (one transaction). */

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import type { Actor } from '../../src/control/services/audit.js';
 import { createControlPlane } from '../../src/control/control-plane.js';
@@ -155,6 +156,8 @@ class Link {
 class AppliedSet {
   readonly peers = new Map<string, PublishedPeer>();
   held: number | null = null;
+  /** The id of the change that made `held`, kept with it as a node keeps it in node.db. */
+  changeId: string | null = null;
   snapshots = 0;
   readonly changes: string[] = [];
   readonly errors: string[] = [];
@@ -164,9 +167,10 @@ class AppliedSet {
     this.peers.clear();
     for (const p of snap.peers) this.peers.set(p.publicKey, p);
     this.held = snap.revision;
+    this.changeId = snap.changeId;
   };
 
-  onPeer = (revision: number, c: PeerChange): void => {
+  onPeer = (revision: number, c: PeerChange, changeId: string | null): void => {
     if (this.held === null || revision !== this.held + 1) this.errors.push(`revision ${revision} applied on top of ${this.held}`);
     if (c.op === 'add') {
       if (this.peers.has(c.peer.publicKey)) this.errors.push(`add of a present peer at ${revision}`);
@@ -177,7 +181,15 @@ class AppliedSet {
       this.changes.push(`${revision} remove ${c.publicKey}`);
     }
     this.held = revision;
+    this.changeId = changeId;
   };
+}
+
+/** An event's or snapshot's data without its `changeId`, which must be a change id (16 hex digits; null only where `nullable`). */
+function data(text: string, nullable = false): Record<string, unknown> {
+  const { changeId, ...rest } = JSON.parse(text) as Record<string, unknown>;
+  if (!(nullable && changeId === null)) assert.match(String(changeId), /^[0-9a-f]{16}$/, `changeId of ${text.slice(0, 200)}`);
+  return rest;
 }
 
 /** Polls `cond` (bounded: fails after `ms`). */
@@ -192,7 +204,8 @@ async function until(cond: () => boolean, what: string, ms = 10_000): Promise<vo
 /** Follows a node's stream into `applied` until stopped; `done` settles when stream() does. */
 function follow(client: NodeChannelClient, applied: AppliedSet, extra: { onDisconnect?: (e: Error) => void } = {}) {
   const ac = new AbortController();
-  const done = client.stream({ since: applied.held, onSnapshot: applied.onSnapshot, onPeer: applied.onPeer, signal: ac.signal, ...extra });
+  const since = applied.held === null ? null : { revision: applied.held, changeId: applied.changeId };
+  const done = client.stream({ since, onSnapshot: applied.onSnapshot, onPeer: applied.onPeer, signal: ac.signal, ...extra });
   done.catch(() => undefined);
   return { stop: () => ac.abort(), done };
 }
@@ -245,12 +258,13 @@ describe('the control → node peer channel', () => {
     const other = await enroll('snap-other');
     const empty = await h.request('GET', `/v1/nodes/${n.id}/peers`, { token: n.credential });
     assert.equal(empty.status, 200, empty.text);
-    assert.deepEqual(empty.json, { revision: 0, peers: [] });
+    assert.deepEqual(empty.json, { revision: 0, changeId: null, peers: [] }, 'revision 0 was made by no change');
     const a = await paidAccount();
     const s1 = await openSession(a, 'snap');
     const s2 = await openSession(a, 'snap');
     const r = await h.request('GET', `/v1/nodes/${n.id}/peers`, { token: n.credential });
     assert.equal(r.json.revision, 2);
+    assert.match(r.json.changeId, /^[0-9a-f]{16}$/, 'the id of change 2');
     const byKey = new Map((r.json.peers as { publicKey: string; sessionId: string; allowedIps: string[] }[]).map((p) => [p.publicKey, p]));
     assert.equal(byKey.size, 2);
     assert.equal(byKey.get(s1.publicKey)!.sessionId, s1.id);
@@ -292,7 +306,7 @@ describe('the control → node peer channel', () => {
       await closeSession(a, s0.id);
       await st.until(() => st.events.length >= 3, 'two changes');
       assert.deepEqual(
-        st.events.slice(1).map((e) => [e.event, e.id, JSON.parse(e.data)]),
+        st.events.slice(1).map((e) => [e.event, e.id, data(e.data)]),
         [
           ['peer', '2', { op: 'add', peer: { publicKey: s1.publicKey, allowedIps: JSON.parse(st.events[1]!.data).peer.allowedIps, sessionId: s1.id } }],
           ['peer', '3', { op: 'remove', publicKey: s0.publicKey }],
@@ -380,7 +394,7 @@ describe('the control → node peer channel', () => {
       admin.sessions.adminClose(sessions[0]!.id);
       h.control.peerChannel.publishAll(); // the server's tick: nothing for it to publish, but the stream catches up
       await st.until(() => st.events.length >= 2, 'the change made elsewhere');
-      assert.deepEqual([st.events[1]!.event, st.events[1]!.id, JSON.parse(st.events[1]!.data)], ['peer', '8', { op: 'remove', publicKey: sessions[0]!.publicKey }]);
+      assert.deepEqual([st.events[1]!.event, st.events[1]!.id, data(st.events[1]!.data)], ['peer', '8', { op: 'remove', publicKey: sessions[0]!.publicKey }]);
       for (const s of sessions.slice(1)) admin.sessions.adminClose(s.id); // six more: the log keeps five
       h.control.peerChannel.publishAll();
       await st.until(() => st.events.length >= 3, 'a snapshot');
@@ -408,7 +422,7 @@ describe('the control → node peer channel', () => {
       const again = stream(n, { 'last-event-id': st.events.at(-1)!.id! });
       try {
         await again.until(() => again.events.length >= 1, 'the change, on resuming');
-        assert.deepEqual(JSON.parse(again.events[0]!.data), { op: 'add', peer: { publicKey: s.publicKey, allowedIps: JSON.parse(again.events[0]!.data).peer.allowedIps, sessionId: s.id } });
+        assert.deepEqual(data(again.events[0]!.data), { op: 'add', peer: { publicKey: s.publicKey, allowedIps: JSON.parse(again.events[0]!.data).peer.allowedIps, sessionId: s.id } });
       } finally {
         again.close();
       }
@@ -628,7 +642,7 @@ describe('the control → node peer channel', () => {
     const ac = new AbortController();
     try {
       const trusted = new NodeChannelClient({ url, nodeId: n.id, credential: n.credential, ca: readFileSync(join(certDir, 'cert.pem')), backoff: { initialMs: 20, maxMs: 100 } });
-      assert.deepEqual(await trusted.fetchSnapshot(), { revision: 0, peers: [] });
+      assert.deepEqual(await trusted.fetchSnapshot(), { revision: 0, changeId: null, peers: [] });
       const applied = new AppliedSet();
       const done = trusted.stream({ onSnapshot: applied.onSnapshot, onPeer: applied.onPeer, signal: ac.signal });
       const s = await openSession(await paidAccount(), 'tls');
@@ -648,5 +662,177 @@ describe('the control → node peer channel', () => {
 
   it('closed streams leave no listeners behind', async () => {
     await until(() => h.control.peerChannel.events.listenerCount('changed') === 0 && h.control.peerChannel.events.listenerCount('tick') === 0, 'every stream to let go');
+  });
+});
+
+/**
+ * A revision names a state of ONE database: a control plane restored from an
+ * older backup, or started on another database, numbers its own changes
+ * from its own revision on. The node resumes naming the id of the change it
+ * holds (migration 6); a database that did not make that change answers with
+ * its snapshot — also when its revision is equal to or above the node's,
+ * where a revision alone would read as "up to date" or as "these changes
+ * follow". The same database restarted still resumes with the changes only.
+ */
+describe('the peer channel across control-plane databases', () => {
+  const dirs: string[] = [];
+  const harnesses: Harness[] = [];
+  const freshDir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'tb-channel-db-'));
+    dirs.push(d);
+    return d;
+  };
+  const start = async (dir: string) => {
+    const h = await startHarness({ node: false, dir, config: { tiers: { paid: { maxSessions: 100 } } } });
+    harnesses.push(h);
+    return h;
+  };
+  const stop = async (h: Harness) => {
+    harnesses.splice(harnesses.indexOf(h), 1);
+    await h.close();
+  };
+  const paidAccount = async (h: Harness) => {
+    const a = await h.signup();
+    h.control.accounts.setTier(a.accountId, 'paid', OPERATOR);
+    return a;
+  };
+  const openSession = async (h: Harness, a: { token: string; fingerprint: string }, region: string) => {
+    const publicKey = generateKeyPair().publicKey;
+    const r = await h.request('POST', '/v1/sessions', { token: a.token, fingerprint: a.fingerprint, body: { region, public_key: publicKey } });
+    assert.equal(r.status, 201, r.text);
+    return publicKey;
+  };
+  const clientOf = (h: Harness, n: { id: string; credential: string }) =>
+    new NodeChannelClient({ url: `${h.url}/v1`, nodeId: n.id, credential: n.credential, idleTimeoutMs: 2_000, backoff: { initialMs: 20, maxMs: 200 } });
+  /** Follows until the applied set reaches `revision` (and `also` holds), or fails; then stops. */
+  const syncTo = async (h: Harness, n: { id: string; credential: string }, applied: AppliedSet, revision: number, what: string, also = () => true) => {
+    const f = follow(clientOf(h, n), applied);
+    try {
+      await until(() => applied.held === revision && also(), what);
+    } finally {
+      f.stop();
+      await f.done;
+    }
+  };
+
+  after(async () => {
+    for (const h of harnesses.splice(0)) await h.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('restored from an older backup whose revision catches up with the node: the node gets the restored database\'s snapshot', async () => {
+    const dirA = freshDir();
+    let h = await start(dirA);
+    const n = await enrollNode(h, 'restore');
+    const a = await paidAccount(h);
+    const k1 = await openSession(h, a, 'restore');
+    const backup = join(freshDir(), 'backup.db');
+    h.control.store.db.exec(`VACUUM INTO '${backup}'`); // the operator's backup, at revision 1
+    const k2 = await openSession(h, a, 'restore');
+    const k3 = await openSession(h, a, 'restore');
+    const applied = new AppliedSet();
+    await syncTo(h, n, applied, 3, 'revision 3 of the first database');
+    assert.deepEqual([...applied.peers.keys()].sort(), [k1, k2, k3].sort());
+    assert.match(String(applied.changeId), /^[0-9a-f]{16}$/);
+
+    // The database is lost; the control plane comes back on the backup and lives on: two new sessions are
+    // revisions 2 and 3 there — the node's revision number, made by other changes.
+    await stop(h);
+    const dirB = freshDir();
+    copyFileSync(backup, join(dirB, 'tunnelbyte.db'));
+    h = await start(dirB);
+    const t1 = await openSession(h, a, 'restore');
+    const t2 = await openSession(h, a, 'restore');
+    assert.equal((await h.request('GET', `/v1/nodes/${n.id}/peers`, { token: n.credential })).json.revision, 3);
+
+    const snapshots = applied.snapshots;
+    const raw = new RawStream(`${h.url}/v1/nodes/${n.id}/peers/stream`, { authorization: `Bearer ${n.credential}`, 'last-event-id': '3', 'x-tb-change-id': applied.changeId! });
+    try {
+      await raw.until(() => raw.events.length >= 1, 'the answer to the resume');
+      assert.equal(raw.events[0]!.event, 'snapshot', 'revision 3 of another database is not taken for this one');
+    } finally {
+      raw.close();
+    }
+    // Without the change id it would be "up to date" at once: wait for the snapshot (bounded), then check the set.
+    await syncTo(h, n, applied, 3, 'the restored database\'s snapshot', () => applied.snapshots > snapshots);
+    assert.equal(applied.snapshots, snapshots + 1, 'one snapshot');
+    assert.deepEqual([...applied.peers.keys()].sort(), [k1, t1, t2].sort(), "exactly the restored database's peers: not k2, k3 of the lost one");
+    assert.deepEqual(applied.errors, []);
+
+    // From here the node follows the restored database by its changes again.
+    const t3 = await openSession(h, a, 'restore');
+    await syncTo(h, n, applied, 4, 'the next change');
+    assert.equal(applied.snapshots, snapshots + 1, 'resumed with changes');
+    assert.ok(applied.peers.has(t3));
+  });
+
+  it('a fresh database that knows the node, at a revision above the node\'s: its snapshot, not its changes on top of the old set', async () => {
+    const dirA = freshDir();
+    let h = await start(dirA);
+    const n = await enrollNode(h, 'fresh');
+    const a = await paidAccount(h);
+    const k1 = await openSession(h, a, 'fresh');
+    const k2 = await openSession(h, a, 'fresh');
+    const applied = new AppliedSet();
+    await syncTo(h, n, applied, 2, 'revision 2 of database A');
+    await stop(h);
+
+    // Database B: created new, with the node (same id and credential) carried over by the operator.
+    const dirB = freshDir();
+    const dbB = join(dirB, 'tunnelbyte.db');
+    createControlPlane({ dbPath: dbB }).close(); // created and migrated
+    const sql = new Database(dbB);
+    try {
+      sql.exec(`ATTACH '${join(dirA, 'tunnelbyte.db')}' AS a`);
+      sql.exec(`INSERT INTO regions SELECT * FROM a.regions WHERE id = 'fresh'`);
+      sql.prepare(`INSERT INTO nodes SELECT * FROM a.nodes WHERE id = ?`).run(n.id);
+      sql.prepare(`UPDATE nodes SET peer_revision = 0 WHERE id = ?`).run(n.id);
+    } finally {
+      sql.close();
+    }
+    h = await start(dirB);
+    const b = await paidAccount(h);
+    const t1 = await openSession(h, b, 'fresh');
+    const t2 = await openSession(h, b, 'fresh');
+    const t3 = await openSession(h, b, 'fresh');
+    assert.equal((await h.request('GET', `/v1/nodes/${n.id}/peers`, { token: n.credential })).json.revision, 3);
+
+    const snapshots = applied.snapshots;
+    await syncTo(h, n, applied, 3, "database B's snapshot", () => applied.snapshots > snapshots);
+    assert.equal(applied.snapshots, snapshots + 1, 'one snapshot');
+    assert.deepEqual([...applied.peers.keys()].sort(), [t1, t2, t3].sort(), 'B\'s peers only: not k1, k2, nor B\'s change 3 alone on top of them');
+    assert.ok(!applied.peers.has(k1) && !applied.peers.has(k2));
+    assert.deepEqual(applied.errors, []);
+  });
+
+  it('the same database restarted: the node resumes with exactly the missed changes, no snapshot', async () => {
+    const dir = freshDir();
+    let h = await start(dir);
+    const n = await enrollNode(h, 'same');
+    const a = await paidAccount(h);
+    const k1 = await openSession(h, a, 'same');
+    const applied = new AppliedSet();
+    await syncTo(h, n, applied, 1, 'revision 1');
+    await stop(h);
+    h = await start(dir);
+    const k2 = await openSession(h, a, 'same');
+    const snapshots = applied.snapshots;
+    await syncTo(h, n, applied, 2, 'the change after the restart');
+    assert.equal(applied.snapshots, snapshots, 'resumed, not re-snapshotted');
+    assert.deepEqual(applied.changes.at(-1), `2 add ${k2}`);
+    assert.deepEqual([...applied.peers.keys()].sort(), [k1, k2].sort());
+  });
+
+  it('X-TB-Change-Id that is not a change id is a 400', async () => {
+    const h = await start(freshDir());
+    const n = await enrollNode(h, 'bad-id');
+    const raw = new RawStream(`${h.url}/v1/nodes/${n.id}/peers/stream`, { authorization: `Bearer ${n.credential}`, 'last-event-id': '0', 'x-tb-change-id': 'not-hex' });
+    try {
+      await raw.until(() => raw.ended, 'the refusal');
+      assert.equal(raw.status, 400);
+      assert.match(JSON.parse(raw.body).error, /X-TB-Change-Id/);
+    } finally {
+      raw.close();
+    }
   });
 });

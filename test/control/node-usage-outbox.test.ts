@@ -220,7 +220,7 @@ describe('a joined node reports usage: disk outbox, sequence numbers, retries', 
     const freshDir = mkdtempSync(join(tmpdir(), 'tb-outbox-fresh-'));
     const fresh = openNodeStore(join(freshDir, 'node.db'));
     try {
-      fresh.saveSnapshot(1, [{ publicKey: session.clientKey, sessionId: session.id, allowedIps: ['10.90.0.2/32'] }], h.clock.wallMs());
+      fresh.saveSnapshot(1, null, [{ publicKey: session.clientKey, sessionId: session.id, allowedIps: ['10.90.0.2/32'] }], h.clock.wallMs());
       // Its cumulative counters run ahead of what the control plane holds by 100 bytes each way.
       const held = await controlTotals();
       fresh.addCounters([{ sessionId: session.id, rx: held.rx + 100, tx: held.tx + 100, lastHandshakeAt: null }]);

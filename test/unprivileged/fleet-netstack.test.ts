@@ -12,9 +12,10 @@
 // names the node's endpoint); a download through it is byte-exact; the node's count of it reaches the
 // control plane exactly (node.db's acknowledged counters = the session's rx/tx = at least the download);
 // the node's GET /metrics over real HTTP (device, netstack and the node's own figures: applied revision
-// = node.db's, channel connected, nothing unreported) and its metrics port refused to clients; with the
-// control plane stopped the tunnel keeps carrying and /metrics shows the channel down, a report pending,
-// the bytes unreported and the last report ageing, and once it is back everything caught up; closing the
+// = node.db's, channel connected, nothing unreported) and its metrics port refused to clients; node.db keeps
+// the control plane's change id with the revision; with the control plane stopped the tunnel keeps
+// carrying and /metrics shows the channel down, a report pending, the bytes unreported and the last report
+// ageing, and once it is back (the same database) everything caught up with no new snapshot; closing the
 // session on the control plane removes the peer from the node over the channel (the tunnel stops
 // carrying); SIGTERM stops the node with status 0.
 import { after, before, describe, test } from 'node:test';
@@ -26,7 +27,7 @@ import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Tunnel } from '../../src/userspace/tunnel.js';
-import { FleetProcess } from '../support/fleet-net.js';
+import { FleetProcess, nodeIdentity } from '../support/fleet-net.js';
 import { pattern } from '../support/kernel-peer.js';
 import { waitFor } from '../support/netns.js';
 import { BLOB_SEED, blobSha } from '../support/proxy-peer.js';
@@ -106,15 +107,18 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
     assert.equal(r.status, 200);
     return r.text();
   };
-  /** The revision of the peers node.db holds. */
-  const nodeRevision = (): number | null => {
+  /** The revision of the peers node.db holds and the id of the change that made it. */
+  const nodeHeld = (): { revision: number; changeId: string | null } | null => {
     const db = new Database(join(dir, 'node', 'node.db'), { readonly: true, fileMustExist: true });
     try {
-      return (db.prepare('SELECT revision FROM channel_state WHERE id = 1').get() as { revision: number } | undefined)?.revision ?? null;
+      const r = db.prepare('SELECT revision, change_id FROM channel_state WHERE id = 1').get() as { revision: number; change_id: string | null } | undefined;
+      return r ? { revision: r.revision, changeId: r.change_id } : null;
     } finally {
       db.close();
     }
   };
+  /** How many snapshots the node has applied (it logs each). */
+  const snapshotsApplied = (): number => node.log().split('\n').filter((l) => l.includes('"msg":"peer snapshot applied"')).length;
   /** Starts `tunnelbyte control` on its data directory and fixed API port; resolves once it runs. */
   const startControl = async (): Promise<void> => {
     const p = tb(['control', '--data', join(dir, 'control'), '--api-listen', `127.0.0.1:${apiPort}`, '--metrics-listen', '127.0.0.1:0', '--sync-interval', '1', '--node-timeout', '30']);
@@ -253,7 +257,13 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
       const t = await scrape();
       return sample(t, 'tunnelbyte_node_channel_connected') === 1 && sample(t, 'tunnelbyte_node_reports_pending') === 0 && sample(t, 'tunnelbyte_node_unreported_bytes') === 0 ? t : null;
     }, 20_000, 250);
-    assert.equal(sample(text!, 'tunnelbyte_node_peer_revision'), nodeRevision(), 'the applied revision is the one node.db holds');
+    const held = nodeHeld()!;
+    assert.equal(sample(text!, 'tunnelbyte_node_peer_revision'), held.revision, 'the applied revision is the one node.db holds');
+    // node.db keeps, with the revision, the id of the control plane's change that made it: what it resumes with.
+    const { nodeId, credential } = nodeIdentity(join(dir, 'node'));
+    const published = (await (await fetch(`${api}/v1/nodes/${nodeId}/peers`, { headers: { authorization: `Bearer ${credential}` } })).json()) as { revision: number; changeId: string };
+    assert.deepEqual(held, { revision: published.revision, changeId: published.changeId });
+    assert.match(published.changeId, /^[0-9a-f]{16}$/);
     assert.ok(sample(text!, 'tunnelbyte_node_peer_revision') >= 1, 'the session\'s peer came as a change or a snapshot with it');
     assert.equal(sample(text!, 'tunnelbyte_node_unreported_sessions'), 0);
     const reportAge = sample(text!, 'tunnelbyte_node_last_report_age_seconds');
@@ -275,6 +285,7 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
 
   test('with the control plane stopped the tunnel carries on and /metrics shows the node out of step; back, it catches up', async () => {
     const before = (await call('GET', `/v1/sessions/${session.id}`)).body.rx_bytes as number;
+    const snapshots = snapshotsApplied();
     assert.equal(await control.stop(), 0, control.log().slice(-2000));
     const got = await download(BLOB, 30_000);
     assert.equal(got.sha, blobSha(BLOB), 'fail-static: the node forwards for its current peers');
@@ -296,6 +307,7 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
     }, 60_000, 250);
     const after = (await call('GET', `/v1/sessions/${session.id}`)).body.rx_bytes as number;
     assert.ok(after - before >= BLOB, `the download while the control plane was down is counted (${after - before} bytes)`);
+    assert.equal(snapshotsApplied(), snapshots, 'the same database back: the node resumed from its revision and change id, no snapshot');
   });
 
   test('closing the session on the control plane takes the peer off the node: the tunnel stops carrying', async () => {

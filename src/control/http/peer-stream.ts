@@ -3,13 +3,16 @@
  * HTML §9.2) carrying a node's peer changes in revision order.
  *
  *   : open                      a comment, so the answer's headers leave at once
- *   event: snapshot / id: <rev> / data: {"revision":…,"peers":[…]}
+ *   event: snapshot / id: <rev> / data: {"revision":…,"changeId":…,"peers":[…]}
  *                               when the node holds nothing we can resume from
- *   event: peer / id: <rev> / data: {"op":"add","peer":{…}} | {"op":"remove","publicKey":…}
+ *   event: peer / id: <rev> / data: {"op":"add","peer":{…},"changeId":…} | {"op":"remove","publicKey":…,"changeId":…}
  *   : keepalive                 every peerStreamKeepaliveMs, so a dead link is noticed
  *
  * The `id` of every event is the revision the node holds after applying it,
- * which is what it sends back as Last-Event-ID when it reconnects (§9.2.4).
+ * which is what it sends back as Last-Event-ID when it reconnects (§9.2.4),
+ * with the `changeId` of that event as X-TB-Change-Id: the revision is only
+ * continued from when this database's change at it has that id
+ * (services/peer-channel.ts planFrom), else the node gets a snapshot.
  * Nothing here polls: the stream writes when the peer channel says the
  * node's log grew, and on each tick of the server, when it also re-checks
  * the credential — a revoked or removed node's stream is ended then.
@@ -17,14 +20,14 @@
 import { PassThrough } from 'node:stream';
 import type { Context } from 'koa';
 import type { ControlPlane } from '../control-plane.js';
-import type { PeerSnapshot } from '../services/peer-channel.js';
+import type { PeerSnapshot, ResumePoint } from '../services/peer-channel.js';
 import type { NodeRecord } from '../store/nodes.js';
 import type { RouteResult } from './route.js';
 
 /** Changes read from SQLite per query while catching up. */
 const PAGE = 500;
 
-export function openPeerStream(ctx: Context, control: ControlPlane, node: NodeRecord, since: number | null): RouteResult {
+export function openPeerStream(ctx: Context, control: ControlPlane, node: NodeRecord, since: ResumePoint | null): RouteResult {
   const channel = control.peerChannel;
   const authorization = ctx.get('authorization');
   const out = new PassThrough();
@@ -38,13 +41,13 @@ export function openPeerStream(ctx: Context, control: ControlPlane, node: NodeRe
 
   /** Writes everything after `held`; a gap (the log was compacted past it) becomes a snapshot. */
   const catchUp = (): void => {
-    const plan = channel.planFrom(node.id, held);
+    const plan = channel.planFrom(node.id, { revision: held }); // this stream's own position in this database
     if (plan.kind === 'snapshot') return snapshot(plan.snapshot);
     for (;;) {
       const page = channel.changesAfter(node.id, held, PAGE);
-      for (const { revision, change } of page) {
+      for (const { revision, changeId, change } of page) {
         if (revision !== held + 1) return snapshot(channel.currentSnapshot(node.id)); // compacted (by another process) between two reads
-        out.write(`event: peer\nid: ${revision}\ndata: ${JSON.stringify(change)}\n\n`);
+        out.write(`event: peer\nid: ${revision}\ndata: ${JSON.stringify({ ...change, changeId })}\n\n`);
         held = revision;
       }
       if (page.length < PAGE) return;

@@ -206,14 +206,26 @@ export const ChannelPeer = z.object({
   presharedKey: WgKey.optional().describe('The pre-shared key of the peer, when it has one.'),
 });
 
+/** A peer change's random id (store/node-peers.ts, migration 6): 16 lowercase hex digits. */
+export const CHANGE_ID = /^[0-9a-f]{16}$/;
+
+// Optional when read: a control plane of an earlier release sends none (its nodes then resume by revision alone).
+const ChangeIdField = z
+  .string()
+  .regex(CHANGE_ID)
+  .nullable()
+  .optional()
+  .describe('The random id of the change that made this revision (null: revision 0, or a change logged before change ids): sent back with the revision (X-TB-Change-Id) when resuming, so a revision of another database is not taken for this one.');
+
 export const NodePeersResponse = z.object({
   revision: z.number().int().nonnegative().describe('The revision of this set: the number of the last change applied (0: none yet).'),
+  changeId: ChangeIdField,
   peers: z.array(ChannelPeer),
 });
 
 export const PeerChangeEvent = z.union([
-  z.object({ op: z.literal('add'), peer: ChannelPeer }),
-  z.object({ op: z.literal('remove'), publicKey: WgKey }),
+  z.object({ op: z.literal('add'), peer: ChannelPeer, changeId: ChangeIdField }),
+  z.object({ op: z.literal('remove'), publicKey: WgKey, changeId: ChangeIdField }),
 ]);
 
 export const PeerStreamQuery = z.strictObject({

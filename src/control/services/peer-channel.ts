@@ -28,7 +28,23 @@ import type { UsageService } from './usage.js';
 
 export interface PeerSnapshot {
   revision: number;
+  /**
+   * The id of the change that made `revision` (store/node-peers.ts,
+   * migration 6): what a node names with the revision when it resumes. Null
+   * at revision 0 and for a change logged before change ids existed.
+   */
+  changeId: string | null;
   peers: PublishedPeer[];
+}
+
+/**
+ * What a node holds, as it names it when it resumes: a revision, and the id
+ * of the change that made it — undefined when the node does not say (a node
+ * of an earlier release, or a stream's own position in this database).
+ */
+export interface ResumePoint {
+  revision: number;
+  changeId?: string | null;
 }
 
 /** Where a node resuming from a revision starts: the changes after it, or a whole snapshot. */
@@ -105,30 +121,44 @@ export class PeerChannelService {
   /** The published set and its revision as they are, read together. */
   currentSnapshot(nodeId: string): PeerSnapshot {
     const { store } = this.ctx;
-    return store.transaction(() => ({ revision: store.nodePeers.revision(nodeId), peers: store.nodePeers.published(nodeId) }));
+    return store.transaction(() => {
+      const revision = store.nodePeers.revision(nodeId);
+      // The log always keeps the newest change (compaction leaves the last peerLogLimit ≥ 1).
+      return { revision, changeId: revision === 0 ? null : store.nodePeers.changeIdAt(nodeId, revision), peers: store.nodePeers.published(nodeId) };
+    });
   }
 
   /**
-   * How to serve a node that holds revision `since` (null: nothing): the
-   * changes after it when the log still has them all, otherwise (nothing held,
-   * compacted away, or a revision this control plane never made) a snapshot.
-   * Publishes first, as a stream opens; `planFrom` is the same without that,
-   * for an open stream catching up after the publisher woke it.
+   * How to serve a node that holds `since` (null: nothing): the changes after
+   * it when the log still has them all and the revision is this database's,
+   * otherwise (nothing held, compacted away, a revision this control plane
+   * never made, or made by another database) a snapshot. Publishes first, as
+   * a stream opens; `planFrom` is the same without that, for an open stream
+   * catching up after the publisher woke it.
    */
-  resume(nodeId: string, since: number | null): ResumePlan {
+  resume(nodeId: string, since: ResumePoint | null): ResumePlan {
     this.publish(nodeId);
     return this.planFrom(nodeId, since);
   }
 
-  planFrom(nodeId: string, since: number | null): ResumePlan {
+  planFrom(nodeId: string, since: ResumePoint | null): ResumePlan {
     const { store } = this.ctx;
     return store.transaction((): ResumePlan => {
       const revision = store.nodePeers.revision(nodeId);
       // (currentSnapshot below joins this transaction: the plan and the snapshot are one read.)
-      if (since !== null && since <= revision) {
-        const oldest = store.nodePeers.oldestLogged(nodeId);
-        // Every change above `since` is still logged when the oldest kept one is at most since + 1.
-        if (since === revision || (oldest !== null && oldest <= since + 1)) return { kind: 'changes', from: since };
+      if (since !== null && since.revision <= revision) {
+        const from = since.revision;
+        if (since.changeId !== undefined && from > 0) {
+          // The node names the change it holds: only this database's change `from` continues it
+          // (migration 6 says why). Logged, it is also no older than the oldest change kept.
+          if (since.changeId !== null && store.nodePeers.changeIdAt(nodeId, from) === since.changeId) return { kind: 'changes', from };
+        } else {
+          // Revision 0 (the empty set, the same in every database), a node that names no change, or
+          // the stream's own position: every change above `from` is still logged when the oldest
+          // kept one is at most from + 1.
+          const oldest = store.nodePeers.oldestLogged(nodeId);
+          if (from === revision || (oldest !== null && oldest <= from + 1)) return { kind: 'changes', from };
+        }
       }
       return { kind: 'snapshot', snapshot: this.currentSnapshot(nodeId) };
     });

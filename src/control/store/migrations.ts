@@ -214,4 +214,21 @@ CREATE TABLE node_peer_changes (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 6,
+    name: 'a random id on every published peer change',
+    sql: `
+-- A revision number alone does not say which database made it: a control plane restored from an
+-- older backup, or started on another database, numbers its own changes 1, 2, 3, ... again, and a
+-- node holding revision r of the first would be sent the second's changes above r on top of a set
+-- it never had. So every change gets a random id (64 bits, made here in SQLite) and a node resumes
+-- with the revision and the id of the change that made it: the changes above r are sent only when
+-- this database's change r has that id — a row is only ever written once, so a database holding
+-- it descends from the one the node followed — and otherwise the node gets a snapshot. A backup
+-- copy carries any id stored once for the whole database; the id of the change at r it carries only
+-- if it was taken after change r was written, and then its changes up to r are the node's too.
+-- Changes logged before this migration have none (NULL): a node resuming from one gets a snapshot.
+ALTER TABLE node_peer_changes ADD COLUMN change_id TEXT;
+`,
+  },
 ];

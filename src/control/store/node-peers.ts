@@ -3,7 +3,9 @@
  * (migration 5; services/peer-channel.ts decides what is published). A
  * node's revision is the number of its last change; the published set is
  * what applying changes 1..revision to an empty set gives, so a node that
- * holds revision r needs exactly the changes above r.
+ * holds revision r needs exactly the changes above r — when r is this
+ * database's revision r: each change has a random id (migration 6), and a
+ * node names the id of the change it holds along with r.
  */
 import type { Db } from './database.js';
 
@@ -19,6 +21,8 @@ export type PeerChange = { op: 'add'; peer: PublishedPeer } | { op: 'remove'; pu
 
 export interface LoggedPeerChange {
   revision: number;
+  /** The change's random id (migration 6); null for a change logged before it. */
+  changeId: string | null;
   change: PeerChange;
 }
 
@@ -31,6 +35,7 @@ interface PeerRow {
 
 interface ChangeRow {
   revision: number;
+  change_id: string | null;
   op: 'add' | 'remove';
   public_key: string;
   peer: string | null;
@@ -45,6 +50,7 @@ const peerFromRow = (r: PeerRow): PublishedPeer => ({
 
 const changeFromRow = (r: ChangeRow): LoggedPeerChange => ({
   revision: r.revision,
+  changeId: r.change_id,
   change: r.op === 'add' ? { op: 'add', peer: JSON.parse(r.peer!) as PublishedPeer } : { op: 'remove', publicKey: r.public_key },
 });
 
@@ -58,8 +64,11 @@ export function nodePeerRepository(db: Db) {
     `INSERT INTO node_peers (node_id, public_key, session_id, allowed_ips, preshared_key) VALUES (@nodeId, @publicKey, @sessionId, @allowedIps, @presharedKey)`,
   );
   const deletePeer = db.prepare(`DELETE FROM node_peers WHERE node_id = ? AND public_key = ?`);
-  const insertChange = db.prepare(`INSERT INTO node_peer_changes (node_id, revision, op, public_key, peer) VALUES (?, ?, ?, ?, ?)`);
-  const changesAfter = db.prepare(`SELECT revision, op, public_key, peer FROM node_peer_changes WHERE node_id = ? AND revision > ? ORDER BY revision LIMIT ?`);
+  const insertChange = db.prepare(
+    `INSERT INTO node_peer_changes (node_id, revision, op, public_key, peer, change_id) VALUES (?, ?, ?, ?, ?, lower(hex(randomblob(8))))`,
+  );
+  const changesAfter = db.prepare(`SELECT revision, change_id, op, public_key, peer FROM node_peer_changes WHERE node_id = ? AND revision > ? ORDER BY revision LIMIT ?`);
+  const changeIdAt = db.prepare(`SELECT change_id FROM node_peer_changes WHERE node_id = ? AND revision = ?`);
   const oldest = db.prepare(`SELECT MIN(revision) AS r FROM node_peer_changes WHERE node_id = ?`);
   const compact = db.prepare(`DELETE FROM node_peer_changes WHERE node_id = ? AND revision <= ?`);
   const joined = db.prepare(`SELECT id FROM nodes WHERE credential_hash IS NOT NULL ORDER BY id`);
@@ -95,6 +104,10 @@ export function nodePeerRepository(db: Db) {
     /** Up to `limit` logged changes above `revision`, in order. */
     changesAfter(nodeId: string, revision: number, limit: number): LoggedPeerChange[] {
       return (changesAfter.all(nodeId, revision, limit) as ChangeRow[]).map(changeFromRow);
+    },
+    /** The id of the node's change at `revision`; null when it is not logged (compacted, never made) or has none. */
+    changeIdAt(nodeId: string, revision: number): string | null {
+      return (changeIdAt.get(nodeId, revision) as { change_id: string | null } | undefined)?.change_id ?? null;
     },
     /** The lowest revision still in the log (null: the log of this node is empty). */
     oldestLogged(nodeId: string): number | null {

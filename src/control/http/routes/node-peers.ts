@@ -8,7 +8,7 @@
 import { invalid } from '../../errors.js';
 import { openPeerStream } from '../peer-stream.js';
 import { defineRoute, nodeOf, type Route } from '../route.js';
-import { ErrorResponse, NodePeersResponse, PeerChangeEvent, PeerStreamQuery } from '../schemas.js';
+import { CHANGE_ID, ErrorResponse, NodePeersResponse, PeerChangeEvent, PeerStreamQuery } from '../schemas.js';
 
 export function nodePeerRoutes(): Route[] {
   return [
@@ -32,12 +32,12 @@ export function nodePeerRoutes(): Route[] {
       auth: 'node',
       tag: 'nodes',
       summary:
-        'Server-Sent Events of the peer set: `snapshot` (data as GET …/peers) when there is no usable resume point, then one `peer` event per change (`{"op":"add","peer":…}` or `{"op":"remove","publicKey":…}`), each with `id: <revision>`; `: keepalive` comments in between. Resume with Last-Event-ID (or ?since=).',
+        'Server-Sent Events of the peer set: `snapshot` (data as GET …/peers) when there is no usable resume point, then one `peer` event per change (`{"op":"add","peer":…,"changeId":…}` or `{"op":"remove","publicKey":…,"changeId":…}`), each with `id: <revision>`; `: keepalive` comments in between. Resume with Last-Event-ID (or ?since=) and X-TB-Change-Id: the changeId of that revision — a revision whose change in this database has another id (a database restored from a backup, or another one) gets a snapshot.',
       params: { id: 'The node id of the credential.' },
       query: PeerStreamQuery,
       responses: {
         200: { description: 'The event stream; each event\'s data is a snapshot or a change.', schema: NodePeersResponse.or(PeerChangeEvent), contentType: 'text/event-stream' },
-        400: { description: 'Last-Event-ID or since is not a revision.', schema: ErrorResponse },
+        400: { description: 'Last-Event-ID or since is not a revision, or X-TB-Change-Id is not a change id.', schema: ErrorResponse },
       },
       handle: (req) => {
         const node = nodeOf(req);
@@ -48,7 +48,9 @@ export function nodePeerRoutes(): Route[] {
           if (!/^\d{1,15}$/.test(lastEventId.trim())) throw invalid('Last-Event-ID must be a revision (a non-negative integer)');
           since = Number(lastEventId.trim());
         } else if (req.query.since !== undefined) since = Number(req.query.since);
-        return openPeerStream(req.ctx, req.control, node, since);
+        const changeId = req.ctx.get('x-tb-change-id').trim();
+        if (changeId !== '' && !CHANGE_ID.test(changeId)) throw invalid('X-TB-Change-Id must be the changeId of the revision held (16 hex digits)');
+        return openPeerStream(req.ctx, req.control, node, since === null ? null : changeId === '' ? { revision: since } : { revision: since, changeId });
       },
     }),
   ];

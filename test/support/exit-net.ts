@@ -62,6 +62,17 @@ export function curlApi(ns: Netns, base: string, method: string, path: string, o
   return { status: Number(out.slice(nl + 1)), body: text ? JSON.parse(text) : null };
 }
 
+/** The same /v1 call with fetch from this process (an API on loopback): the status and the parsed JSON body. */
+export async function fetchApi(base: string, method: string, path: string, opts: { token?: string; fp?: string; body?: unknown } = {}): Promise<{ status: number; body: any }> {
+  const r = await fetch(base + path, {
+    method,
+    headers: { 'content-type': 'application/json', ...(opts.fp ? { 'x-tb-fingerprint': opts.fp } : {}), ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
 /** An anonymous signup and a session in region `local`, as a customer's script does it. */
 export function signupAndSession(ns: Netns, base: string, fp: string): { token: string; session: any } {
   const signup = curlApi(ns, base, 'POST', '/v1/signup', { body: { fingerprint: fp } });

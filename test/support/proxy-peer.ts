@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { parseIPv6 } from '../../src/io/ip-address.js';
 import { pattern } from './kernel-peer.js';
 
@@ -23,6 +23,33 @@ export function blobSha(n: number): string {
   const h = createHash('sha256');
   for (let off = 0; off < n; off += CHUNK) h.update(pattern(BLOB_SEED, off / CHUNK, Math.min(CHUNK, n - off)));
   return h.digest('hex');
+}
+
+/**
+ * Answers GET /blob/N with N bytes of pattern(BLOB_SEED) in 64 KiB writes,
+ * each after the last drained (or the client went away); returns false,
+ * answering nothing, for any other path. The test servers on 127.0.0.1 use it
+ * as this script does.
+ */
+export async function serveBlob(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  const m = /^\/blob\/([0-9]+)$/.exec(req.url ?? '');
+  if (!m) return false;
+  const n = Number(m[1]);
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+  for (let off = 0; off < n && !res.destroyed; off += CHUNK) {
+    if (res.write(pattern(BLOB_SEED, off / CHUNK, Math.min(CHUNK, n - off)))) continue;
+    await new Promise<void>((r) => {
+      const go = () => {
+        res.off('drain', go);
+        res.off('close', go);
+        r();
+      };
+      res.on('drain', go);
+      res.on('close', go);
+    });
+  }
+  res.end();
+  return true;
 }
 
 /** The answer to one query: A/AAAA of NAME, NOERROR without records for other types, NXDOMAIN for other names. */
@@ -60,16 +87,7 @@ function answer(q: Buffer, name: string, v4: string, v6: string): Buffer | null 
 function main(): void {
   const [httpHost, httpPort, dnsHost, name, v4, v6] = process.argv.slice(2) as [string, string, string, string, string, string];
   const http = createServer(async (req, res) => {
-    const m = /^\/blob\/([0-9]+)$/.exec(req.url ?? '');
-    if (m) {
-      const n = Number(m[1]);
-      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': n });
-      for (let off = 0; off < n; off += CHUNK) {
-        if (!res.write(pattern(BLOB_SEED, off / CHUNK, Math.min(CHUNK, n - off)))) await new Promise((r) => res.once('drain', r));
-      }
-      res.end();
-      return;
-    }
+    if (await serveBlob(req, res)) return;
     res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.rawHeaders, from: req.socket.remoteAddress }));
   });
   const dns = createSocket('udp4');

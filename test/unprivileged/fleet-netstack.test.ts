@@ -27,16 +27,15 @@ import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Tunnel } from '../../src/userspace/tunnel.js';
+import { fetchApi } from '../support/exit-net.js';
 import { FleetProcess, nodeIdentity } from '../support/fleet-net.js';
-import { pattern } from '../support/kernel-peer.js';
 import { waitFor } from '../support/netns.js';
-import { BLOB_SEED, blobSha } from '../support/proxy-peer.js';
+import { blobSha, serveBlob } from '../support/proxy-peer.js';
 import { REPO_ROOT } from '../support/repo.js';
 import { dropMode, NOBODY, privateDir, processFacts, removeDir, spawnUnprivileged, type Drop } from '../support/unprivileged.js';
 
 const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
 const BLOB = 3 * 1024 * 1024 + 17;
-const CHUNK = 64 * 1024;
 
 /** A UDP port free on this machine now (bound and released; the node binds it right after). */
 function freeUdpPort(): Promise<number> {
@@ -93,15 +92,7 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
   const fp = `fp-fleet-ns-${process.pid}`;
 
   const tb = (args: string[]) => new FleetProcess(spawnUnprivileged(drop, process.execPath, [TB, ...args], { env }));
-  const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
-    const r = await fetch(api + path, {
-      method,
-      headers: { 'content-type': 'application/json', 'x-tb-fingerprint': fp, ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    return { status: r.status, body: text ? JSON.parse(text) : null };
-  };
+  const call = (method: string, path: string, body?: unknown) => fetchApi(api, method, path, { fp, body, ...(token ? { token } : {}) });
   const scrape = async (): Promise<string> => {
     const r = await fetch(`${metricsUrl}/metrics`);
     assert.equal(r.status, 200);
@@ -151,26 +142,8 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
     dir = privateDir(drop, 'tb-fleet-ns-');
     env = { PATH: process.env.PATH, HOME: dir, XDG_DATA_HOME: join(dir, 'data-home'), XDG_CONFIG_HOME: join(dir, 'config'), XDG_CACHE_HOME: join(dir, 'cache') };
     web = createServer(async (req, res) => {
-      const m = /^\/blob\/([0-9]+)$/.exec(req.url ?? '');
-      if (!m) {
-        res.statusCode = 404;
-        res.end();
-        return;
-      }
-      const n = Number(m[1]);
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
-      for (let off = 0; off < n && !res.destroyed; off += CHUNK) {
-        if (res.write(pattern(BLOB_SEED, off / CHUNK, Math.min(CHUNK, n - off)))) continue;
-        await new Promise<void>((r) => {
-          const go = () => {
-            res.off('drain', go);
-            res.off('close', go);
-            r();
-          };
-          res.on('drain', go);
-          res.on('close', go);
-        });
-      }
+      if (await serveBlob(req, res)) return;
+      res.statusCode = 404;
       res.end();
     });
     webPort = await new Promise<number>((r) => web.listen(0, '127.0.0.1', () => r((web.address() as AddressInfo).port)));

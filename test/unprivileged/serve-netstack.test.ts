@@ -21,16 +21,15 @@ import { chownSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { pattern } from '../support/kernel-peer.js';
-import { BLOB_SEED, blobSha } from '../support/proxy-peer.js';
+import { blobSha, serveBlob } from '../support/proxy-peer.js';
 import { waitFor } from '../support/netns.js';
+import { fetchApi } from '../support/exit-net.js';
 import { REPO_ROOT } from '../support/repo.js';
 import { dropMode, NOBODY, privateDir, processFacts, removeDir, spawnUnprivileged, type Drop } from '../support/unprivileged.js';
 
 const TB = join(REPO_ROOT, 'bin/tunnelbyte.js');
 const BLOB = 4 * 1024 * 1024 + 17;
 const QUOTA_MIB = 24;
-const CHUNK = 64 * 1024;
 
 
 /** A UDP port free on this machine (IPv4 and IPv6 when it has IPv6; bound and released: serve binds it right after). */
@@ -109,15 +108,7 @@ describe('serve --netstack as an unprivileged user, no network namespace: signup
   const fp = `fp-unpriv-${process.pid}`;
   let env: NodeJS.ProcessEnv;
 
-  const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
-    const r = await fetch(api + path, {
-      method,
-      headers: { 'content-type': 'application/json', 'x-tb-fingerprint': fp, ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    return { status: r.status, body: text ? JSON.parse(text) : null };
-  };
+  const call = (method: string, path: string, body?: unknown) => fetchApi(api, method, path, { fp, body, ...(token ? { token } : {}) });
   const blob = (n: number, timeoutMs = 60_000) => viaProxy(proxyAt, `http://127.0.0.1:${webPort}/blob/${n}`, timeoutMs);
   const tb = (args: string[]) => new Proc(spawnUnprivileged(drop, process.execPath, [TB, ...args], { env }));
 
@@ -132,26 +123,8 @@ describe('serve --netstack as an unprivileged user, no network namespace: signup
       XDG_CACHE_HOME: join(dir, 'cache'),
     };
     web = createServer(async (req, res) => {
-      const m = /^\/blob\/([0-9]+)$/.exec(req.url ?? '');
-      if (!m) {
-        res.statusCode = 404;
-        res.end();
-        return;
-      }
-      const n = Number(m[1]);
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
-      for (let off = 0; off < n && !res.destroyed; off += CHUNK) {
-        if (res.write(pattern(BLOB_SEED, off / CHUNK, Math.min(CHUNK, n - off)))) continue;
-        await new Promise<void>((r) => {
-          const go = () => {
-            res.off('drain', go);
-            res.off('close', go);
-            r();
-          };
-          res.on('drain', go);
-          res.on('close', go);
-        });
-      }
+      if (await serveBlob(req, res)) return;
+      res.statusCode = 404;
       res.end();
     });
     webPort = await new Promise<number>((r) => web.listen(0, '127.0.0.1', () => r((web.address() as AddressInfo).port)));

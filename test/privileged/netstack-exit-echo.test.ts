@@ -8,7 +8,9 @@
  *   - with the range covering our group: the socket opens, an echo request
  *     to 127.0.0.1 comes back as a reply with our sequence number; through
  *     the forwarder, a client's echo request to 127.0.0.1 comes back to it
- *     with its own identifier, sequence number and data, from 127.0.0.1;
+ *     with its own identifier, sequence number and data, from 127.0.0.1; two
+ *     requests from two clients to two destinations that arrive in the same
+ *     slot of the input batch each come back from and to their own;
  *   - with the range empty ("1 0", Debian's default): EACCES, the relay is
  *     null (the exit answers only for its gateways), and a forwarded echo is
  *     dropped and counted.
@@ -106,6 +108,33 @@ test('through the forwarder: a client echo to 127.0.0.1 comes back with its iden
   }
   assert.equal(fwd.opened.echo, 2);
   assert.equal(relay.outstanding, 0);
+});
+
+test('through the forwarder: each relayed echo keeps its own client and destination while the input batch is reused', { skip: skip ?? false }, async () => {
+  const n = ns('0 2147483647');
+  let link: Link | null = null;
+  const clock = { now: () => link!.now };
+  const relay = PingEchoRelay.open(clock, {}, n.name);
+  assert.ok(relay);
+  const fwd = new ExitForwarder({ policy: new DestinationPolicy({ own: [], allow: ['127.0.0.0/8'] }), ownPorts: { tcp: [], udp: [] }, clock, echo: relay });
+  closers.push(() => fwd.close());
+  link = new Link({ b: { forwarder: fwd } });
+  fwd.attach(link.b);
+  link.bWire.record = true;
+  const l = link;
+  const replies = () => l.bWire.seen.map(parseEchoReply).filter((r) => r !== null);
+  // Both requests come in the same slot of the stack's input batch, one after the other, before either is answered.
+  link.inject(link.b, icmpEchoRequest('10.0.0.1', '127.0.0.1', 0x1111, 7));
+  link.inject(link.b, icmpEchoRequest('10.0.0.3', '127.0.0.2', 0x2222, 8));
+  await waitFor('the replies', () => {
+    l.run(() => false, 5);
+    return replies().length === 2;
+  });
+  const r = replies().sort((a, b) => a.seq - b.seq).map(({ src, dst, id, seq }) => ({ src, dst, id, seq }));
+  assert.deepEqual(r, [
+    { src: '127.0.0.1', dst: '10.0.0.1', id: 0x1111, seq: 7 },
+    { src: '127.0.0.2', dst: '10.0.0.3', id: 0x2222, seq: 8 },
+  ]);
 });
 
 test('without a ping socket a forwarded echo is dropped and counted', { skip: skip ?? false }, () => {

@@ -43,15 +43,30 @@ export class NewReno {
     }
   }
 
-  /** RFC 6582 §3.2 step 2: the third duplicate ACK. Returns false when the ACK does not start recovery (an old loss). */
-  enterRecovery(flight: number, una: number, sndMax: number): boolean {
+  /**
+   * RFC 6582 §3.2 step 2: the third duplicate ACK — or, with SACK, RACK marking a segment lost (RFC 8985 §7,
+   * RFC 6675 §5 step 4). Returns false when the ACK does not start recovery (an old loss). Without SACK cwnd is
+   * inflated by the three segments that left (RFC 5681 §3.2 step 3); with SACK the pipe estimate (RFC 6675
+   * SetPipe) accounts for what left, so cwnd is ssthresh (RFC 6675 §5 step 4.4).
+   */
+  enterRecovery(flight: number, una: number, sndMax: number, sack = false): boolean {
     // Step 2: only when the ACK covers "recover" — one reduction per window of data.
     if (this.inRecovery || !seqGe(una, this.recover)) return false;
     this.ssthresh = Math.max(flight >>> 1, 2 * this.mss); // RFC 5681 eq. (4)
     this.recover = sndMax;
-    this.cwnd = this.ssthresh + DUPACK_THRESHOLD * this.mss;
+    this.cwnd = sack ? this.ssthresh : this.ssthresh + DUPACK_THRESHOLD * this.mss;
     this.inRecovery = true;
     return true;
+  }
+
+  /**
+   * RFC 8985 §7.4.2: a tail loss probe that re-sent data repaired a loss (no DSACK said the copy was needless):
+   * the reduction fast recovery would have made (RFC 5681 eq. (4)), without entering recovery.
+   */
+  onProbeRepair(flight: number): void {
+    this.ssthresh = Math.max(flight >>> 1, 2 * this.mss);
+    this.cwnd = this.ssthresh;
+    this.bytesAcked = 0;
   }
 
   /** A further duplicate ACK during recovery: inflate (RFC 6582 §3.2 step 3). */

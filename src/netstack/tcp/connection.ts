@@ -29,10 +29,12 @@ import type { Output } from '../output.js';
 import { NewReno, DUPACK_THRESHOLD } from './congestion.js';
 import { type TcpOptions, wscaleFor } from './options.js';
 import { ReceiveBuffer } from './reassembly.js';
+import { probeTimeout, Rack } from './rack.js';
 import { RttEstimator } from './rtt.js';
 import { Scoreboard } from './scoreboard.js';
 import { ACK, FIN, MAX_SACK_BLOCKS, PSH, RST, SYN, TCP_HEADER_LEN, type TcpView, writeSackOption, writeSynOptions, writeTcpHeader } from './segment.js';
 import { SendBuffer } from './send-buffer.js';
+import { SentSegments } from './sent-segments.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 
 /** Why a connection ended abnormally: the errno names net.Socket uses. */
@@ -103,12 +105,24 @@ export class TcpStats {
   sackBlocksOut = 0;
   /** Retransmissions chosen from SACK holes (data the receiver had not reported). */
   sackRetransmits = 0;
+  /** Segments RACK judged lost (RFC 8985 §6.2). */
+  rackLost = 0;
+  /** Reordering-window timer expiries (RFC 8985 §6.3). */
+  rackTimeouts = 0;
+  /** Tail loss probes sent (RFC 8985 §7.3). */
+  tailLossProbes = 0;
   zeroWindowProbes = 0;
   keepAliveProbes = 0;
   challengeAcks = 0;
 }
 
 const INF = Infinity;
+/**
+ * The least probe timeout. RFC 8985 §7.2 sets none; Linux keeps 10 ms (TCP_TIMEOUT_MIN-based), and here the
+ * stack is ticked by a millisecond event-loop timer that a busy process fires late, so a 2·SRTT of a few
+ * milliseconds on a short path would probe before ACKs already on their way were processed.
+ */
+const MIN_PTO = 10;
 /** Least time between ACKs answering unacceptable segments without text. */
 const INVALID_ACK_INTERVAL = 500;
 
@@ -156,6 +170,18 @@ export class TcpConnection {
   private readonly cc: NewReno;
   private readonly rtt: RttEstimator;
   private readonly board = new Scoreboard();
+  /** Per-segment transmit records (RFC 8985 §5.2), kept when SACK is on (RACK needs SACK, §3.3). */
+  private readonly sent = new SentSegments();
+  private readonly rack = new Rack();
+  /** After an RTO until SND.UNA passes "recover" (RFC 6582 §3.2 step 1): go-back-N, no RACK or TLP. */
+  private rtoRecovery = false;
+  /** A tail loss probe is outstanding (TLP.end_seq, RFC 8985 §7.4), and whether it re-sent data. */
+  private tlpActive = false;
+  private tlpEnd = 0;
+  private tlpRetrans = false;
+  private tlpStart = 0;
+  /** New data went out or an ACK arrived: output() re-arms the probe timer (§7.2). */
+  private probeDue = false;
   private readonly holeEnd = new Uint32Array(1);
   private readonly sackOut = new Uint32Array(2 * MAX_SACK_BLOCKS);
   private rexmitNext = 0;
@@ -183,6 +209,9 @@ export class TcpConnection {
 
   // Timers (absolute ms, INF when off).
   private rtoAt = INF;
+  /** RFC 8985 §6.3 the reordering timer, and §7.2 the probe timeout. */
+  private reoAt = INF;
+  private ptoAt = INF;
   private delackAt = INF;
   private keepAt = INF;
   private waitAt = INF;
@@ -572,10 +601,16 @@ export class TcpConnection {
       this.sndWl2 = ack;
     }
     let newlySacked = false;
+    let dsack = false;
     if (this.sackOk && v.sackCount > 0) {
       this.stats.sackBlocksIn += v.sackCount;
+      // RFC 2883 §4: a first block below the cumulative ACK, or inside the second block, reports a duplicate (D-SACK).
+      dsack = seqLe(v.sack[1]!, ack) || (v.sackCount > 1 && seqGe(v.sack[0]!, v.sack[2]!) && seqLe(v.sack[1]!, v.sack[3]!));
       for (let b = 0; b < v.sackCount; b++) {
-        if (this.board.add(v.sack[2 * b]!, v.sack[2 * b + 1]!, seqGt(ack, this.sndUna) ? ack : this.sndUna, this.sndMax)) newlySacked = true;
+        const left = v.sack[2 * b]!;
+        const right = v.sack[2 * b + 1]!;
+        if (this.board.add(left, right, seqGt(ack, this.sndUna) ? ack : this.sndUna, this.sndMax)) newlySacked = true;
+        if (b > 0 || !dsack) this.sent.sack(left, right, now, this.rack);
       }
     }
     if (seqLt(ack, this.sndUna)) return true; // an old ACK: ignore it, keep the segment's text
@@ -583,10 +618,13 @@ export class TcpConnection {
     const acked = seqDiff(ack, this.sndUna);
     if (acked > 0) {
       this.onNewAck(ack, acked, now);
-    } else if (this.sndMax !== this.sndUna && v.dataLen === 0 && (v.flags & (SYN | FIN)) === 0 && (this.sndWnd === wndBefore || newlySacked)) {
-      // A duplicate ACK (RFC 5681 §2): nothing new, no data, same window, data outstanding.
-      this.onDupAck(newlySacked);
+    } else if (this.sndMax !== this.sndUna && v.dataLen === 0 && (v.flags & (SYN | FIN)) === 0 && (this.sackOk ? newlySacked : this.sndWnd === wndBefore)) {
+      // A duplicate ACK: nothing new acknowledged, no data, data outstanding — and (RFC 5681 §2) the same window, or
+      // with SACK (RFC 6675 §2 "DupAck") SACK information that covers data not SACKed before: a duplicated ACK or a
+      // window update carries nothing about a loss and must not count toward one.
+      this.onDupAck();
     }
+    if (this.sackOk) this.afterAckRack(ack, v, dsack, now);
     // Our FIN acknowledged?
     if (this.finSeq !== -1 && seqGt(this.sndUna, this.finSeq)) {
       const k = this.state.kind;
@@ -621,6 +659,8 @@ export class TcpConnection {
       this.timedAt = -1;
     }
     const flightBefore = seqDiff(this.sndMax, this.sndUna);
+    if (this.sackOk) this.sent.acknowledge(ack, now, this.rack);
+    if (this.rtoRecovery && seqGe(ack, this.cc.recover)) this.rtoRecovery = false;
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     if (seqLt(this.rexmitNext, ack)) this.rexmitNext = ack;
@@ -631,13 +671,12 @@ export class TcpConnection {
       if (seqGe(ack, cc.recover)) {
         cc.exitRecovery(seqDiff(this.sndMax, ack));
         this.rexmitQuota = 0;
-      } else {
-        // RFC 6582 §3.2 step 5: partial ACK — retransmit the first unacknowledged segment. With SACK the
-        // retransmission point only moves forward within a recovery (RFC 6675 §4 NextSeg: "greater than
-        // HighRxt"): a hole already retransmitted is not sent again because the ACK for that
-        // retransmission has not come back yet (seen on a capture as a second copy Linux then D-SACKs).
+      } else if (!this.sackOk) {
+        // RFC 6582 §3.2 step 5: partial ACK — retransmit the first unacknowledged segment. (With SACK the pipe
+        // decides what goes, RFC 6675 §5, and RACK what is lost: a retransmission is sent again only once RACK
+        // judges it lost, never merely because its ACK has not come back yet.)
         cc.onPartialAck(acked);
-        if (!this.sackOk) this.rexmitNext = ack;
+        this.rexmitNext = ack;
         this.rexmitQuota++;
       }
     } else {
@@ -651,18 +690,23 @@ export class TcpConnection {
     this.host.markDirty(this);
   }
 
-  private onDupAck(newlySacked: boolean): void {
+  private onDupAck(): void {
     const cc = this.cc;
     cc.dupAcks++;
+    if (this.sackOk) {
+      // With SACK, RACK decides what is lost and starts recovery (afterAckRack); a duplicate ACK shrinks the pipe
+      // in recovery, and its first two let Limited Transmit (RFC 3042) send outside it.
+      this.host.markDirty(this);
+      return;
+    }
     if (cc.inRecovery) {
       cc.onDupAckInRecovery();
       this.rexmitQuota++;
       this.host.markDirty(this);
       return;
     }
-    // The third duplicate ACK — or, with SACK, as many bytes SACKed above a hole (RFC 6675 §5 "IsLost").
-    const sackLoss = this.sackOk && this.board.sackedBytes >= DUPACK_THRESHOLD * this.mss;
-    if (cc.dupAcks < DUPACK_THRESHOLD && !(newlySacked && sackLoss)) {
+    // The third duplicate ACK (RFC 5681 §3.2).
+    if (cc.dupAcks < DUPACK_THRESHOLD) {
       if (cc.dupAcks <= 2) this.host.markDirty(this); // Limited Transmit may send
       return;
     }
@@ -673,6 +717,57 @@ export class TcpConnection {
       this.timedAt = -1;
       this.host.markDirty(this);
     }
+  }
+
+  /**
+   * What RACK-TLP does with every ACK (RFC 8985 §6.2, §7.4): settle an outstanding tail loss probe, then judge
+   * the segments in flight by what was just delivered.
+   */
+  private afterAckRack(ack: number, v: TcpView, dsack: boolean, now: number): void {
+    this.probeDue = true;
+    if (this.tlpActive && seqGe(ack, this.tlpEnd)) {
+      // §7.4.2: the probe's episode ends. New data as a probe, or a D-SACK of the re-sent copy: no loss. An ACK
+      // beyond the probe (or a duplicate ACK without SACK) with no D-SACK: the probe repaired a loss, which congestion
+      // control must answer. An ACK of exactly the probe leaves the episode open for a D-SACK still to come.
+      const dsackOfProbe = dsack && seqLt(v.sack[0]!, this.tlpEnd) && seqGt(v.sack[1]!, this.tlpStart);
+      if (!this.tlpRetrans || dsackOfProbe) {
+        this.tlpActive = false;
+      } else if (seqGt(ack, this.tlpEnd) || (v.sackCount === 0 && v.dataLen === 0 && ack === this.sndUna && ack === this.tlpEnd && this.sndMax !== ack)) {
+        this.tlpActive = false;
+        if (!this.cc.inRecovery && !this.rtoRecovery) this.cc.onProbeRepair(seqDiff(this.sndMax, this.sndUna));
+      }
+    }
+    this.rackDetect(now);
+  }
+
+  /**
+   * RFC 8985 §6.2 step 5 and §6.3: mark lost what RACK can judge now, arm the reordering timer for the rest;
+   * a first loss starts fast recovery (§7: RACK in place of the duplicate-ACK threshold of RFC 6675 §5).
+   */
+  private rackDetect(now: number): void {
+    this.reoAt = INF;
+    if (this.sndUna === this.sndMax) return;
+    const cc = this.cc;
+    const wait = this.rack.detect(this.sent, now, this.rack.reoWnd(cc.inRecovery, this.sent.sackedSegments, this.rtt.srtt));
+    if (this.rack.marked > 0) {
+      this.stats.rackLost += this.rack.marked;
+      if (!cc.inRecovery && cc.enterRecovery(seqDiff(this.sndMax, this.sndUna), this.sndUna, this.sndMax, true)) {
+        this.stats.fastRecoveries++;
+        // RFC 6675 §5 step 4.2: the first segment presumed lost goes at once, whatever the pipe says.
+        this.rexmitQuota = 1;
+        this.timedAt = -1;
+      }
+      this.host.markDirty(this);
+    }
+    if (wait > 0) {
+      this.reoAt = now + wait;
+      this.host.noteDeadline(this.reoAt);
+    }
+  }
+
+  /** RFC 6675 SetPipe, with RACK's marks as IsLost: bytes sent and neither SACKed nor judged lost. */
+  private pipe(): number {
+    return seqDiff(this.sndMax, this.sndUna) - this.board.sackedBytes - this.sent.lostBytes;
   }
 
   /** Stores the segment's text; returns false when part of it lay beyond the window. */
@@ -740,6 +835,7 @@ export class TcpConnection {
     this.stopRto();
     this.keepAt = INF;
     this.snd.release();
+    this.sent.release();
     this.setWait(now + 2 * this.opts.mslMs);
     this.evClose = true;
     this.host.markDirty(this);
@@ -762,14 +858,36 @@ export class TcpConnection {
     // A segment without text carries SND.MAX, not SND.NXT (4.4BSD tcp_output): after a timeout pulled SND.NXT
     // back, the peer may already hold bytes up to SND.MAX, and a lower sequence number would be out of its window.
     if (this.ackNow && k !== 'closed' && k !== 'syn-sent') this.emit(this.sndMax, ACK, 0, false);
+    if (this.probeDue) {
+      this.probeDue = false;
+      this.schedulePto(now);
+    }
   }
 
   private sendData(now: number): void {
     const cc = this.cc;
     // Idle restart (RFC 5681 §4.1).
     if (this.sndUna === this.sndMax && this.snd.length > 0 && now - this.lastSendAt > this.rtt.rto()) cc.restartAfterIdle();
-    // Fast recovery: retransmit holes first, one per duplicate/partial ACK (RFC 6582, RFC 6675 §5).
-    while (cc.inRecovery && this.rexmitQuota > 0) {
+    let sackRecovery = false;
+    if (this.sackOk) {
+      // With SACK (RFC 6675 §5 step C, RFC 8985 §7): while the pipe leaves a segment's room in cwnd, re-send what
+      // RACK marked lost, lowest first (NextSeg rule 1); then new data (rule 3) in the loop below, against the pipe.
+      // After an RTO, go-back-N (below) re-sends everything from SND.NXT on; what RACK finds lost behind SND.NXT is a
+      // lost retransmission of that pass, re-sent here within the pass's flight (RFC 8985 §6.3: RACK goes on after an RTO).
+      sackRecovery = !this.rtoRecovery && (cc.inRecovery || this.sent.lostBytes > 0);
+      while ((sackRecovery || this.rtoRecovery) && this.sent.lostBytes > 0) {
+        const room = cc.cwnd - (this.rtoRecovery ? seqDiff(this.sndNxt, this.sndUna) : this.pipe());
+        if (room < this.mss) {
+          if (this.rexmitQuota <= 0) break;
+          this.rexmitQuota--;
+        }
+        const seq = this.sent.firstLost(this.holeEnd);
+        if (seq < 0 || (this.rtoRecovery && !seqLt(seq, this.sndNxt))) break;
+        if (!this.resendRange(seq, this.holeEnd[0]!, now)) break;
+      }
+    }
+    // Fast recovery without SACK: SND.UNA again, once per partial ACK (RFC 6582 §3.2).
+    while (!this.sackOk && cc.inRecovery && this.rexmitQuota > 0) {
       const seq = this.nextRetransmission();
       if (seq < 0) break;
       // A hole may end at our FIN, which occupies sequence space but no buffer byte.
@@ -784,13 +902,22 @@ export class TcpConnection {
     const dataEnd = seqAdd(this.bufSeq, this.snd.length);
     for (;;) {
       const seq = this.sndNxt;
+      if (this.rtoRecovery && seqLt(seq, this.sndMax)) {
+        // Go-back-N skips what the receiver SACKed since the timeout (RFC 6675 §5.1: SACK information that arrives
+        // after the RTO is used).
+        const skip = this.sent.sackedEnd(seq);
+        if (skip !== -1) {
+          this.sndNxt = skip;
+          continue;
+        }
+      }
       const avail = seqDiff(dataEnd, seq);
       const finDue = this.finSeq !== -1 && seq === this.finSeq;
       if (avail <= 0 && !finDue) break;
       const inFlight = seqDiff(this.sndNxt, this.sndUna);
       const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), seq);
       // Limited Transmit (RFC 3042 §2): each of the first two duplicate ACKs lets one new segment out beyond cwnd.
-      const cwndRoom = cc.cwnd + (cc.inRecovery ? 0 : Math.min(cc.dupAcks, 2) * this.mss) - inFlight;
+      const cwndRoom = sackRecovery ? cc.cwnd - this.pipe() : cc.cwnd + (cc.inRecovery ? 0 : Math.min(cc.dupAcks, 2) * this.mss) - inFlight;
       let len = Math.min(this.mss, Math.max(avail, 0), wndRoom, cwndRoom);
       // Sender SWS avoidance (§3.8.6.2.1): a segment smaller than the MSS that the window cut short waits,
       // unless it reaches half the largest window seen or the override (persist) timer fired.
@@ -827,18 +954,29 @@ export class TcpConnection {
     else if (k === 'close-wait') this.state = LAST_ACK;
   }
 
-  /** The next sequence number fast recovery should retransmit (hole end in holeEnd[0]), or -1. */
+  /** The next sequence number fast recovery without SACK should retransmit (its end in holeEnd[0]), or -1. */
   private nextRetransmission(): number {
     const una = this.sndUna;
-    if (this.sackOk && this.board.count > 0) {
-      const h = this.board.nextHole(this.rexmitNext, una, this.holeEnd);
-      if (h >= 0 && this.board.isSacked(h)) return -1;
-      return h;
-    }
     // NewReno without SACK information: only SND.UNA, once per partial ACK.
     if (this.rexmitNext !== una) return -1;
     this.holeEnd[0] = seqAdd(una, Math.min(this.mss, seqDiff(this.sndMax, una)));
     return seqDiff(this.sndMax, una) > 0 ? una : -1;
+  }
+
+  /** Re-sends [seq, end), a segment RACK judged lost, in MSS pieces (with our FIN when it ends there). Returns whether anything went. */
+  private resendRange(seq: number, end: number, now: number): boolean {
+    const dataEnd = seqAdd(this.bufSeq, this.snd.length);
+    let sent = false;
+    while (seqLt(seq, end)) {
+      const len = Math.max(0, Math.min(this.mss, seqDiff(end, seq), seqDiff(dataEnd, seq)));
+      const fin = this.finSentAt(seqAdd(seq, len));
+      if (len === 0 && !fin) break;
+      this.stats.sackRetransmits++;
+      this.sendRange(seq, len, now, true, fin);
+      sent = true;
+      seq = seqAdd(seq, len + (fin ? 1 : 0));
+    }
+    return sent;
   }
 
   /** Sends [seq, seq+len) from the send buffer, with FIN when asked. */
@@ -850,12 +988,13 @@ export class TcpConnection {
     const end = seqAdd(seq, len + (fin ? 1 : 0));
     if (seqGt(end, this.sndMax)) this.sndMax = end;
     this.lastSendAt = now;
+    if (this.sackOk) this.sent.sent(seq, end, now);
     if (retransmission) {
       this.stats.retransmits++;
-      if (this.cc.inRecovery && this.board.count > 0) this.stats.sackRetransmits++;
       if (this.timedAt >= 0 && seqGe(this.timedSeq, seq)) this.timedAt = -1; // Karn
     } else {
       this.stats.bytesOut += len;
+      this.probeDue = true;
       if (this.timedAt < 0 && len > 0) {
         this.timedSeq = seq;
         this.timedAt = now;
@@ -921,7 +1060,7 @@ export class TcpConnection {
 
   /** The earliest deadline of this connection's timers. */
   nextDeadline(): number {
-    return Math.min(this.rtoAt, this.delackAt, this.keepAt, this.waitAt);
+    return Math.min(this.rtoAt, this.reoAt, this.ptoAt, this.delackAt, this.keepAt, this.waitAt);
   }
 
   /** Runs the timers due at `now` (§3.10.8). */
@@ -942,6 +1081,16 @@ export class TcpConnection {
       this.delackAt = INF;
       this.ackNow = true;
       this.host.markDirty(this);
+    }
+    if (now >= this.reoAt) {
+      // RFC 8985 §6.3: the reordering window of a segment RACK could not yet judge has passed.
+      this.reoAt = INF;
+      this.stats.rackTimeouts++;
+      this.rackDetect(now);
+    }
+    if (now >= this.ptoAt) {
+      this.ptoAt = INF;
+      this.onProbeTimer(now);
     }
     if (now >= this.rtoAt) {
       this.rtoAt = INF;
@@ -1006,8 +1155,17 @@ export class TcpConnection {
     }
     this.stats.timeouts++;
     this.cc.onTimeout(outstanding, this.sndMax);
-    // RFC 2018 §8: after a timeout the receiver may have reneged, so SACK information is dropped.
+    // RFC 2018 §8: after a timeout the receiver may have reneged, so SACK information is dropped — and RACK's
+    // marks with it: go-back-N re-sends everything from SND.UNA until "recover" is acknowledged.
     this.board.clear();
+    if (this.sackOk) {
+      this.sent.clearMarks();
+      this.rack.reset();
+      this.rtoRecovery = true;
+    }
+    this.tlpActive = false;
+    this.reoAt = this.ptoAt = INF;
+    this.rexmitQuota = 0;
     this.sndNxt = this.sndUna;
     this.rexmitNext = this.sndUna;
     this.timedAt = -1;
@@ -1018,6 +1176,64 @@ export class TcpConnection {
       this.sendRange(this.sndUna, len, now, true, fin);
       this.sndNxt = seqAdd(this.sndUna, len + (fin ? 1 : 0));
     }
+    this.armRto(now);
+  }
+
+  /** Whether the state is one where our data may be in flight. */
+  private sending(): boolean {
+    const k = this.state.kind;
+    return k === 'established' || k === 'close-wait' || k === 'fin-wait-1' || k === 'closing' || k === 'last-ack';
+  }
+
+  /**
+   * RFC 8985 §7.2: after new data went out or an ACK came, (re)arm the probe timeout — with SACK, outside recovery,
+   * no SACKed data (RACK already has feedback then) and no probe outstanding (one per episode, §7.4).
+   */
+  private schedulePto(now: number): void {
+    this.ptoAt = INF;
+    if (!this.sackOk || !this.sending() || this.cc.inRecovery || this.rtoRecovery || this.tlpActive) return;
+    if (this.board.count > 0 || this.sndUna === this.sndMax || this.rtoAt === INF || this.sndWnd === 0) return;
+    const untilRto = this.rtoAt - now;
+    const pto = Math.min(untilRto, Math.max(MIN_PTO, probeTimeout(this.rtt.hasSample, this.rtt.srtt, seqDiff(this.sndMax, this.sndUna), this.mss, untilRto)));
+    this.ptoAt = now + pto;
+    this.host.noteDeadline(this.ptoAt);
+  }
+
+  /**
+   * RFC 8985 §7.3: the probe timeout fired — send one segment to draw an ACK (with SACK) that lets RACK find a
+   * lost tail: new data if there is some and the peer's window takes it (cwnd does not hold a probe back), else
+   * the last segment again. Then the RTO runs again (§7.3 "arm the RTO timer").
+   */
+  private onProbeTimer(now: number): void {
+    if (!this.sending() || this.cc.inRecovery || this.rtoRecovery || this.tlpActive || this.board.count > 0 || this.sndUna === this.sndMax) return;
+    const dataEnd = seqAdd(this.bufSeq, this.snd.length);
+    const seq = this.sndNxt;
+    const avail = seqDiff(dataEnd, seq);
+    const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), seq);
+    const finDue = this.finSeq !== -1 && seq === this.finSeq;
+    if (seq === this.sndMax && (avail > 0 ? wndRoom > 0 : finDue)) {
+      const len = Math.max(0, Math.min(this.mss, avail, wndRoom));
+      const fin = this.finSeq !== -1 && seqAdd(seq, len) === this.finSeq;
+      this.sendRange(seq, len, now, false, fin);
+      const next = seqAdd(seq, len + (fin ? 1 : 0));
+      if (fin) this.afterFinSent();
+      this.sndNxt = next;
+      if (seqGt(next, this.sndMax)) this.sndMax = next;
+      this.tlpStart = seq;
+      this.tlpRetrans = false;
+    } else {
+      const last = this.sent.lastStart();
+      if (last < 0) return;
+      const len = Math.max(0, Math.min(this.mss, seqDiff(dataEnd, last), seqDiff(this.sndMax, last)));
+      const fin = this.finSentAt(seqAdd(last, len));
+      if (len === 0 && !fin) return;
+      this.sendRange(last, len, now, true, fin);
+      this.tlpStart = last;
+      this.tlpRetrans = true;
+    }
+    this.tlpActive = true;
+    this.tlpEnd = this.sndMax;
+    this.stats.tailLossProbes++;
     this.armRto(now);
   }
 
@@ -1051,8 +1267,9 @@ export class TcpConnection {
     this.host.noteDeadline(this.rtoAt);
   }
 
+  /** All acknowledged (or the connection leaves the sending states): no retransmission, reordering or probe timer. */
   private stopRto(): void {
-    this.rtoAt = INF;
+    this.rtoAt = this.reoAt = this.ptoAt = INF;
   }
 
   private setWait(t: number): void {
@@ -1071,8 +1288,9 @@ export class TcpConnection {
   private finish(error: TcpError | null): void {
     if (this.state.kind === 'closed') return;
     this.state = error === null ? CLOSED_OK : { kind: 'closed', error };
-    this.rtoAt = this.delackAt = this.keepAt = this.waitAt = INF;
+    this.rtoAt = this.reoAt = this.ptoAt = this.delackAt = this.keepAt = this.waitAt = INF;
     this.snd.release();
+    this.sent.release();
     this.evClose = true;
     this.host.markDirty(this);
     this.host.release(this);

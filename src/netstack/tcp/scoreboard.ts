@@ -1,10 +1,11 @@
 /**
  * The sender's SACK scoreboard (RFC 2018 §5, RFC 6675 §2): which ranges
  * above SND.UNA the receiver has reported holding, as sorted, disjoint
- * [left, right) pairs in sequence space. The holes between them are what
- * fast recovery retransmits first. A bounded array, no objects per ACK.
+ * [left, right) pairs in sequence space: the SACKed bytes that RFC 6675's
+ * pipe leaves out (which segments are lost is RACK's judgement, rack.ts).
+ * A bounded array, no objects per ACK.
  */
-import { seqGe, seqLe, seqLt, seqMax, seqMin } from './seq.js';
+import { seqLe, seqLt, seqMax, seqMin } from './seq.js';
 
 const MAX_RANGES = 32;
 
@@ -67,33 +68,6 @@ export class Scoreboard {
     }
     this.count = k;
     this.recount();
-  }
-
-  /** Whether byte `seq` was reported held. */
-  isSacked(seq: number): boolean {
-    for (let i = 0; i < this.count; i++) {
-      if (seqGe(seq, this.edges[2 * i]!) && seqLt(seq, this.edges[2 * i + 1]!)) return true;
-    }
-    return false;
-  }
-
-  /**
-   * The first hole at or after `from` that lies below the highest SACKed
-   * byte: returns its start and writes its end into `out[0]`, or returns -1.
-   */
-  nextHole(from: number, una: number, out: Uint32Array): number {
-    if (this.count === 0) return -1;
-    let s = seqMax(from, una);
-    for (let i = 0; i < this.count; i++) {
-      const l = this.edges[2 * i]!;
-      const r = this.edges[2 * i + 1]!;
-      if (seqLt(s, l)) {
-        out[0] = l;
-        return s;
-      }
-      if (seqLt(s, r)) s = r;
-    }
-    return -1;
   }
 
   private recount(): void {

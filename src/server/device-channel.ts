@@ -31,7 +31,7 @@ import { isMainThread, MessageChannel, receiveMessageOnPort, Worker, workerData,
 import { embeddedAsset, inSingleExecutable } from '../executable/sea.js';
 import type { PeerSpec } from '../control/services/data-plane.js';
 import type { DestinationPolicySpec } from '../device/destination-policy.js';
-import type { DropReason } from '../protocol/messages.js';
+import type { AcceptKind, DropReason } from '../protocol/messages.js';
 import type { ForwardDropReason, ForwarderLimits, OwnPorts } from './netstack-exit/forwarder.js';
 
 /** `serve --netstack`: the device over the netstack in forwarding mode instead of a TUN (netstack-exit/). */
@@ -74,6 +74,8 @@ export interface DeviceFigures {
   rxBytes: number;
   txBytes: number;
   drops: Record<DropReason, number>;
+  /** Datagrams accepted since start by what they were: handshake initiations answered, responses that completed one, data, … */
+  accepted: Record<AcceptKind, number>;
   /** The netstack exit's relays (absent for the TUN exit). */
   netstack?: { tcp: number; pending: number; udp: number; opened: { tcp: number; udp: number; echo: number }; drops: Record<ForwardDropReason, number> };
 }

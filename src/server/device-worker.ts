@@ -84,7 +84,7 @@ function figures(): DeviceFigures {
     rx += p.rxBytes;
     tx += p.txBytes;
   }
-  const f: DeviceFigures = { peers: dev.peerCount, peersWithSession: withSession, rxBytes: rx, txBytes: tx, drops: { ...dev.drops } };
+  const f: DeviceFigures = { peers: dev.peerCount, peersWithSession: withSession, rxBytes: rx, txBytes: tx, drops: { ...dev.drops }, accepted: { ...dev.accepted } };
   if (forwarder) f.netstack = { ...forwarder.figures, opened: { ...forwarder.opened }, drops: { ...forwarder.drops } };
   return f;
 }

@@ -26,7 +26,7 @@ import { Gauge } from 'prom-client';
 import { keyToBase64 } from '../crypto/wireguard-keys.js';
 import { canonicalPrefix, DestinationPolicy, REFUSED_BY_DEFAULT, type DestinationPolicySpec } from '../device/destination-policy.js';
 import { DEFAULT_MTU } from '../protocol/constants.js';
-import { DROP_REASONS } from '../protocol/messages.js';
+import { ACCEPT_KINDS, DROP_REASONS } from '../protocol/messages.js';
 import { DeviceWorker, type DeviceFigures } from './device-channel.js';
 import { configureInterface, detectDefaultRoute, hostAddresses, setupNat, type NatHandle } from './host-network.js';
 import { loadOrCreateServerKey } from './server-key.js';
@@ -188,7 +188,7 @@ export class ExitDataPlane {
     if (this.policyFrom.netstack) this.device.post({ op: 'own-ports', ports: { tcp, udp: [this.listenPort] } });
   }
 
-  /** Device figures on /metrics: peers, handshakes, bytes, drops by reason — one request to the device per scrape. */
+  /** Device figures on /metrics: peers, handshakes, bytes, datagrams accepted by kind, drops by reason — one request to the device per scrape. */
   registerMetrics(registry: Registry): void {
     const device = this.device;
     let cached: { at: number; figures: DeviceFigures } | null = null;
@@ -212,6 +212,16 @@ export class ExitDataPlane {
       const f = figures();
       for (const r of DROP_REASONS) this.set({ reason: r }, f.drops[r]);
     } });
+    new Gauge({
+      name: 'tunnelbyte_device_accepted',
+      help: 'Datagrams accepted since start, by kind: initiation (a handshake answered), response (a handshake this device began, completed), cookie-reply, data, keepalive',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        const f = figures();
+        for (const k of ACCEPT_KINDS) this.set({ kind: k }, f.accepted[k]);
+      },
+    });
     if (!this.policyFrom.netstack) return;
     new Gauge({ name: 'tunnelbyte_netstack_relays', help: 'The netstack exit\'s live relays: TCP connections (pending included), TCP connects pending, UDP flows', labelNames: ['kind'], registers: [registry], collect() {
       const n = figures().netstack;

@@ -245,6 +245,8 @@ describe('serve --join --netstack: a joined exit node with no root, no TUN, no n
     assert.ok(heartbeatAge >= 0 && heartbeatAge < 10, `last heartbeat ${heartbeatAge} s ago`);
     assert.equal(sample(text!, 'tunnelbyte_device_peers'), 1);
     assert.equal(sample(text!, 'tunnelbyte_device_peers_with_session'), 1);
+    assert.ok(sample(text!, 'tunnelbyte_device_accepted', 'kind="initiation"') >= 1, "the client's handshake was answered");
+    assert.ok(sample(text!, 'tunnelbyte_device_accepted', 'kind="data"') > 0);
     assert.ok(sample(text!, 'tunnelbyte_device_bytes', 'direction="tx"') >= BLOB, 'the download left through the device');
     assert.ok(sample(text!, 'tunnelbyte_netstack_opened', 'kind="tcp"') >= 1, 'the netstack relayed it');
     assert.ok(sample(text!, 'tunnelbyte_device_drops', 'reason="destination-refused"') >= 0, 'drops by reason are there');

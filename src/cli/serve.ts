@@ -26,6 +26,8 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--no-nat', 'do not set up masquerading NAT and IP forwarding (env TB_NAT=0)'))
     .addOption(new Option('--allow-private <cidr...>', 'let clients reach these private/special ranges (a LAN behind the exit); env: comma-separated').env('TB_ALLOW_PRIVATE'))
     .addOption(new Option('--netstack', 'userspace exit: no TUN, no NAT, no root — clients\' connections are relayed through this host\'s own sockets (env TB_NETSTACK=1)'))
+    .addOption(new Option('--udp-idle-timeout <s>', '(--netstack) seconds a relayed UDP flow (QUIC among them) lives without a datagram either way before its host socket is closed (1-86400)').env('TB_UDP_IDLE_TIMEOUT').default('120'))
+    .addOption(new Option('--dns-idle-timeout <s>', '(--netstack) the same for UDP flows to port 53 (1-86400)').env('TB_DNS_IDLE_TIMEOUT').default('30'))
     .addOption(new Option('--join <url>', 'run as an exit node of the control plane at this API URL (tunnelbyte control): no API here, peers and usage over its node channel').env('TB_JOIN'))
     .addOption(new Option('--node-token <token>', 'one-time enrollment token for the first --join (tunnelbyte admin node token); later starts use the credential kept in --data').env('TB_NODE_TOKEN'))
     .addOption(new Option('--ca <file>', 'PEM of the CA to trust for an https --join URL (its certificate is still verified)').env('TB_CA'))
@@ -44,6 +46,7 @@ export function registerServeCommand(program: Command): void {
       const allowPrivate = Array.isArray(o.allowPrivate) ? o.allowPrivate.flatMap((x) => list(x)) : list(o.allowPrivate as string | undefined);
       const netstack = o.netstack === true || env.TB_NETSTACK === '1';
       const settings = controlSettingsOf(o, env); // malformed flags fail here, before the data directory is touched
+      const udpIdle = { dnsS: idleSeconds('--dns-idle-timeout', String(o.dnsIdleTimeout)), otherS: idleSeconds('--udp-idle-timeout', String(o.udpIdleTimeout)) };
       if (netstack) {
         // What only the TUN exit has: refused rather than silently ignored.
         const tunOnly = [cmd.getOptionValueSource('tun') !== 'default' ? '--tun (TB_TUN)' : null, o.nat === false || env.TB_NAT === '0' ? '--no-nat (TB_NAT=0)' : null].filter((f) => f !== null);
@@ -52,7 +55,16 @@ export function registerServeCommand(program: Command): void {
           process.exitCode = 2;
           return;
         }
-      } else if (process.geteuid?.() !== 0) log.warn('not running as root: creating the TUN interface will probably fail (or use --netstack)');
+      } else {
+        // The TUN exit's UDP mappings are the kernel's conntrack (its own timeouts, net.netfilter.nf_conntrack_udp_timeout*).
+        const netstackOnly = [['udpIdleTimeout', '--udp-idle-timeout (TB_UDP_IDLE_TIMEOUT)'], ['dnsIdleTimeout', '--dns-idle-timeout (TB_DNS_IDLE_TIMEOUT)']].filter(([k]) => cmd.getOptionValueSource(k!) !== 'default').map(([, f]) => f);
+        if (netstackOnly.length > 0) {
+          process.stderr.write(`tunnelbyte serve: ${netstackOnly.join(' and ')} only apply to --netstack; the TUN exit's UDP mappings are the kernel's conntrack\n`);
+          process.exitCode = 2;
+          return;
+        }
+        if (process.geteuid?.() !== 0) log.warn('not running as root: creating the TUN interface will probably fail (or use --netstack)');
+      }
       const exit = {
         listenPort: port(String(o.listenPort)),
         endpoint: (o.endpoint as string | undefined) ?? null,
@@ -64,6 +76,7 @@ export function registerServeCommand(program: Command): void {
         allowPrivate,
         syncIntervalS: settings.syncIntervalS,
         netstack,
+        udpIdle,
       };
       if (o.join !== undefined) return joinControlPlane(o, { ...exit, metricsHost: settings.metricsHost, metricsPort: settings.metricsPort }, log);
       const started = await runServer('serve', o, log, (dataDir) => ExitServer.start({ ...settings, ...exit, dataDir, region: String(o.region) }, log));
@@ -111,4 +124,11 @@ async function joinControlPlane(o: ParsedOptions, exit: Omit<import('../server/e
   if (!started) return;
   const i = started.server.info;
   log.info({ node: i.nodeId, control: i.controlUrl, state: i.state, metrics: i.metricsUrl, endpoint: i.endpoint, publicKey: i.publicKey, exitAddresses: i.exitAddresses, tunAddresses: i.interfaceAddresses, restoredPeers: i.restoredPeers }, 'tunnelbyte exit node running');
+}
+
+/** --udp-idle-timeout, --dns-idle-timeout: whole seconds, 1 to 86400. */
+function idleSeconds(flag: string, v: string): number {
+  const s = Number(v);
+  if (!(/^\d{1,5}$/.test(v) && s >= 1 && s <= 86_400)) throw new Error(`${flag} must be 1..86400 seconds`);
+  return s;
 }

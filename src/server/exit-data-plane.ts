@@ -82,6 +82,14 @@ export interface ExitOptions extends ExitIdentityOptions {
   syncIntervalS: number;
   /** The userspace exit: no TUN, no NAT (netstack-exit/). */
   netstack?: boolean;
+  /** The netstack exit's UDP flow idle times (serve --udp-idle-timeout, --dns-idle-timeout); absent: the forwarder's defaults. */
+  udpIdle?: UdpIdleTimes;
+}
+
+/** How long a netstack exit's UDP flow lives without a datagram either way (s): to port 53, and to anything else. */
+export interface UdpIdleTimes {
+  dnsS: number;
+  otherS: number;
 }
 
 export interface ExitDataPlaneOptions {
@@ -96,6 +104,7 @@ export interface ExitDataPlaneOptions {
   netstack?: boolean;
   /** The netstack exit's own TCP listeners as configured (API, metrics; 0s left out): refused from the start, before setOwnPorts. */
   ownTcpPorts?: number[];
+  udpIdle?: UdpIdleTimes;
 }
 
 export class ExitDataPlane {
@@ -124,7 +133,8 @@ export class ExitDataPlane {
     const policy = new DestinationPolicy(policySpec(addresses, pools, id.allow, netstackOn));
     // The exit's own listeners are refused by port from the start (a configured port of 0 once known: setOwnPorts).
     const ownPorts = { tcp: (o.ownTcpPorts ?? []).filter((p) => p > 0), udp: [o.listenPort] };
-    const netstack = netstackOn ? { addresses: o.interfaceAddresses.map((a) => a.split('/')[0]!), ownPorts } : null;
+    const limits = o.udpIdle ? { dnsIdleMs: o.udpIdle.dnsS * 1000, udpIdleMs: o.udpIdle.otherS * 1000 } : {};
+    const netstack = netstackOn ? { addresses: o.interfaceAddresses.map((a) => a.split('/')[0]!), ownPorts, limits } : null;
     // The device (TUN or netstack, UDP, crypto, timers) runs on a worker thread of its own: device-channel.ts says why.
     const device = await DeviceWorker.start({ tun: o.tun, netstack, mtu: DEFAULT_MTU, listenPort: o.listenPort, privateKey: id.privateKey, policy: policy.spec }, (e) => {
       if (e.event === 'apply-failed') log.error({ publicKey: e.publicKey, err: e.error }, 'the device could not apply a peer change');

@@ -55,7 +55,7 @@ export class ExitServer {
     };
     try {
       const { node, interfaceAddresses } = control.nodes.register({ regionId: o.region, publicKey, endpoint, exitAddresses, pool4: o.pool4, pool6: o.pool6 });
-      const exit = await ExitDataPlane.start(id, { tun: o.tun, listenPort: o.listenPort, nat: o.nat, pool4: node.pool4, pool6: node.pool6, interfaceAddresses, netstack: o.netstack, ownTcpPorts: [o.apiPort, o.metricsPort] }, log);
+      const exit = await ExitDataPlane.start(id, { tun: o.tun, listenPort: o.listenPort, nat: o.nat, pool4: node.pool4, pool6: node.pool6, interfaceAddresses, netstack: o.netstack, ownTcpPorts: [o.apiPort, o.metricsPort], udpIdle: o.udpIdle }, log);
       cleanups.push(() => void exit.close());
       for (const d of control.config.dns) {
         if (exit.refusesAddress(d)) log.warn({ dns: d }, 'a DNS resolver of the client configs is in a refused range: clients cannot reach it (open it with --allow-private)');

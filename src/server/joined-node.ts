@@ -119,7 +119,7 @@ export class JoinedNode {
     const store = openNodeStore(join(o.dataDir, NODE_DATABASE_FILE));
     let exit: ExitDataPlane;
     try {
-      exit = await ExitDataPlane.start(id, { tun: o.tun, listenPort: o.listenPort, nat: o.nat, pool4: node.pool4, pool6: node.pool6, interfaceAddresses: node.interfaceAddresses, netstack: o.netstack === true, ownTcpPorts: [o.metricsPort] }, log);
+      exit = await ExitDataPlane.start(id, { tun: o.tun, listenPort: o.listenPort, nat: o.nat, pool4: node.pool4, pool6: node.pool6, interfaceAddresses: node.interfaceAddresses, netstack: o.netstack === true, ownTcpPorts: [o.metricsPort], udpIdle: o.udpIdle }, log);
     } catch (e) {
       store.close();
       throw e;

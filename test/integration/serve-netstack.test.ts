@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -371,6 +371,19 @@ describe('serve --netstack on loopback, the library Tunnel as client, without ro
     const n = spawnSync(process.execPath, [TB, 'serve', '--netstack', '--no-nat', '--data', join(dir, 'other')], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(n.status, 2);
     assert.match(n.stderr, /--no-nat \(TB_NAT=0\) only apply to the TUN exit/);
+  });
+
+  test('--udp-idle-timeout and --dns-idle-timeout: refused without --netstack and outside 1..86400 s, before the data directory is made', () => {
+    const other = join(dir, 'idle');
+    const tun = spawnSync(process.execPath, [TB, 'serve', '--udp-idle-timeout', '60', '--data', other], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, TB_DNS_IDLE_TIMEOUT: '5' } });
+    assert.equal(tun.status, 2);
+    assert.match(tun.stderr, /--udp-idle-timeout \(TB_UDP_IDLE_TIMEOUT\) and --dns-idle-timeout \(TB_DNS_IDLE_TIMEOUT\) only apply to --netstack/);
+    for (const [flag, v] of [['--udp-idle-timeout', '0'], ['--dns-idle-timeout', '86401'], ['--udp-idle-timeout', '1.5']] as const) {
+      const r = spawnSync(process.execPath, [TB, 'serve', '--netstack', flag, v, '--data', other], { encoding: 'utf8', timeout: 30_000 });
+      assert.notEqual(r.status, 0, `${flag} ${v}`);
+      assert.match(r.stderr, new RegExp(`${flag} must be 1\\.\\.86400 seconds`));
+    }
+    assert.equal(existsSync(other), false);
   });
 
   test('SIGTERM: a clean stop (exit 0, counters flushed, "stopped")', async () => {

@@ -11,7 +11,7 @@
  * µs/ns, captured length, original length) and the captured bytes.
  * Link types read here: RAW (101: the packet starts with the IP header, what a
  * wireguard-go TUN gives), LINUX_SLL (113) and LINUX_SLL2 (276) (`-i any`),
- * and EN10MB (1). The IP and TCP headers are parsed from the captured bytes;
+ * and EN10MB (1). The IP and TCP (or UDP) headers are parsed from the captured bytes;
  * the payload length comes from the IP header, so a short snaplen is enough.
  */
 import { readFileSync } from 'node:fs';
@@ -48,6 +48,7 @@ const LINKTYPE_RAW = 101;
 const LINKTYPE_LINUX_SLL = 113;
 const LINKTYPE_LINUX_SLL2 = 276;
 const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
 
 /** Every packet record of a pcap file: its time, link type and captured bytes. */
 export function readPcap(file: string): { linkType: number; packets: { time: number; data: Buffer }[] } {
@@ -135,32 +136,32 @@ function parseOptions(b: Buffer, from: number, to: number): TcpOptionsSeen {
   return opts;
 }
 
+/** Where a packet's layer-4 header starts, where its payload ends (from the IP header's lengths) and its addresses; null for another protocol or a frame too short. */
+function ipPacket(linkType: number, f: Buffer, proto: number): { l4: number; payloadEnd: number; src: string; dst: string } | null {
+  const ip = ipOffset(linkType, f);
+  if (ip < 0 || f.length < ip + 1) return null;
+  const version = f[ip]! >> 4;
+  if (version === 4) {
+    if (f.length < ip + 20 || f[ip + 9] !== proto) return null;
+    return { l4: ip + (f[ip]! & 0x0f) * 4, payloadEnd: ip + f.readUInt16BE(ip + 2), src: [...f.subarray(ip + 12, ip + 16)].join('.'), dst: [...f.subarray(ip + 16, ip + 20)].join('.') };
+  }
+  // IPv6 without extension headers: the next header is the protocol itself.
+  if (version === 6) {
+    if (f.length < ip + 40 || f[ip + 6] !== proto) return null;
+    return { l4: ip + 40, payloadEnd: ip + 40 + f.readUInt16BE(ip + 4), src: ipv6Text(f, ip + 8), dst: ipv6Text(f, ip + 24) };
+  }
+  return null;
+}
+
 /** The TCP segments of a capture (IPv4 and IPv6 without extension headers), in capture order. */
 export function tcpSegments(file: string): TcpSegmentSeen[] {
   const { linkType, packets } = readPcap(file);
   const out: TcpSegmentSeen[] = [];
   for (const p of packets) {
     const f = p.data;
-    const ip = ipOffset(linkType, f);
-    if (ip < 0 || f.length < ip + 1) continue;
-    const version = f[ip]! >> 4;
-    let tcp: number;
-    let payloadEnd: number;
-    let src: string;
-    let dst: string;
-    if (version === 4) {
-      if (f.length < ip + 20 || f[ip + 9] !== IPPROTO_TCP) continue;
-      tcp = ip + (f[ip]! & 0x0f) * 4;
-      payloadEnd = ip + f.readUInt16BE(ip + 2);
-      src = [...f.subarray(ip + 12, ip + 16)].join('.');
-      dst = [...f.subarray(ip + 16, ip + 20)].join('.');
-    } else if (version === 6) {
-      if (f.length < ip + 40 || f[ip + 6] !== IPPROTO_TCP) continue;
-      tcp = ip + 40;
-      payloadEnd = tcp + f.readUInt16BE(ip + 4);
-      src = ipv6Text(f, ip + 8);
-      dst = ipv6Text(f, ip + 24);
-    } else continue;
+    const ip = ipPacket(linkType, f, IPPROTO_TCP);
+    if (ip === null) continue;
+    const { l4: tcp, payloadEnd, src, dst } = ip;
     if (f.length < tcp + 20) continue;
     const dataOff = (f[tcp + 12]! >> 4) * 4;
     const fl = f[tcp + 13]!;
@@ -177,6 +178,30 @@ export function tcpSegments(file: string): TcpSegmentSeen[] {
       len: Math.max(0, payloadEnd - tcp - dataOff),
       options: parseOptions(f, tcp + 20, Math.min(tcp + dataOff, f.length)),
     });
+  }
+  return out;
+}
+
+export interface UdpDatagramSeen {
+  /** Seconds since the epoch (fractional). */
+  time: number;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  /** UDP payload bytes, from the IP header's lengths. */
+  len: number;
+}
+
+/** The UDP datagrams of a capture (IPv4 and IPv6 without extension headers), in capture order. */
+export function udpDatagrams(file: string): UdpDatagramSeen[] {
+  const { linkType, packets } = readPcap(file);
+  const out: UdpDatagramSeen[] = [];
+  for (const p of packets) {
+    const f = p.data;
+    const ip = ipPacket(linkType, f, IPPROTO_UDP);
+    if (ip === null || f.length < ip.l4 + 8) continue;
+    out.push({ time: p.time, src: ip.src, dst: ip.dst, sport: f.readUInt16BE(ip.l4), dport: f.readUInt16BE(ip.l4 + 2), len: Math.max(0, ip.payloadEnd - ip.l4 - 8) });
   }
   return out;
 }

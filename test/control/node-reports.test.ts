@@ -81,6 +81,11 @@ describe('node heartbeats and usage reports', () => {
     const sx = (await h.request('GET', `/v1/sessions/${onX.id}`, { token: a.token })).json;
     assert.equal(sx.rx_bytes, 0, 'the refused report counted nothing, not even its own part');
     assert.deepEqual((await h.request('POST', `/v1/nodes/${x.id}/usage`, { token: x.credential, body: body(onX.id) })).json, { acked_seq: 1, applied: true }, 'its seq was not spent');
+    // A session this database never had (the node counted it under a database this one replaced) counts nothing; the rest applies.
+    const unknown = { id: 'ses_0000000000000000', rx_bytes: 5000, tx_bytes: 5000, last_handshake_at: null };
+    const mixed = await h.request('POST', `/v1/nodes/${x.id}/usage`, { token: x.credential, body: { seq: 2, sessions: [unknown, { ...body(onX.id).sessions[0]!, rx_bytes: 30 }] } });
+    assert.deepEqual(mixed.json, { acked_seq: 2, applied: true });
+    assert.equal((await h.request('GET', `/v1/sessions/${onX.id}`, { token: a.token })).json.rx_bytes, 30, 'the known session counted, the unknown one nothing');
     h.control.nodes.revoke(x.id, OPERATOR);
     assert.equal((await h.request('POST', `/v1/nodes/${x.id}/usage`, { token: x.credential, body: { seq: 2, sessions: [] } })).status, 401, 'revoked: refused at once');
   });

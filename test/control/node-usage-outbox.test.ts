@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -266,5 +266,114 @@ describe('a joined node reports usage: disk outbox, sequence numbers, retries', 
     } finally {
       rmSync(d, { recursive: true, force: true });
     }
+  });
+});
+
+/**
+ * The control plane restored from an older backup (issue 16's follow-up):
+ * the node holds a session the restored database never had, and counters of
+ * one it has that ran on past the backup. The report is applied (the unknown
+ * session counts nothing, the known one its bytes beyond the backup's), the
+ * node's outbox empties instead of holding that report and every later one,
+ * and the channel answers the node's resume with the restored database's
+ * snapshot, which takes the unknown session's peer off the device and the disk.
+ */
+describe('a joined node and a control plane restored from an older backup', () => {
+  const dirs: string[] = [];
+  let h: Harness;
+  let relay: Relay;
+  let store: NodeStore;
+  const tmp = (prefix: string) => {
+    const d = mkdtempSync(join(tmpdir(), prefix));
+    dirs.push(d);
+    return d;
+  };
+  const start = async (dir: string) => {
+    h = await startHarness({ node: false, dir, config: { tiers: { paid: { maxSessions: 10 } } } });
+    relay.target = Number(new URL(h.url).port);
+  };
+
+  before(async () => {
+    relay = new Relay();
+    await relay.listen();
+  });
+  after(async () => {
+    store?.close();
+    relay.close();
+    await h?.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('the report naming a session the restored database lacks is applied for the rest; the channel\'s snapshot takes that peer off', async () => {
+    await start(tmp('tb-restore-a-'));
+    const link = new ControlLink({ base: `http://127.0.0.1:${relay.port}`, timeoutMs: 5000 });
+    const token = h.control.nodeEnrollment.issueToken('restore', 3600_000, OPERATOR).token;
+    const e = await link.enroll(token, { public_key: generateKeyPair().publicKey, endpoint: 'restore.example.test:51820', exit_addresses: ['203.0.113.11'], pool4: '10.91.0.0/16' });
+    const node = { id: e.node.id, credential: e.credential };
+    await link.heartbeat(node.id, node.credential, ['203.0.113.11']);
+    const account = await h.signup();
+    h.control.accounts.setTier(account.accountId, 'paid', OPERATOR);
+    const open = async () => {
+      const clientKey = generateKeyPair().publicKey;
+      const s = await h.request('POST', '/v1/sessions', { token: account.token, fingerprint: account.fingerprint, body: { region: 'restore', public_key: clientKey } });
+      assert.equal(s.status, 201, s.text);
+      return { id: s.json.id as string, clientKey };
+    };
+    const kept = await open();
+    const device = new RecordingDataPlane();
+    store = openNodeStore(join(tmp('tb-restore-node-'), 'node.db'));
+    const agent = new JoinedAgent(store, device, () => h.clock.wallMs(), quiet);
+    const reporter = new UsageReporter(store, link, node, () => h.clock.wallMs());
+    const channel = new NodeChannelClient({ url: `http://127.0.0.1:${relay.port}`, nodeId: node.id, credential: node.credential, backoff: { initialMs: 20, maxMs: 100 } });
+    /** Follows the channel as serve --join does (resuming from what node.db holds) until `done` holds. */
+    const follow = async (done: () => boolean) => {
+      const ac = new AbortController();
+      const running = channel.stream({
+        since: agent.held(),
+        signal: ac.signal,
+        onSnapshot: (s) => void agent.applySnapshot(s.revision, s.peers, s.changeId),
+        onPeer: (revision, change, changeId) => void agent.applyChange(revision, change, changeId),
+      });
+      const until = Date.now() + 10_000;
+      while (!done() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      ac.abort();
+      await running;
+      assert.ok(done(), 'the channel brought what was expected');
+    };
+    await follow(() => agent.installedPeers().length === 1);
+    device.traffic(kept.clientKey, 100, 1000);
+    agent.flushCounters();
+    await reporter.report();
+
+    const backup = join(tmp('tb-restore-backup-'), 'tunnelbyte.db');
+    h.control.store.db.exec(`VACUUM INTO '${backup}'`); // kept's 1,100 bytes are in the backup
+    const lost = await open();
+    await follow(() => agent.installedPeers().length === 2);
+    device.traffic(kept.clientKey, 10, 20);
+    device.traffic(lost.clientKey, 300, 400);
+    agent.flushCounters();
+    await reporter.report(); // counted by the database about to be lost
+
+    await h.close();
+    const restored = tmp('tb-restore-b-');
+    copyFileSync(backup, join(restored, 'tunnelbyte.db'));
+    await start(restored);
+    device.traffic(kept.clientKey, 1, 2);
+    device.traffic(lost.clientKey, 3, 4);
+    agent.flushCounters();
+    // As the node's sync does: a connection the restart cut is retried (a report is repeated whole, so at most once counted).
+    let outcome = await reporter.report().catch((e: Error) => e);
+    if (outcome instanceof ControlUnreachable) outcome = await reporter.report();
+    assert.deepEqual(outcome, { acknowledged: 1, sessions: 2 }, 'applied, not refused for the session it does not know');
+    assert.deepEqual(store.backlog(), { inFlight: false, sessions: 0, bytes: 0 }, 'nothing held back on the node');
+    const k = await h.request('GET', `/v1/sessions/${kept.id}`, { token: account.token, fingerprint: account.fingerprint });
+    assert.deepEqual({ rx: k.json.rx_bytes, tx: k.json.tx_bytes }, { rx: 1022, tx: 111 }, 'all of the node\'s count for the session the backup has (the lost database\'s share counted again, since it is gone)');
+    assert.equal((await h.request('GET', `/v1/sessions/${lost.id}`, { token: account.token, fingerprint: account.fingerprint })).status, 404);
+
+    // The node held revision 2 (both adds) of the lost database; the backup is at 1. Its snapshot takes `lost` off.
+    await follow(() => agent.installedPeers().length === 1);
+    assert.deepEqual(agent.installedPeers(), [kept.clientKey]);
+    assert.deepEqual(store.peers().map((p) => p.sessionId), [kept.id], 'off the disk too');
+    assert.ok(!device.peers.has(lost.clientKey), 'and off the device');
   });
 });

@@ -6,7 +6,12 @@
  * plane acknowledge a retried or late report without reading it: a report at
  * or below the last applied sequence is answered with that sequence and
  * changes nothing. A report may name only sessions placed on the reporting
- * node; one that names any other is refused whole. After an applied report
+ * node; one that names another node's session is refused whole. A session
+ * this database does not have at all counts nothing and the rest of the
+ * report is applied: the node counted it under a database this one replaced
+ * (restored from an older backup, or a new one — the peer channel sends the
+ * node this database's snapshot, which takes that peer off), and refusing
+ * would hold the node's report, and every report after it, forever. After an applied report
  * the reporting node's peers are re-evaluated (PeerSync), and so are those of
  * every node of an account whose quota the report used up: the cut reaches
  * the nodes at once rather than at the next tick.
@@ -90,7 +95,8 @@ export class NodeReportService {
       let counted = 0;
       for (const u of sessions) {
         const s = store.sessions.get(u.sessionId);
-        if (!s || s.nodeId !== node.id) throw forbidden(`session ${u.sessionId} is not on this node`);
+        if (!s) continue; // made under another database (see the top of the file): nothing of it to count here
+        if (s.nodeId !== node.id) throw forbidden(`session ${u.sessionId} is not on this node`);
         const prev = store.nodeReports.counters(s.id) ?? { rxBytes: 0, txBytes: 0 };
         // Cumulative counters only grow; one that went back (the node lost its disk) counts nothing until it passes the last value.
         const rx = Math.max(0, u.rxBytes - prev.rxBytes);

@@ -1,7 +1,8 @@
 /**
  * The netstack exit against the TUN exit (root, network namespaces):
  *
- *   nsI "internet"  203.0.113.1 — iperf3 -s, an HTTP server (/echo: a short answer), a TCP "hold" server
+ *   nsI "internet"  203.0.113.1 — iperf3 -s, an HTTP server (/echo: a short answer), a TCP "hold" server,
+ *                   gtlsserver (ngtcp2's example QUIC server, Debian's ngtcp2-server) on UDP 4433
  *   nsE "exit"      203.0.113.2 (default route), 198.51.100.1 towards the client; runs one exit at a time:
  *                   `tunnelbyte serve` (TUN + nftables NAT, root) or `tunnelbyte serve --netstack`
  *                   (uid 65534, no capabilities: test/support/unprivileged.ts)
@@ -12,15 +13,20 @@
  * exit both ways (client→internet and -R), with the exit process's CPU time
  * per GB (bench/daemons.ts); short HTTP requests, each on a new connection,
  * for `seconds` with 32 at a time (bench/relay-client.ts cps): connections per
- * second through the exit; and the exit process's RSS growth over N idle
- * relayed TCP connections, per connection (the TUN exit relays in the kernel:
+ * second through the exit; one QUIC download of `quicBytes` with ngtcp2's
+ * example client (gtlsclient: QUIC v1, TLS 1.3, one UDP flow through the
+ * exit), timed from start to exit and checked for its length; and the exit
+ * process's RSS growth over N idle relayed TCP connections, per connection (the TUN exit relays in the kernel:
  * its process hardly grows, the kernel's conntrack and socket memory are not
  * in the figure). Each exit starts on a fresh data directory (signup, session,
  * config into wireguard-go) and is stopped with SIGTERM after its sample.
  * Everything stays inside the namespaces made here; they are removed afterwards.
+ * Without gtlsclient and gtlsserver the QUIC rows are left out (and it says so).
  */
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Netns, veth, waitFor } from '../test/support/netns.js';
 import { ifname, startInterface } from '../test/support/wg.js';
@@ -38,6 +44,7 @@ const FAR = join(REPO_ROOT, 'dist/test/support/proxy-peer.js');
 const CLIENT = join(REPO_ROOT, 'dist/bench/relay-client.js');
 const API = 'http://198.51.100.1:8080';
 const CONCURRENCY = 32;
+const QUIC_PORT = 4433;
 
 type Exit = 'tun' | 'netstack';
 const LABEL: Record<Exit, string> = { tun: 'serve (TUN)', netstack: 'serve --netstack' };
@@ -56,6 +63,8 @@ interface Sample {
   cpsFailed: number;
   rssPerConnection: number;
   held: number;
+  /** QUIC download through the exit (Mbit/s), null without ngtcp2's tools. */
+  quicMbps: number | null;
 }
 
 interface World {
@@ -64,6 +73,9 @@ interface World {
   client: Netns;
   wg: string;
   drop: Drop;
+  /** The directory of the file gtlsserver serves (`quic`), null without ngtcp2's tools. */
+  quicDir: string | null;
+  quicBytes: number;
 }
 
 /** Starts one exit on a fresh data directory in the exit namespace; resolves once its API answers. */
@@ -127,6 +139,7 @@ async function runOnce(w: World, kind: Exit, round: number, o: { seconds: number
 
     const c = await finish(w.client.spawn(process.execPath, [CLIENT, 'cps', '203.0.113.1', '8000', String(o.seconds), String(CONCURRENCY)]), (o.seconds + 60) * 1000);
     const cpsResult = JSON.parse(c.stdout.trim().split('\n').pop()!) as { ok: number; failed: number; seconds: number };
+    const quicMbps = w.quicDir ? await quicDownload(w, w.quicDir, `${kind}-${round}`) : null;
 
     return {
       exit: kind,
@@ -137,6 +150,7 @@ async function runOnce(w: World, kind: Exit, round: number, o: { seconds: number
       cpsFailed: cpsResult.failed,
       rssPerConnection: held!.held > 0 ? (rss1 - rss0) / held!.held : NaN,
       held: held!.held,
+      quicMbps,
     };
   } finally {
     if (exit) {
@@ -147,7 +161,50 @@ async function runOnce(w: World, kind: Exit, round: number, o: { seconds: number
   }
 }
 
-export async function benchNetstackExit(opts: { rounds: number; seconds: number; idleConnections: number }): Promise<{ rows: Row[]; samples: Sample[] }> {
+/** gtlsclient in the client namespace downloads /quic through the exit: Mbit/s from its start to its exit; throws unless every byte arrived. */
+async function quicDownload(w: World, quicDir: string, tag: string): Promise<number> {
+  const out = join(quicDir, `dl-${tag}`);
+  mkdirSync(out);
+  const t0 = process.hrtime.bigint();
+  const r = await finish(
+    w.client.spawn('gtlsclient', ['--quiet', '--timeout=20s', '--exit-on-all-streams-close', `--download=${out}`, '203.0.113.1', String(QUIC_PORT), `https://203.0.113.1:${QUIC_PORT}/quic`]),
+    120_000,
+  );
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  let got = 0;
+  try {
+    got = statSync(join(out, 'quic')).size;
+  } catch {
+    // nothing saved
+  }
+  if (got !== w.quicBytes) throw new Error(`QUIC download through the exit (${tag}): ${got} of ${w.quicBytes} bytes (gtlsclient exit ${r.code})`);
+  return (w.quicBytes * 8) / seconds / 1e6;
+}
+
+/** gtlsserver in the internet namespace serving `quicBytes` random bytes as /quic, with a self-signed key made by openssl; null when a tool is missing. */
+async function startQuicServer(inet: Netns, quicBytes: number): Promise<string | null> {
+  for (const tool of ['gtlsclient', 'gtlsserver', 'openssl']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
+      console.error(`  !! netstack-exit: ${tool} is missing (apt-get install ngtcp2-client ngtcp2-server openssl): no QUIC rows`);
+      return null;
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'tb-bench-quic-'));
+  inet.onDestroy(() => removeDir(dir));
+  const htdocs = join(dir, 'htdocs');
+  mkdirSync(htdocs);
+  const key = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=quic.bench.test'], { encoding: 'utf8' });
+  if (key.status !== 0) throw new Error(`openssl: ${key.stderr}`);
+  const chunk = randomBytes(1 << 20);
+  const body = Buffer.alloc(quicBytes);
+  for (let o = 0; o < quicBytes; o += chunk.length) chunk.copy(body, o, 0, Math.min(chunk.length, quicBytes - o));
+  writeFileSync(join(htdocs, 'quic'), body);
+  inet.spawn('gtlsserver', ['--quiet', `--htdocs=${htdocs}`, '203.0.113.1', String(QUIC_PORT), join(dir, 'key.pem'), join(dir, 'cert.pem')]);
+  await waitFor('gtlsserver on UDP 4433', () => inet.run('ss', ['-Huln', `sport = :${QUIC_PORT}`]).includes(`:${QUIC_PORT}`), 20_000, 50);
+  return dir;
+}
+
+export async function benchNetstackExit(opts: { rounds: number; seconds: number; idleConnections: number; quicBytes: number }): Promise<{ rows: Row[]; samples: Sample[] }> {
   const inet = Netns.create('bI');
   const exit = Netns.create('bE');
   const client = Netns.create('bC');
@@ -161,7 +218,8 @@ export async function benchNetstackExit(opts: { rounds: number; seconds: number;
     await waitFor('the internet HTTP server', () => farOut.includes('ready'), 20_000, 20);
     const wg = ifname('wgb');
     startInterface(client, 'wireguard-go', wg);
-    const w: World = { inet, exit, client, wg, drop: dropMode() };
+    const quicDir = await startQuicServer(inet, opts.quicBytes);
+    const w: World = { inet, exit, client, wg, drop: dropMode(), quicDir, quicBytes: opts.quicBytes };
 
     const samples: Sample[] = [];
     const order: Exit[] = ['tun', 'netstack'];
@@ -170,7 +228,7 @@ export async function benchNetstackExit(opts: { rounds: number; seconds: number;
         const s = await runOnce(w, kind, round, opts);
         samples.push(s);
         console.error(
-          `  netstack-exit round ${round} ${LABEL[kind]}: up ${s.up.mbps.toFixed(0)} Mbit/s (exit CPU ${s.up.cpuPerGB.toFixed(1)} s/GB), down ${s.down.mbps.toFixed(0)} Mbit/s (${s.down.cpuPerGB.toFixed(1)} s/GB), ${s.cps.toFixed(0)} connections/s (${s.cpsFailed} failed), ${(s.rssPerConnection / 1024).toFixed(1)} KiB RSS per idle connection (${s.held} held)`,
+          `  netstack-exit round ${round} ${LABEL[kind]}: up ${s.up.mbps.toFixed(0)} Mbit/s (exit CPU ${s.up.cpuPerGB.toFixed(1)} s/GB), down ${s.down.mbps.toFixed(0)} Mbit/s (${s.down.cpuPerGB.toFixed(1)} s/GB), ${s.cps.toFixed(0)} connections/s (${s.cpsFailed} failed), ${(s.rssPerConnection / 1024).toFixed(1)} KiB RSS per idle connection (${s.held} held)${s.quicMbps === null ? '' : `, QUIC download ${s.quicMbps.toFixed(0)} Mbit/s`}`,
         );
       }
     }
@@ -186,6 +244,9 @@ export async function benchNetstackExit(opts: { rounds: number; seconds: number;
       rows.push({ name: `${name}: exit CPU, TCP internet→client`, value: med(kind, (s) => s.down.cpuPerGB), unit: 's/GB' });
       rows.push({ name: `${name}: HTTP requests, a new connection each`, value: med(kind, (s) => s.cps), unit: 'connections/s', note: `${CONCURRENCY} at a time; ${vs((s) => s.cps)}` });
       rows.push({ name: `${name}: exit RSS per idle relayed TCP connection`, value: med(kind, (s) => s.rssPerConnection), unit: 'bytes', note: `${opts.idleConnections} connections` });
+      if (w.quicDir) {
+        rows.push({ name: `${name}: QUIC download (ngtcp2 gtlsclient ← gtlsserver)`, value: med(kind, (s) => s.quicMbps!), unit: 'Mbit/s', note: `${(opts.quicBytes / (1 << 20)).toFixed(0)} MiB, start to exit; ${vs((s) => s.quicMbps!)}` });
+      }
     }
     return { rows, samples };
   } finally {

@@ -17,7 +17,8 @@
  * `--fleet-nodes N`, `--fleet-sessions N`, `--fleet-seconds S`); no root needed. `--fleet-e2e` (root) adds
  * the time from a session created through the API to a joined node answering its handshake (bench/fleet-e2e.ts).
  * `--netstack-exit` compares `serve --netstack` with the TUN exit in the same run: iperf3 both ways,
- * connections per second and memory per relayed connection through each (bench/netstack-exit.ts).
+ * connections per second, a QUIC download (ngtcp2's example client and server) and memory per relayed
+ * connection through each (bench/netstack-exit.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -123,7 +124,7 @@ if (netstackExit) {
   // bench/netstack-exit.ts: wireguard-go client → serve (TUN) and serve --netstack (uid 65534) → iperf3 and HTTP in an internet namespace.
   if (process.getuid?.() !== 0) throw new Error('--netstack-exit needs root (it creates network namespaces and runs the TUN exit)');
   const { benchNetstackExit } = await import('./netstack-exit.js');
-  const r = await benchNetstackExit({ rounds, seconds, idleConnections: smoke ? 50 : 500 });
+  const r = await benchNetstackExit({ rounds, seconds, idleConnections: smoke ? 50 : 500, quicBytes: smoke ? 4 << 20 : 64 << 20 });
   rows.push(...r.rows);
   details.netstackExit = { rounds, seconds, samples: r.samples };
 }

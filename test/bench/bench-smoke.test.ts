@@ -28,6 +28,9 @@ test(`bench --smoke runs every in-process benchmark, the API load run, the start
     names.push('download through tunnelbyte proxy, SOCKS5', 'download through tunnelbyte proxy, HTTP proxy, CONNECT');
     names.push('fleet API → node: session created → handshake answered, p99', 'fleet API → node: peer changes, 8 sessions at a time');
     names.push('exit serve (TUN): TCP client→internet', 'exit serve --netstack: TCP internet→client (iperf3 -R)', 'exit serve --netstack: HTTP requests, a new connection each', 'exit serve --netstack: exit RSS per idle relayed TCP connection');
+    // The QUIC rows need ngtcp2's example client and server (CI installs them); without them the benchmark says so.
+    if (privilegedSkipReason(['gtlsclient', 'gtlsserver', 'openssl'], {}) === null) names.push('exit serve (TUN): QUIC download (ngtcp2', 'exit serve --netstack: QUIC download (ngtcp2');
+    else assert.ok(r.stderr.includes('!! netstack-exit:'), r.stderr.slice(-3000));
   }
   for (const name of names) assert.ok(r.stdout.includes(name), `missing ${name} in:\n${r.stdout}\n${r.stderr.slice(-3000)}`);
 });

@@ -64,6 +64,12 @@ describe('tunnelbyte serve --join: an exit node of tunnelbyte control', { skip: 
     }, 30_000);
     return proc;
   };
+  /** One sample of the node's GET /metrics (on its default --metrics-listen, 127.0.0.1:9090 in its namespace); NaN when absent. */
+  const nodeMetric = (name: string): number => {
+    const text = exit.run('curl', ['-sf', 'http://127.0.0.1:9090/metrics']);
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line ? Number(line.slice(name.length + 1)) : NaN;
+  };
   const session = () => curlApi(ctl, API, 'GET', `/v1/sessions/${customer.session.id}`, { token: customer.token, fp: customer.fp }).body;
   /** What the node has counted for the session (its node.db, read beside the running node: WAL allows it). */
   const nodeCounted = () => {
@@ -135,6 +141,12 @@ describe('tunnelbyte serve --join: an exit node of tunnelbyte control', { skip: 
     const u = (await usageCaughtUp(FILE_BYTES))!;
     assert.ok(u.control.last_handshake_at, 'the handshake reached the control plane');
     assert.equal(u.control.node, s.node);
+    // The TUN node's /metrics: its device and its place in the channel.
+    assert.equal(nodeMetric('tunnelbyte_device_peers'), 1);
+    assert.ok(nodeMetric('tunnelbyte_device_accepted{kind="initiation"}') >= 1, 'the handshake was answered');
+    assert.equal(nodeMetric('tunnelbyte_node_channel_connected'), 1);
+    assert.ok(nodeMetric('tunnelbyte_node_peer_revision') >= 1);
+    assert.ok(Number.isNaN(nodeMetric('tunnelbyte_netstack_relays{kind="tcp"}')), 'no netstack figures on the TUN exit');
   });
 
   test('the control plane stopped: the tunnel keeps flowing and counting, also through a kill -9 and restart of the node; back: usage caught up', async () => {
@@ -142,6 +154,7 @@ describe('tunnelbyte serve --join: an exit node of tunnelbyte control', { skip: 
     await stopControl();
     assert.equal(fetchFile(client, FILE_BYTES, 20), FILE_BYTES, 'forwarding with the control plane down');
     await waitFor('the node counted it', () => (nodeCounted()!.rx >= before + FILE_BYTES ? true : null), 10_000, 250);
+    await waitFor('/metrics: the channel down and a report waiting', () => (nodeMetric('tunnelbyte_node_channel_connected') === 0 && nodeMetric('tunnelbyte_node_reports_pending') === 1 && nodeMetric('tunnelbyte_node_unreported_bytes') >= FILE_BYTES) || null, 10_000, 250);
     // The node dies and comes back while the control plane is still down: peers and pools come from its disk.
     const old = node!;
     const gone = new Promise((r) => old.once('exit', r));

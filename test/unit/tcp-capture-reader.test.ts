@@ -1,13 +1,13 @@
 // The capture reader the netstack interop test asserts with (test/support/pcap.ts, tcp-trace.ts),
 // checked on pcap files written here byte by byte: options, scaled windows, SACK blocks, and which
 // retransmissions re-sent bytes the receiver had acknowledged — so a broken reader cannot make the
-// interop test pass.
+// interop test pass. The UDP datagrams the QUIC test reads (udpDatagrams) likewise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tcpSegments } from '../support/pcap.js';
+import { tcpSegments, udpDatagrams } from '../support/pcap.js';
 import { highestSent, largestScaledWindow, retransmissionReport, sackAcks, traceConnection } from '../support/tcp-trace.js';
 
 const C = '192.0.2.2';
@@ -61,6 +61,10 @@ function packet(s: Seg): Buffer {
 
 /** A little-endian µs pcap of RAW packets, each captured to at most `snap` bytes. */
 function pcap(segs: Seg[], snap = 96): Buffer {
+  return pcapOf(segs.map((s) => ({ t: s.t, bytes: packet(s) })), snap);
+}
+
+function pcapOf(packets: { t: number; bytes: Buffer }[], snap: number): Buffer {
   const head = Buffer.alloc(24);
   head.writeUInt32LE(0xa1b2c3d4, 0);
   head.writeUInt16LE(2, 4);
@@ -68,11 +72,10 @@ function pcap(segs: Seg[], snap = 96): Buffer {
   head.writeUInt32LE(snap, 16);
   head.writeUInt32LE(101, 20);
   const parts: Buffer[] = [head];
-  for (const s of segs) {
-    const p = packet(s);
+  for (const { t, bytes: p } of packets) {
     const rec = Buffer.alloc(16);
-    rec.writeUInt32LE(1_700_000_000 + Math.floor(s.t), 0);
-    rec.writeUInt32LE(Math.round((s.t % 1) * 1e6), 4);
+    rec.writeUInt32LE(1_700_000_000 + Math.floor(t), 0);
+    rec.writeUInt32LE(Math.round((t % 1) * 1e6), 4);
     rec.writeUInt32LE(Math.min(snap, p.length), 8);
     rec.writeUInt32LE(p.length, 12);
     parts.push(rec, p.subarray(0, snap));
@@ -153,4 +156,31 @@ test('tcp-trace: scaled windows, SACK ACKs, and needless retransmissions told fr
     // Without the timeout, the same re-sending is needless too.
     assert.equal(retransmissionReport(t, true, []).needlessBytes, 2 * MSS);
   });
+});
+
+test('UDP datagrams: IPv4 and IPv6 addresses, ports and payload length from the IP header (captured short), TCP left out', () => {
+  const udp = (sport: number, dport: number, len: number): Buffer => {
+    const h = Buffer.alloc(8 + len);
+    h.writeUInt16BE(sport, 0);
+    h.writeUInt16BE(dport, 2);
+    h.writeUInt16BE(8 + len, 4);
+    return h;
+  };
+  const v4 = Buffer.concat([Buffer.from('450000000000000040110000cb007102cb007101', 'hex'), udp(41000, 4433, 1200)]);
+  v4.writeUInt16BE(v4.length, 2);
+  const v6 = Buffer.concat([Buffer.from('6000000000001140' + '20010db800ff00000000000000000001' + '20010db800ff00000000000000000002', 'hex'), udp(4433, 52000, 1350)]);
+  v6.writeUInt16BE(8 + 1350, 4);
+  const tcp = packet({ t: 0, fromClient: true, seq: 1, ack: 0, flags: SYN, window: 1000, len: 0 });
+  const dir = mkdtempSync(join(tmpdir(), 'tb-pcap-'));
+  try {
+    const file = join(dir, 'u.pcap');
+    writeFileSync(file, pcapOf([{ t: 1.25, bytes: v4 }, { t: 2, bytes: tcp }, { t: 4.5, bytes: v6 }], 96));
+    const got = udpDatagrams(file).map((d) => ({ ...d, time: Math.round((d.time - 1_700_000_000) * 1000) / 1000 }));
+    assert.deepEqual(got, [
+      { time: 1.25, src: '203.0.113.2', dst: '203.0.113.1', sport: 41000, dport: 4433, len: 1200 },
+      { time: 4.5, src: '2001:db8:ff::1', dst: '2001:db8:ff::2', sport: 4433, dport: 52000, len: 1350 },
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -73,6 +73,25 @@ test('RACK: a retransmission sent before a later-SACKed segment is lost too (los
   assert.equal(log.firstLost(end), 1000);
 });
 
+test('RACK: a D-SACK widens reo_wnd by min_RTT/4 once per round trip, for 16 recoveries (§6.2 step 4)', () => {
+  const { log, rack } = threeSent();
+  log.sack(1000 + 2 * MSS, 1000 + 3 * MSS, 12, rack);
+  assert.equal(rack.reoWnd(false, 1, 100), 2.5);
+  assert.equal(rack.reoWnd(true, 1, 100), 0, 'no reordering seen yet: 0 in recovery');
+  rack.onDsack(1000, 1000 + 3 * MSS);
+  assert.ok(rack.reorderingSeen, 'a needless retransmission means reordering');
+  assert.equal(rack.reoWnd(true, 1, 100), 5);
+  rack.onDsack(1000 + MSS, 1000 + 4 * MSS);
+  assert.equal(rack.reoWnd(false, 1, 100), 5, 'a second D-SACK in the same round trip changes nothing');
+  rack.onDsack(1000 + 3 * MSS, 1000 + 5 * MSS);
+  assert.equal(rack.reoWnd(false, 1, 100), 7.5);
+  assert.equal(rack.reoWnd(false, 1, 6), 6, 'never wider than SRTT');
+  for (let i = 0; i < 15; i++) rack.onRecoveryEnd();
+  assert.equal(rack.reoWnd(false, 1, 100), 7.5);
+  rack.onRecoveryEnd();
+  assert.equal(rack.reoWnd(false, 1, 100), 2.5, 'back to min_RTT/4 after 16 recoveries without a D-SACK');
+});
+
 test('TLP: PTO is 2·SRTT, plus the worst-case delayed ACK for a single segment, never past the RTO (§7.2)', () => {
   assert.equal(probeTimeout(true, 20, 10 * MSS, MSS, 1000), 40);
   assert.equal(probeTimeout(true, 20, MSS, MSS, 1000), 40 + WC_DEL_ACK_T);

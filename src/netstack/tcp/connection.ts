@@ -612,6 +612,7 @@ export class TcpConnection {
         if (this.board.add(left, right, seqGt(ack, this.sndUna) ? ack : this.sndUna, this.sndMax)) newlySacked = true;
         if (b > 0 || !dsack) this.sent.sack(left, right, now, this.rack);
       }
+      if (dsack) this.rack.onDsack(this.sndUna, this.sndMax);
     }
     if (seqLt(ack, this.sndUna)) return true; // an old ACK: ignore it, keep the segment's text
 
@@ -671,6 +672,7 @@ export class TcpConnection {
       if (seqGe(ack, cc.recover)) {
         cc.exitRecovery(seqDiff(this.sndMax, ack));
         this.rexmitQuota = 0;
+        if (this.sackOk) this.rack.onRecoveryEnd();
       } else if (!this.sackOk) {
         // RFC 6582 §3.2 step 5: partial ACK — retransmit the first unacknowledged segment. (With SACK the pipe
         // decides what goes, RFC 6675 §5, and RACK what is lost: a retransmission is sent again only once RACK

@@ -11,10 +11,8 @@
  * the reordering and probe deadlines beside its RTO, which the stack's
  * scheduler runs) and the records (sent-segments.ts).
  *
- * Not done: reo_wnd adaptation from D-SACK (§6.2 step 4 "reo_wnd_mult" stays
- * 1: D-SACK is read only to settle a probe, §7.4.2) and the TCP timestamp
- * option's help against spurious retransmissions (§6.2 step 2 ts_echo check;
- * the netstack does not send timestamps).
+ * Not done: the TCP timestamp option's help against spurious retransmissions
+ * (§6.2 step 2 ts_echo check; the netstack does not send timestamps).
  */
 import { seqGt, seqLt } from './seq.js';
 import type { DeliverySink, SentSegments } from './sent-segments.js';
@@ -25,6 +23,8 @@ const DUP_THRESH = 3;
 export const WC_DEL_ACK_T = 200;
 /** §7.2: PTO before any RTT sample. */
 const PTO_WITHOUT_SRTT = 1000;
+/** §6.2 step 4: recoveries a widened reordering window outlives without a further D-SACK. */
+const REO_WND_PERSIST = 16;
 
 export class Rack implements DeliverySink {
   /** RACK.xmit_ts / RACK.end_seq: the most recently sent segment delivered so far (-1: none yet). */
@@ -41,6 +41,11 @@ export class Rack implements DeliverySink {
   reorderingSeen = false;
   /** Segments marked lost by detect(). */
   marked = 0;
+  /** §6.2 step 4: RACK.reo_wnd_mult, RACK.reo_wnd_persist, and RACK.dsack_round (valid when dsackRoundSet). */
+  reoWndMult = 1;
+  private reoWndPersist = 0;
+  private dsackRound = 0;
+  private dsackRoundSet = false;
 
   /** §6.2 step 2 (and 3): a segment was newly cumulatively ACKed or SACKed. */
   delivered(xmitTs: number, endSeq: number, retransmitted: boolean, now: number): void {
@@ -72,8 +77,27 @@ export class Rack implements DeliverySink {
    */
   reoWnd(inRecovery: boolean, segsSacked: number, srtt: number): number {
     if (!this.reorderingSeen && (inRecovery || segsSacked >= DUP_THRESH)) return 0;
-    const w = this.minRtt === Infinity ? 0 : this.minRtt / 4;
+    const w = this.minRtt === Infinity ? 0 : (this.minRtt / 4) * this.reoWndMult;
     return Math.min(w, srtt);
+  }
+
+  /**
+   * §6.2 step 4: a D-SACK says a retransmission was needless — the original only came late — so the reordering
+   * window widens by a quarter min_RTT, once per round trip (until SND.UNA passes what was outstanding at the
+   * last widening), and reordering counts as seen (Linux's tcp_check_sack_reordering does the same).
+   */
+  onDsack(una: number, sndMax: number): void {
+    this.reorderingSeen = true;
+    if (this.dsackRoundSet && seqLt(una, this.dsackRound)) return;
+    this.reoWndMult++;
+    this.dsackRound = sndMax;
+    this.dsackRoundSet = true;
+    this.reoWndPersist = REO_WND_PERSIST;
+  }
+
+  /** §6.2 step 4: a loss recovery ended; after REO_WND_PERSIST of them with no D-SACK the window is back to 1×. */
+  onRecoveryEnd(): void {
+    if (this.reoWndPersist > 0 && --this.reoWndPersist === 0) this.reoWndMult = 1;
   }
 
   /**

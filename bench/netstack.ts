@@ -8,18 +8,27 @@
  * would have to be spoken by the netstack side too; it only counts or sends
  * zeros, so the measured path is netstack ⇄ WireGuard ⇄ Linux TCP.
  *
+ * With `lossPercent` (`--netstack-loss`), the same flows run with that loss
+ * both ways on the namespace's loopback, where the tunnel's UDP and
+ * wireguard-go's meet (test/support/nft-impair.ts, the privileged test's
+ * impairment), and the rows say what the sender's loss recovery did
+ * (RACK-TLP, src/netstack/tcp/rack.ts): timeouts, segments RACK marked lost,
+ * tail loss probes. The idle-connection memory is measured only without loss.
+ *
  * Needs root (namespace, and the UDP socket opened inside it); the netstack
  * itself runs unprivileged code only.
  */
 import { Netns } from '../test/support/netns.js';
 import { startKernelPeer } from '../test/support/kernel-peer-run.js';
 import { configure, genKeys, ifname, keyDir, startInterface } from '../test/support/wg.js';
+import { impairKernelLink } from '../test/support/nft-impair.js';
 import { openLinuxUdpBind } from '../src/io/linux/udp.js';
 import { Tunnel } from '../src/userspace/index.js';
 import type { Row } from './in-process.js';
 import { median } from './stats.js';
 
-export async function benchNetstack(opts: { rounds: number; seconds: number; idleConnections: number }): Promise<{ rows: Row[]; samples: Record<string, number[]> }> {
+export async function benchNetstack(opts: { rounds: number; seconds: number; idleConnections: number; lossPercent?: number }): Promise<{ rows: Row[]; samples: Record<string, number[]> }> {
+  const loss = opts.lossPercent ?? 0;
   const ns = Netns.create('nsb');
   const keys = keyDir();
   let tunnel: Tunnel | null = null;
@@ -32,25 +41,31 @@ export async function benchNetstack(opts: { rounds: number; seconds: number; idl
     ns.run('wg', ['set', IF, 'peer', kb.pub, 'allowed-ips', '192.0.2.2/32']);
     tunnel = await Tunnel.start({
       config: `[Interface]\nPrivateKey = ${kb.priv}\nAddress = 192.0.2.2/32\nMTU = 1420\n[Peer]\nPublicKey = ${ka.pub}\nEndpoint = 127.0.0.1:51820\nAllowedIPs = 192.0.2.0/24\n`,
-      bind: openLinuxUdpBind({ netns: ns.name }),
+      // Under loss each datagram must meet the nft rule on its own: no GSO batch crossing lo as one packet.
+      bind: openLinuxUdpBind({ netns: ns.name, ...(loss > 0 ? { gso: false } : {}) }),
       tcp: { sendBuffer: 4 << 20, receiveBuffer: 4 << 20 },
     });
     const t = tunnel;
     let port = 9000;
     // Memory per idle connection first, before the flows leave garbage: heap + external growth over N idle connections.
-    const k = await startKernelPeer(ns, 'hold', '192.0.2.1', ++port);
-    const gc = (globalThis as { gc?: () => void }).gc;
-    gc?.();
-    const m0 = process.memoryUsage();
-    const socks = [];
-    for (let i = 0; i < opts.idleConnections; i++) socks.push(t.connect(port, '192.0.2.1'));
-    await Promise.all(socks.map((s) => new Promise((res, rej) => (s.once('connect', res), s.once('error', rej)))));
-    await new Promise((r) => setTimeout(r, 500));
-    gc?.();
-    const m1 = process.memoryUsage();
-    const perConn = (m1.heapUsed + m1.external - (m0.heapUsed + m0.external)) / opts.idleConnections;
-    for (const s of socks) s.destroy();
-    k.proc.kill();
+    let perConn = NaN;
+    if (loss === 0) {
+      const k = await startKernelPeer(ns, 'hold', '192.0.2.1', ++port);
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      const m0 = process.memoryUsage();
+      const socks = [];
+      for (let i = 0; i < opts.idleConnections; i++) socks.push(t.connect(port, '192.0.2.1'));
+      await Promise.all(socks.map((s) => new Promise((res, rej) => (s.once('connect', res), s.once('error', rej)))));
+      await new Promise((r) => setTimeout(r, 500));
+      gc?.();
+      const m1 = process.memoryUsage();
+      perConn = (m1.heapUsed + m1.external - (m0.heapUsed + m0.external)) / opts.idleConnections;
+      for (const s of socks) s.destroy();
+      k.proc.kill();
+    } else {
+      impairKernelLink(ns, 51820, { lossPercent: loss });
+    }
     const up: number[] = [];
     const down: number[] = [];
     for (let r = 0; r < opts.rounds; r++) {
@@ -86,6 +101,20 @@ export async function benchNetstack(opts: { rounds: number; seconds: number; idl
       }
     }
     const stats = t.stack.tcpStats();
+    if (loss > 0) {
+      const at = ` at ${loss} % loss both ways`;
+      const note = `median of ${opts.rounds} × ${opts.seconds} s, one connection, nftables loss on the UDP both ways`;
+      return {
+        rows: [
+          { name: `netstack TCP upload${at}`, value: median(up), unit: 'Mbit/s', note },
+          { name: `netstack TCP download${at}`, value: median(down), unit: 'Mbit/s', note },
+          { name: `netstack retransmission timeouts${at}`, value: stats.timeouts, unit: 'timeouts', note: 'both directions\' flows, the netstack as sender in the uploads' },
+          { name: `netstack segments RACK marked lost${at}`, value: stats.rackLost, unit: 'segments' },
+          { name: `netstack tail loss probes${at}`, value: stats.tailLossProbes, unit: 'probes' },
+        ],
+        samples: { up, down },
+      };
+    }
     return {
       rows: [
         { name: 'netstack TCP upload (netstack → wireguard-go → Linux)', value: median(up), unit: 'Mbit/s', note: `median of ${opts.rounds} × ${opts.seconds} s, one connection` },

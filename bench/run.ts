@@ -16,6 +16,8 @@
  * `--fleet` adds `tunnelbyte control` under 1,000 nodes' heartbeats and usage reports (bench/fleet.ts;
  * `--fleet-nodes N`, `--fleet-sessions N`, `--fleet-seconds S`); no root needed. `--fleet-e2e` (root) adds
  * the time from a session created through the API to a joined node answering its handshake (bench/fleet-e2e.ts).
+ * `--netstack-loss` runs that flow again at 1 % and at 5 % loss both ways (nftables on the namespace's
+ * loopback), with the sender's timeouts, RACK losses and tail loss probes (bench/netstack.ts).
  * `--netstack-exit` compares `serve --netstack` with the TUN exit in the same run: iperf3 both ways,
  * connections per second, a QUIC download (ngtcp2's example client and server) and memory per relayed
  * connection through each (bench/netstack-exit.ts).
@@ -33,6 +35,7 @@ const floodMany = process.argv.includes('--flood-many');
 const flood = process.argv.includes('--flood') || floodMany;
 const fuzz = process.argv.includes('--fuzz');
 const netstack = process.argv.includes('--netstack');
+const netstackLoss = process.argv.includes('--netstack-loss');
 const proxy = process.argv.includes('--proxy');
 const fleet = process.argv.includes('--fleet');
 const fleetE2e = process.argv.includes('--fleet-e2e');
@@ -91,6 +94,19 @@ if (netstack) {
   const r = await benchNetstack({ rounds, seconds, idleConnections: smoke ? 50 : 500 });
   rows.push(...r.rows);
   details.netstack = { rounds, seconds, samples: r.samples };
+}
+
+if (netstackLoss) {
+  // bench/netstack.ts with loss: the same flow at 1 % and 5 % loss both ways (root: namespace and nftables in it).
+  if (process.getuid?.() !== 0) throw new Error('--netstack-loss needs root (it creates a network namespace)');
+  const { benchNetstack } = await import('./netstack.js');
+  const samples: Record<string, Record<string, number[]>> = {};
+  for (const lossPercent of [1, 5]) {
+    const r = await benchNetstack({ rounds, seconds, idleConnections: 0, lossPercent });
+    rows.push(...r.rows);
+    samples[`${lossPercent}%`] = r.samples;
+  }
+  details.netstackLoss = { rounds, seconds, samples };
 }
 
 if (proxy) {

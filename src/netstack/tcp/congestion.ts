@@ -1,9 +1,10 @@
 /**
  * Congestion control: NewReno (RFC 5681 §3, RFC 6582). Slow start below
  * ssthresh, congestion avoidance above it with appropriate byte counting
- * (RFC 3465, L = 2 SMSS), fast retransmit on the third duplicate ACK and
- * fast recovery that stays in recovery across partial ACKs until everything
- * outstanding at its start is acknowledged. Bytes throughout.
+ * (RFC 3465, L = 2 SMSS), and one reduction per loss event: recovery starts
+ * on the third duplicate ACK without SACK, or when RACK marks a segment lost
+ * with it (RFC 8985 §7), and stays until everything outstanding at its start
+ * is acknowledged. Bytes throughout.
  */
 import { seqGe } from './seq.js';
 

@@ -4,20 +4,24 @@
  *
  * Receive path (segment()): acceptability test (§3.10.7.4), RST checks with
  * RFC 5961 challenge ACKs, the ACK field (SND.UNA, the send window, RTT
- * samples, SACK scoreboard, NewReno), segment text into the reassembly ring,
+ * samples, SACK scoreboard and per-segment records, RACK-TLP loss detection,
+ * NewReno), segment text into the reassembly ring,
  * FIN. Nothing is sent from inside: the connection marks what it owes (an
  * ACK, data the window now allows) and the stack calls output() once per
  * connection at the end of the batch, so a batch of 64 data segments costs
  * one ACK and ACKs that open the window send full bursts.
  *
- * Send path (output()): retransmissions chosen by the SACK scoreboard during
- * fast recovery first, then new data limited by the peer's window, cwnd and
- * Nagle, a FIN after the last byte, then a pure ACK if one is still owed.
+ * Send path (output()): retransmissions first — with SACK the segments RACK
+ * marked lost, within cwnd - pipe (RFC 6675 §5); without, SND.UNA once per
+ * partial ACK (RFC 6582) — then new data limited by the peer's window, cwnd
+ * (or the pipe in a SACK recovery) and Nagle, a FIN after the last byte, then
+ * a pure ACK if one is still owed.
  * Segments are written straight into the stack's output batch: the payload
  * is copied once from the send ring, no objects are created per segment.
  *
  * Timers are deadlines the stack's tick() compares with its clock: the
- * retransmission timer (also SYN, SYN-ACK and the zero-window probe), the
+ * retransmission timer (also SYN, SYN-ACK and the zero-window probe), RACK's
+ * reordering timer and the tail-loss probe timeout (RFC 8985 §6.3, §7.2), the
  * delayed ACK, keepalive, and TIME-WAIT / FIN-WAIT-2.
  *
  * Application events are raised after output, never while a segment is being
@@ -103,7 +107,7 @@ export class TcpStats {
   timeouts = 0;
   sackBlocksIn = 0;
   sackBlocksOut = 0;
-  /** Retransmissions chosen from SACK holes (data the receiver had not reported). */
+  /** Retransmissions of segments RACK marked lost (with SACK: data the receiver had not reported). */
   sackRetransmits = 0;
   /** Segments RACK judged lost (RFC 8985 §6.2). */
   rackLost = 0;

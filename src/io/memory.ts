@@ -6,12 +6,46 @@
  * Delivery is asynchronous (a macrotask per destination), like a real
  * socket, so a device is never re-entered from inside its own send. Packets
  * are copied on send, since the sender reuses its batch.
+ *
+ * Every batch is handed over with deliverAndPoison: a batch belongs to the
+ * callee only for the call (types.ts), and Buffer#slice/subarray are views,
+ * so a consumer that kept a view instead of a copy (a connection's
+ * addresses, a flow's client, a queued message) reads garbage at once — not
+ * only when a later packet happens to land in the same slot.
  */
 import { PacketBatch } from './batch.js';
 import { decodeEndpoint, encodeEndpoint, ENDPOINT_SIZE, formatEndpoint, type Endpoint } from './endpoint.js';
 import type { TunDevice, UdpBind } from './types.js';
 
 const SLOT = 65536 + 128;
+/** Bytes past a packet's end a consumer may write while it holds the batch (the device's padding and tag when it seals in place). */
+const POISON_MARGIN = 64;
+
+let poisonRound = 0;
+
+/**
+ * Hands `batch` to `consume`, then overwrites what the consumer was given —
+ * the packets' slots up to the furthest packet end (plus a margin, since a
+ * consumer may move packets within the batch) and their endpoint records —
+ * with garbage: a byte that changes on every call, so views kept from two
+ * deliveries do not even agree with each other. For producers in tests (the
+ * in-memory adapters here, test/support's links); the cost is one fill of
+ * about what the producer copied in.
+ */
+export function deliverAndPoison(batch: PacketBatch, consume: (b: PacketBatch) => void): void {
+  const n = batch.count;
+  let extent = 0;
+  for (let i = 0; i < n; i++) extent = Math.max(extent, batch.offsets[i]! + batch.lengths[i]!);
+  extent = Math.min(batch.slotSize, extent + POISON_MARGIN);
+  try {
+    consume(batch);
+  } finally {
+    poisonRound = (poisonRound + 1) % 255;
+    const garbage = 0xa5 ^ (poisonRound + 1);
+    for (let i = 0; i < n; i++) batch.data.fill(garbage, i * batch.slotSize, i * batch.slotSize + extent);
+    batch.endpoints.fill(garbage, 0, n * ENDPOINT_SIZE);
+  }
+}
 
 interface Datagram {
   data: Uint8Array;
@@ -136,7 +170,7 @@ export class MemoryUdpBind implements UdpBind {
       b.data.set(d.data, i * b.slotSize + this.headroom);
       b.endpoints.set(d.from, i * ENDPOINT_SIZE);
     }
-    if (b.count > 0) this.onBatch(b);
+    if (b.count > 0) deliverAndPoison(b, this.onBatch);
     this.schedule();
   }
 
@@ -214,7 +248,7 @@ export class MemoryTun implements TunDevice {
         b.lengths[i] = p.length;
         b.data.set(p, i * b.slotSize + this.headroom);
       }
-      if (b.count > 0) this.onBatch(b);
+      if (b.count > 0) deliverAndPoison(b, this.onBatch);
       this.schedule();
     });
   }

@@ -163,6 +163,7 @@ export function writeMessage1(st: SymmetricState, dh: X25519, keys: InitiatorKey
   return out;
 }
 
+/** What a responder read from message 1: copies, never views of the message (its buffer is reused). */
 export interface Message1Read {
   remoteEphemeral: Uint8Array;
   remoteStatic: Uint8Array;
@@ -183,7 +184,8 @@ export function readMessage1(
 ): Message1Read | null {
   const payloadLen = msg.length - (DH_LEN + DH_LEN + TAG_LEN + TAG_LEN);
   if (payloadLen < 0) return null;
-  const re = msg.slice(0, DH_LEN);
+  // A copy whatever msg is: it is returned, and a Buffer's slice() would be a view of the caller's (reused) batch.
+  const re = new Uint8Array(msg.subarray(0, DH_LEN));
   st.mixHash(re);
   st.mixKey(re);
   const es = dh.sharedSecret(staticPrivate, re);
@@ -244,7 +246,7 @@ export interface InitiatorReadKeys {
 /** Reads message 2 as the initiator; returns the payload or null. */
 export function readMessage2(st: SymmetricState, dh: X25519, keys: InitiatorReadKeys, msg: Uint8Array): { remoteEphemeral: Uint8Array; payload: Uint8Array } | null {
   if (msg.length < DH_LEN + TAG_LEN) return null;
-  const re = msg.slice(0, DH_LEN);
+  const re = new Uint8Array(msg.subarray(0, DH_LEN)); // a copy, as in readMessage1
   st.mixHash(re);
   st.mixKey(re);
   const ee = dh.sharedSecret(keys.ephemeralPrivate, re);

@@ -26,6 +26,7 @@ import { defaultBackend, type CryptoBackend } from '../../src/crypto/backend.js'
 import { nodeX25519 } from '../../src/crypto/x25519.js';
 import { hash } from '../../src/crypto/blake2s.js';
 import { PacketBatch } from '../../src/io/batch.js';
+import { deliverAndPoison } from '../../src/io/memory.js';
 import { encodeEndpoint, ENDPOINT_SIZE } from '../../src/io/endpoint.js';
 import { parseIPv4 } from '../../src/io/ip-address.js';
 import { LABEL_COOKIE, TRANSPORT_HEADER_LEN } from '../../src/protocol/constants.js';
@@ -132,7 +133,8 @@ export class ExitRig {
       b.data.set(m, i * b.slotSize);
       b.endpoints.set(src, i * ENDPOINT_SIZE);
     }
-    to.receiveFromNetwork(b);
+    // Poisoned before the queue is drained: a queued handshake must be a copy, not a view of the batch.
+    deliverAndPoison(b, (x) => to.receiveFromNetwork(x));
     to.processHandshakes(Infinity);
   }
 
@@ -146,7 +148,7 @@ export class ExitRig {
       b.data.set(p, i * b.slotSize + TRANSPORT_HEADER_LEN);
     }
     this.clientOut = [];
-    this.client.receiveFromTun(b);
+    deliverAndPoison(b, (x) => this.client.receiveFromTun(x));
     return this.clientOut.map(([m]) => m);
   }
 
@@ -385,7 +387,7 @@ export function runDatagramFuzz(opts: FuzzOptions): FuzzResult {
       fuzzed++;
     }
     try {
-      rig.exit.receiveFromNetwork(batch);
+      deliverAndPoison(batch, (b) => rig.exit.receiveFromNetwork(b));
       if (++calls % drainEvery === 0) {
         rig.exit.processHandshakes(Infinity);
         checkOutput();

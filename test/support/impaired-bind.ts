@@ -8,6 +8,7 @@
  * delivered later in batches of their own.
  */
 import { PacketBatch } from '../../src/io/batch.js';
+import { deliverAndPoison } from '../../src/io/memory.js';
 import { ENDPOINT_SIZE } from '../../src/io/endpoint.js';
 import type { UdpBind } from '../../src/io/types.js';
 
@@ -89,7 +90,9 @@ export class ImpairedBind implements UdpBind {
       b.data.set(it.data, i * b.slotSize + b.offsets[i]!);
       b.endpoints.set(it.ep, i * ENDPOINT_SIZE);
     }
-    if (dir === 'in') this.onBatch?.(b);
-    else this.inner.send(b);
+    // A batch of its own each time, so a kept view would stay intact: poisoned after the device's call instead.
+    if (dir === 'in') {
+      if (this.onBatch) deliverAndPoison(b, this.onBatch);
+    } else this.inner.send(b);
   }
 }

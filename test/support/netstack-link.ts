@@ -4,8 +4,15 @@
  * arrives when the simulated time reaches it. run() advances time event by
  * event (packet arrivals and the stacks' own deadlines), so a test of minutes
  * of TCP timers takes milliseconds and is deterministic for a given seed.
+ *
+ * Both batches are reused, as the device's are, and poisoned after each use
+ * (deliverAndPoison, io/memory.ts): the input batch once the stack's input()
+ * returns, the stack's output batch once the wire has copied its packets. A
+ * stack, forwarder or relay that keeps a view into either (Buffer#slice is a
+ * view) reads garbage at once.
  */
 import { PacketBatch } from '../../src/io/batch.js';
+import { deliverAndPoison } from '../../src/io/memory.js';
 import type { PacketSink } from '../../src/netstack/output.js';
 import { Stack, type StackOptions } from '../../src/netstack/stack.js';
 import type { Random } from '../../src/protocol/random.js';
@@ -64,7 +71,11 @@ class Wire implements PacketSink {
     return this.batch;
   }
 
-  submit(b: PacketBatch): void {
+  submit(batch: PacketBatch): void {
+    deliverAndPoison(batch, (b) => this.take(b));
+  }
+
+  private take(b: PacketBatch): void {
     const r = this.link.rng;
     const f = this.faults;
     for (let i = 0; i < b.count; i++) {
@@ -160,7 +171,7 @@ export class Link {
         b.lengths[i] = p.pkt.length;
         b.data.set(p.pkt, i * b.slotSize);
       }
-      to.input(b);
+      deliverAndPoison(b, (x) => to.input(x));
     }
   }
 
@@ -171,7 +182,7 @@ export class Link {
     b.offsets[0] = 0;
     b.lengths[0] = pkt.length;
     b.data.set(pkt, 0);
-    to.input(b);
+    deliverAndPoison(b, (x) => to.input(x));
   }
 }
 

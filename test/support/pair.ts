@@ -12,6 +12,7 @@ import { MemoryNetwork, MemoryTun, type MemoryUdpBind } from '../../src/io/memor
 import { encodeEndpoint } from '../../src/io/endpoint.js';
 import { parseIPv4, parseIPv6 } from '../../src/io/ip-address.js';
 import { PacketBatch } from '../../src/io/batch.js';
+import { deliverAndPoison } from '../../src/io/memory.js';
 import type { DeviceOptions } from '../../src/device/device.js';
 
 export interface Side {
@@ -82,5 +83,5 @@ export function deliver(side: Side, bytes: Uint8Array, from: { address: string; 
   batch.lengths[0] = bytes.length;
   batch.data.set(bytes, 0);
   encodeEndpoint({ family: from.address.includes(':') ? 6 : 4, ...from }, batch.endpoints);
-  side.rt.device.receiveFromNetwork(batch);
+  deliverAndPoison(batch, (b) => side.rt.device.receiveFromNetwork(b));
 }

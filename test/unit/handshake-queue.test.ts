@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { defaultBackend, type CryptoBackend } from '../../src/crypto/backend.js';
 import { PacketBatch, SHED_QUEUE_FULL, SHED_TOO_SHORT } from '../../src/io/batch.js';
 import { encodeEndpoint, ENDPOINT_SIZE } from '../../src/io/endpoint.js';
+import { deliverAndPoison } from '../../src/io/memory.js';
+import type { Device } from '../../src/device/device.js';
 import { HANDSHAKE_QUEUE_FRESH_RESERVE, HANDSHAKE_QUEUE_SIZE, HANDSHAKE_QUEUE_SOURCE_BURST, HANDSHAKES_PER_BATCH, HandshakeQueue } from '../../src/device/handshake-queue.js';
 import { HANDSHAKE_RATE_BURST } from '../../src/protocol/constants.js';
 import { ExitRig } from '../support/datagram-fuzz.js';
@@ -49,6 +51,11 @@ function countingBackend(): { crypto: CryptoBackend; macs: () => number } {
   return { crypto: { ...base, blake2s }, macs: () => n };
 }
 
+/** A batch into a device's receive path, poisoned once the call returns: what the queue kept must be its own copy. */
+function receive(device: Device, batch: PacketBatch): void {
+  deliverAndPoison(batch, (b) => device.receiveFromNetwork(b));
+}
+
 function batchOf(msgs: { bytes: Uint8Array; src: Uint8Array }[]): PacketBatch {
   const b = new PacketBatch(msgs.length, 2048);
   for (const m of msgs) {
@@ -85,7 +92,7 @@ test('a batch of flood and data: the data reaches the TUN, handshake work is bou
   rig.tunWrites = 0;
   const drops0 = { ...rig.exit.drops };
   const macs0 = macs();
-  rig.exit.receiveFromNetwork(batch);
+  receive(rig.exit, batch);
 
   assert.equal(rig.tunWrites, 20, 'every data packet of the batch was written to the TUN');
   assert.equal(rig.exit.accepted.data >= 20, true);
@@ -111,7 +118,7 @@ test('one address cannot fill the queue: past its burst it is shed, another addr
   msgs.push({ bytes: rig.floodInitiation(rng), src: source(2) });
   const drops0 = { ...rig.exit.drops };
   const macs0 = macs();
-  rig.exit.receiveFromNetwork(batchOf(msgs));
+  receive(rig.exit, batchOf(msgs));
   assert.equal(rig.exit.drops['handshake-source-limited'] - drops0['handshake-source-limited'], 300 - HANDSHAKE_QUEUE_SOURCE_BURST);
   assert.ok(macs() - macs0 <= 4 * HANDSHAKES_PER_BATCH);
   assert.equal(rig.exit.handshakeBacklog + HANDSHAKES_PER_BATCH, HANDSHAKE_QUEUE_SOURCE_BURST + 1, 'the burst of the first address and the second address were queued');
@@ -122,7 +129,7 @@ test('a flood from many addresses fills the queue and turns cookies on; a new cl
   const rng = new Rng(9);
   const flood = (n: number, from: number) => batchOf(Array.from({ length: n }, (_, i) => ({ bytes: rig.floodInitiation(rng), src: source(from + i) })));
   // 2000 addresses at once: each within its share, together more than the queue holds.
-  rig.exit.receiveFromNetwork(flood(2000, 0));
+  receive(rig.exit, flood(2000, 0));
   assert.ok(rig.exit.handshakeBacklog >= HANDSHAKE_QUEUE_SIZE / 8, 'the queue is filling');
 
   // The client's first initiation arrives behind the flood.
@@ -130,7 +137,7 @@ test('a flood from many addresses fills the queue and turns cookies on; a new cl
   rig.seal([ipv4Udp('10.64.0.2', '203.0.113.9', text('hello'))]);
   const first = rig.clientOut.find(([m]) => m[0] === 1)![0];
   rig.exitOut = [];
-  rig.exit.receiveFromNetwork(batchOf([{ bytes: first, src: rig.clientEp }]));
+  receive(rig.exit, batchOf([{ bytes: first, src: rig.clientEp }]));
   while (rig.exit.processHandshakes(64) > 0);
   const toClient = rig.exitOut.filter(([, dst]) => Buffer.compare(dst, rig.clientEp) === 0).map(([m]) => m);
   assert.equal(toClient.length, 1);
@@ -138,24 +145,24 @@ test('a flood from many addresses fills the queue and turns cookies on; a new cl
 
   // The client takes the cookie; at its retransmission (REKEY_TIMEOUT + jitter) the initiation carries mac2.
   rig.clientOut = [];
-  rig.client.receiveFromNetwork(batchOf([{ bytes: toClient[0]!, src: rig.exitEp }]));
+  receive(rig.client, batchOf([{ bytes: toClient[0]!, src: rig.exitEp }]));
   rig.clock.advance(5_400);
-  rig.exit.receiveFromNetwork(flood(2000, 5000)); // the flood goes on: still under load
+  receive(rig.exit, flood(2000, 5000)); // the flood goes on: still under load
   rig.client.tick();
   const retry = rig.clientOut.find(([m]) => m[0] === 1);
   assert.ok(retry, 'the client retransmitted');
   assert.ok(retry[0].subarray(132).some((b) => b !== 0), 'with a mac2');
   rig.exitOut = [];
-  rig.exit.receiveFromNetwork(batchOf([{ bytes: retry[0], src: rig.clientEp }]));
+  receive(rig.exit, batchOf([{ bytes: retry[0], src: rig.clientEp }]));
   while (rig.exit.processHandshakes(64) > 0);
   const answer = rig.exitOut.filter(([, dst]) => Buffer.compare(dst, rig.clientEp) === 0).map(([m]) => m);
   assert.ok(rig.exitOut.filter(([m]) => m[0] === 3).length > 0, 'meanwhile the flood still got cookie replies: the exit was under load');
   assert.equal(answer.length, 1);
   assert.equal(answer[0]![0], 2, 'the retry with mac2 is answered with a handshake response');
   rig.clientOut = [];
-  rig.client.receiveFromNetwork(batchOf([{ bytes: answer[0]!, src: rig.exitEp }]));
+  receive(rig.client, batchOf([{ bytes: answer[0]!, src: rig.exitEp }]));
   rig.tunWrites = 0;
-  rig.exit.receiveFromNetwork(batchOf(rig.clientOut.map(([m]) => ({ bytes: m, src: rig.clientEp }))));
+  receive(rig.exit, batchOf(rig.clientOut.map(([m]) => ({ bytes: m, src: rig.clientEp }))));
   assert.equal(rig.tunWrites, 1, "the client's packet that waited for the handshake reached the exit's TUN");
 });
 
@@ -182,28 +189,28 @@ test('under load each source gets the whitepaper\'s share (20/s, burst 5), and t
   shedOnly.shed[SHED_TOO_SHORT] = 2;
   const drops0 = { ...rig.exit.drops };
   assert.equal(rig.exit.isUnderLoad(), false);
-  rig.exit.receiveFromNetwork(shedOnly);
+  receive(rig.exit, shedOnly);
   assert.equal(rig.exit.drops['handshake-queue-full'] - drops0['handshake-queue-full'], 5, 'what the bind shed is counted');
   assert.equal(rig.exit.drops['too-short'] - drops0['too-short'], 2);
   assert.deepEqual([...shedOnly.shed], [0, 0, 0, 0, 0], 'and taken');
   assert.ok(rig.exit.isUnderLoad(), 'the bind shed for want of room: under load');
 
   const limited0 = rig.exit.drops['handshake-source-limited'];
-  rig.exit.receiveFromNetwork(batchFrom(Array.from({ length: 20 }, () => source(77))));
+  receive(rig.exit, batchFrom(Array.from({ length: 20 }, () => source(77))));
   assert.equal(rig.exit.drops['handshake-source-limited'] - limited0, 20 - HANDSHAKE_RATE_BURST, 'one address: its burst of 5 under load, not 128');
   while (rig.exit.processHandshakes(100) > 0);
 
   // 600 initiations a second from 100 addresses (6/s each, within the share) for three seconds: the load lasts.
   for (let t = 0; t < 30; t++) {
     rig.clock.advance(100);
-    rig.exit.receiveFromNetwork(batchFrom(Array.from({ length: 60 }, (_, i) => source(1000 + ((t * 60 + i) % 100)))));
+    receive(rig.exit, batchFrom(Array.from({ length: 60 }, (_, i) => source(1000 + ((t * 60 + i) % 100)))));
     while (rig.exit.processHandshakes(100) > 0);
     assert.ok(rig.exit.isUnderLoad(), `still under load at ${(t + 1) * 100} ms`);
   }
   // Then 100/s: the load ends within the hold.
   for (let t = 0; t < 12; t++) {
     rig.clock.advance(100);
-    rig.exit.receiveFromNetwork(batchFrom(Array.from({ length: 10 }, (_, i) => source(1000 + i))));
+    receive(rig.exit, batchFrom(Array.from({ length: 10 }, (_, i) => source(1000 + i))));
     while (rig.exit.processHandshakes(100) > 0);
   }
   assert.equal(rig.exit.isUnderLoad(), false, 'the load ended once fewer than 512/s got in');

@@ -117,7 +117,8 @@ export interface ExitForwarderOptions {
   /**
    * Who a source address belongs to, as a key the per-client limits count by: the server gives the
    * WireGuard peer whose allowed IPs hold it (the device delivers only such packets). Without it, or
-   * when it answers null, the address itself is the client.
+   * when it answers null, the address itself is the client. `address` may be a view of the stack's
+   * reused input batch, valid during the call only: copy it to keep it.
    */
   clientOf?: (address: Uint8Array) => string | null;
   /** Opens the host connection (default net.connect; a test gives a socket that never connects). */

@@ -20,6 +20,15 @@ import { addrEquals } from '../../netstack/ip.js';
 /** Datagrams a new flow keeps while its socket connects (a QUIC client's first flight is a few); more are dropped as a full socket buffer would. */
 const CONNECT_QUEUE = 16;
 
+/**
+ * SO_RCVBUF of a flow's socket (bytes; the kernel caps it at net.core.rmem_max without CAP_NET_ADMIN, and
+ * doubles it for its bookkeeping). The kernel's default (net.core.rmem_default, 208 KiB) holds ~90 full
+ * datagrams: a download's burst that arrives while the exit's thread is busy sealing the previous one overflows
+ * it (RcvbufErrors in /proc/net/snmp) and QUIC backs off. 2 MiB is ~16 ms at 1 Gbit/s; the memory is taken
+ * only while datagrams wait.
+ */
+export const FLOW_RECV_BUFFER = 2 << 20;
+
 export class UdpFlow {
   next: UdpFlow | null = null;
   lastActive: number;
@@ -85,7 +94,7 @@ export class UdpFlows {
   /** A new flow for the datagram in `p` on a new host socket connected to its destination. */
   open(p: ForwardedPacket, clientKey: string, dstText: string): UdpFlow {
     const now = this.opts.clock.now();
-    const sock = createSocket({ type: p.version === 4 ? 'udp4' : 'udp6' });
+    const sock = createSocket({ type: p.version === 4 ? 'udp4' : 'udp6', recvBufferSize: FLOW_RECV_BUFFER });
     const flow = new UdpFlow(
       flowHash(p),
       // Copies: p.buf is the stack's reused input batch (a Buffer: slice() would be a view of it).

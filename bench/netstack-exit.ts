@@ -13,7 +13,8 @@
  * exit both ways (client→internet and -R), with the exit process's CPU time
  * per GB (bench/daemons.ts); short HTTP requests, each on a new connection,
  * for `seconds` with 32 at a time (bench/relay-client.ts cps): connections per
- * second through the exit; one QUIC download of `quicBytes` with ngtcp2's
+ * second through the exit; plain UDP both ways at a fixed offered rate (iperf3 -u -b 500M, 1,200-byte
+ * datagrams, QUIC's size): what was delivered and iperf3's loss %; one QUIC download of `quicBytes` with ngtcp2's
  * example client (gtlsclient: QUIC v1, TLS 1.3, one UDP flow through the
  * exit), timed from start to exit and checked for its length; and the exit
  * process's RSS growth over N idle relayed TCP connections, per connection (the TUN exit relays in the kernel:
@@ -45,6 +46,10 @@ const CLIENT = join(REPO_ROOT, 'dist/bench/relay-client.js');
 const API = 'http://198.51.100.1:8080';
 const CONCURRENCY = 32;
 const QUIC_PORT = 4433;
+/** The offered rate of the plain UDP runs (iperf3 -u -b): the issue's goal for the netstack exit. */
+const UDP_RATE_MBPS = 500;
+/** Their datagram payload: QUIC's usual 1,200 bytes, well inside the tunnel's MTU. */
+const UDP_LEN = 1200;
 
 type Exit = 'tun' | 'netstack';
 const LABEL: Record<Exit, string> = { tun: 'serve (TUN)', netstack: 'serve --netstack' };
@@ -54,11 +59,19 @@ interface Transfer {
   cpuPerGB: number;
 }
 
+/** An iperf3 -u run: delivered Mbit/s (offered × (1 − loss)) and the loss iperf3 reports. */
+interface UdpTransfer {
+  mbps: number;
+  lossPct: number;
+}
+
 interface Sample {
   exit: Exit;
   round: number;
   up: Transfer;
   down: Transfer;
+  udpUp: UdpTransfer;
+  udpDown: UdpTransfer;
   cps: number;
   cpsFailed: number;
   rssPerConnection: number;
@@ -104,6 +117,19 @@ async function iperf(w: World, exitPid: number, args: string[], seconds: number)
   }
 }
 
+/** One iperf3 -u run at UDP_RATE_MBPS from the client to the internet through the exit (with -R: back). */
+async function iperfUdp(w: World, args: string[], seconds: number): Promise<UdpTransfer> {
+  const srv = await startIperfServer(w.inet, '203.0.113.1', true);
+  try {
+    const out = JSON.parse(w.client.run('iperf3', ['-c', '203.0.113.1', '-u', '-b', `${UDP_RATE_MBPS}M`, '-l', String(UDP_LEN), '-t', String(seconds), '-J', ...args], { timeoutMs: (seconds + 60) * 1000 }));
+    // end.sum: the sender's rate and the receiver's count of lost datagrams (iperf3 carries it back either way).
+    const sum = out.end.sum as { bits_per_second: number; lost_percent: number };
+    return { mbps: (sum.bits_per_second / 1e6) * (1 - sum.lost_percent / 100), lossPct: sum.lost_percent };
+  } finally {
+    await stopIperfServer(srv);
+  }
+}
+
 const rssBytes = (pid: number): number => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 
 async function runOnce(w: World, kind: Exit, round: number, o: { seconds: number; idleConnections: number }): Promise<Sample> {
@@ -136,6 +162,8 @@ async function runOnce(w: World, kind: Exit, round: number, o: { seconds: number
 
     const up = await iperf(w, pid, [], o.seconds);
     const down = await iperf(w, pid, ['-R'], o.seconds);
+    const udpUp = await iperfUdp(w, [], o.seconds);
+    const udpDown = await iperfUdp(w, ['-R'], o.seconds);
 
     const c = await finish(w.client.spawn(process.execPath, [CLIENT, 'cps', '203.0.113.1', '8000', String(o.seconds), String(CONCURRENCY)]), (o.seconds + 60) * 1000);
     const cpsResult = JSON.parse(c.stdout.trim().split('\n').pop()!) as { ok: number; failed: number; seconds: number };
@@ -146,6 +174,8 @@ async function runOnce(w: World, kind: Exit, round: number, o: { seconds: number
       round,
       up,
       down,
+      udpUp,
+      udpDown,
       cps: cpsResult.ok / cpsResult.seconds,
       cpsFailed: cpsResult.failed,
       rssPerConnection: held!.held > 0 ? (rss1 - rss0) / held!.held : NaN,
@@ -228,7 +258,7 @@ export async function benchNetstackExit(opts: { rounds: number; seconds: number;
         const s = await runOnce(w, kind, round, opts);
         samples.push(s);
         console.error(
-          `  netstack-exit round ${round} ${LABEL[kind]}: up ${s.up.mbps.toFixed(0)} Mbit/s (exit CPU ${s.up.cpuPerGB.toFixed(1)} s/GB), down ${s.down.mbps.toFixed(0)} Mbit/s (${s.down.cpuPerGB.toFixed(1)} s/GB), ${s.cps.toFixed(0)} connections/s (${s.cpsFailed} failed), ${(s.rssPerConnection / 1024).toFixed(1)} KiB RSS per idle connection (${s.held} held)${s.quicMbps === null ? '' : `, QUIC download ${s.quicMbps.toFixed(0)} Mbit/s`}`,
+          `  netstack-exit round ${round} ${LABEL[kind]}: up ${s.up.mbps.toFixed(0)} Mbit/s (exit CPU ${s.up.cpuPerGB.toFixed(1)} s/GB), down ${s.down.mbps.toFixed(0)} Mbit/s (${s.down.cpuPerGB.toFixed(1)} s/GB), UDP at ${UDP_RATE_MBPS} Mbit/s up ${s.udpUp.mbps.toFixed(0)} (${s.udpUp.lossPct.toFixed(1)} % lost), down ${s.udpDown.mbps.toFixed(0)} (${s.udpDown.lossPct.toFixed(1)} % lost), ${s.cps.toFixed(0)} connections/s (${s.cpsFailed} failed), ${(s.rssPerConnection / 1024).toFixed(1)} KiB RSS per idle connection (${s.held} held)${s.quicMbps === null ? '' : `, QUIC download ${s.quicMbps.toFixed(0)} Mbit/s`}`,
         );
       }
     }
@@ -242,6 +272,11 @@ export async function benchNetstackExit(opts: { rounds: number; seconds: number;
       rows.push({ name: `${name}: TCP internet→client (iperf3 -R)`, value: med(kind, (s) => s.down.mbps), unit: 'Mbit/s', note: vs((s) => s.down.mbps) });
       rows.push({ name: `${name}: exit CPU, TCP client→internet`, value: med(kind, (s) => s.up.cpuPerGB), unit: 's/GB' });
       rows.push({ name: `${name}: exit CPU, TCP internet→client`, value: med(kind, (s) => s.down.cpuPerGB), unit: 's/GB' });
+      const udp = `${UDP_RATE_MBPS} Mbit/s offered, ${UDP_LEN}-byte datagrams`;
+      rows.push({ name: `${name}: UDP client→internet (iperf3 -u), delivered`, value: med(kind, (s) => s.udpUp.mbps), unit: 'Mbit/s', note: `${udp}; ${vs((s) => s.udpUp.mbps)}` });
+      rows.push({ name: `${name}: UDP client→internet (iperf3 -u), lost`, value: med(kind, (s) => s.udpUp.lossPct), unit: '%', note: udp });
+      rows.push({ name: `${name}: UDP internet→client (iperf3 -u -R), delivered`, value: med(kind, (s) => s.udpDown.mbps), unit: 'Mbit/s', note: `${udp}; ${vs((s) => s.udpDown.mbps)}` });
+      rows.push({ name: `${name}: UDP internet→client (iperf3 -u -R), lost`, value: med(kind, (s) => s.udpDown.lossPct), unit: '%', note: udp });
       rows.push({ name: `${name}: HTTP requests, a new connection each`, value: med(kind, (s) => s.cps), unit: 'connections/s', note: `${CONCURRENCY} at a time; ${vs((s) => s.cps)}` });
       rows.push({ name: `${name}: exit RSS per idle relayed TCP connection`, value: med(kind, (s) => s.rssPerConnection), unit: 'bytes', note: `${opts.idleConnections} connections` });
       if (w.quicDir) {

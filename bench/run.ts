@@ -18,7 +18,7 @@
  * the time from a session created through the API to a joined node answering its handshake (bench/fleet-e2e.ts).
  * `--netstack-loss` runs that flow again at 1 % and at 5 % loss both ways (nftables on the namespace's
  * loopback), with the sender's timeouts, RACK losses and tail loss probes (bench/netstack.ts).
- * `--netstack-exit` compares `serve --netstack` with the TUN exit in the same run: iperf3 both ways,
+ * `--netstack-exit` compares `serve --netstack` with the TUN exit in the same run: iperf3 TCP and UDP (-u at 500 Mbit/s) both ways,
  * connections per second, a QUIC download (ngtcp2's example client and server) and memory per relayed
  * connection through each (bench/netstack-exit.ts).
  */

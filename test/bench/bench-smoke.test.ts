@@ -27,7 +27,7 @@ test(`bench --smoke runs every in-process benchmark, the API load run, the start
     names.push('flood no flood, tunnelbyte-wg server: exit download', "flood 12k/s from 64 addresses, tunnelbyte-wg server: new client's handshake", 'UAPI fuzz against tunnelbyte-wg');
     names.push('download through tunnelbyte proxy, SOCKS5', 'download through tunnelbyte proxy, HTTP proxy, CONNECT');
     names.push('fleet API → node: session created → handshake answered, p99', 'fleet API → node: peer changes, 8 sessions at a time');
-    names.push('exit serve (TUN): TCP client→internet', 'exit serve --netstack: TCP internet→client (iperf3 -R)', 'exit serve --netstack: HTTP requests, a new connection each', 'exit serve --netstack: exit RSS per idle relayed TCP connection');
+    names.push('exit serve (TUN): TCP client→internet', 'exit serve --netstack: TCP internet→client (iperf3 -R)', 'exit serve --netstack: HTTP requests, a new connection each', 'exit serve --netstack: exit RSS per idle relayed TCP connection', 'exit serve --netstack: UDP client→internet (iperf3 -u), delivered', 'exit serve --netstack: UDP internet→client (iperf3 -u -R), lost');
     // The QUIC rows need ngtcp2's example client and server (CI installs them); without them the benchmark says so.
     if (privilegedSkipReason(['gtlsclient', 'gtlsserver', 'openssl'], {}) === null) names.push('exit serve (TUN): QUIC download (ngtcp2', 'exit serve --netstack: QUIC download (ngtcp2');
     else assert.ok(r.stderr.includes('!! netstack-exit:'), r.stderr.slice(-3000));

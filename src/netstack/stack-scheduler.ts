@@ -8,38 +8,21 @@
  * the kernel-free Tunnel (userspace/) and the netstack exit (server/) share it.
  *
  * Give `wake` and `onDeadline` to the Stack's options, then attach() it.
- *
- * Where the wakes come one per host socket callback — the netstack exit's
- * UDP replies, one dgram 'message' each — a microtask flush sends every
- * datagram alone (Node drains microtasks after each callback), so such an
- * owner passes `defer: setImmediate`: the flush then runs once after the
- * event loop's poll phase has read every ready socket, and a turn's output
- * leaves as one batch.
  */
 import type { Stack } from './stack.js';
 
-export interface StackSchedulerOptions {
-  /** How a wake's flush is deferred (default queueMicrotask: the end of the current callback). */
-  defer?: (fn: () => void) => void;
-}
-
 export class StackScheduler {
   private stack: Stack | null = null;
-  private readonly defer: (fn: () => void) => void;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private flushQueued = false;
   private closed = false;
 
-  constructor(opts: StackSchedulerOptions = {}) {
-    this.defer = opts.defer ?? queueMicrotask;
-  }
-
   /** The stack's `wake` option. */
   readonly wake = (): void => {
     if (this.flushQueued || this.closed) return;
     this.flushQueued = true;
-    this.defer(() => {
+    queueMicrotask(() => {
       this.flushQueued = false;
       if (this.closed || this.stack === null) return;
       this.stack.flush();

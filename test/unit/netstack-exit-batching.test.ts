@@ -1,6 +1,7 @@
 /**
- * The netstack exit's device side (src/server/netstack-exit/exit-stack.ts)
- * hands the device the UDP replies read in one event-loop turn as one batch.
+ * The netstack exit (src/server/netstack-exit/: the forwarder's udpReply,
+ * under the ExitStack the device runs over) hands the device the UDP replies
+ * read in one event-loop turn as one batch.
  * A destination on 127.0.0.1 answers one datagram from a client with a burst,
  * all of it queued on the flow's host socket before the exit's loop polls it;
  * the device (here: the test, started on the exit's NetstackTun as the

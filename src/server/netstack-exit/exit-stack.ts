@@ -24,13 +24,7 @@ const SWEEP_INTERVAL_MS = 1000;
 export class ExitStack {
   readonly tun: NetstackTun;
   readonly stack: Stack;
-  /**
-   * Flushes in setImmediate, not a microtask: a UDP reply arrives in its own dgram 'message' callback, and a
-   * microtask flush after each would hand the device one datagram per batch (one seal, one sendmmsg, one
-   * deferred delivery per datagram: 35 µs of exit CPU per datagram, `npm run bench -- --netstack-exit`).
-   * After the poll phase, every reply read in that turn leaves in one batch.
-   */
-  private readonly scheduler = new StackScheduler({ defer: (fn) => setImmediate(fn) });
+  private readonly scheduler = new StackScheduler();
   private closed = false;
   private readonly sweeper: NodeJS.Timeout;
 

@@ -8,7 +8,10 @@
  *         connect timeout → ICMP destination unreachable (host), a local
  *         permission error → ICMP administratively prohibited. Then a
  *         TcpRelay splices both ways.
- *   UDP   flows on host dgram sockets (udp-flows.ts).
+ *   UDP   flows on host dgram sockets (udp-flows.ts). Their replies are
+ *         queued as they are read and written into the stack together once
+ *         the event loop's poll phase is over (udpReply), so the device gets
+ *         them as one batch.
  *   ICMP  echo through the host's unprivileged ping socket when it has one
  *         (echo-relay.ts); without one, only the exit's own gateway
  *         addresses answer (the stack itself does that).
@@ -146,6 +149,10 @@ export class ExitForwarder implements Forwarder {
   private readonly relays = new Set<{ conn: TcpConnection; sock: Socket; timer: NodeJS.Timeout | null }>();
   private pending = 0;
   private readonly flows: UdpFlows;
+  /** UDP replies read this event-loop turn, waiting for sendReplies: their flows and datagrams (the dgram's own Buffers). */
+  private readonly replyFlows: (UdpFlow | null)[] = [];
+  private readonly replyData: (Buffer | null)[] = [];
+  private replyCount = 0;
   private readonly echoRelay: EchoRelay | null;
   private closed = false;
   private readonly connect: NonNullable<ExitForwarderOptions['connect']>;
@@ -282,9 +289,34 @@ export class ExitForwarder implements Forwarder {
     this.flows.send(flow, p);
   }
 
+  /**
+   * A reply from a flow's host socket. Each arrives in its own dgram 'message' callback, and Node drains
+   * microtasks after every callback: written into the stack here, each would be flushed alone (the stack's
+   * wake is a microtask) and reach the device as a batch of one — one seal, one sendmmsg, one deferred
+   * delivery per datagram, ~35 µs of exit CPU each, which held QUIC through the exit to 0.22× the TUN
+   * exit's (`npm run bench -- --netstack-exit`). Queued instead until setImmediate, after the poll phase has
+   * read every ready socket (libuv reads up to 32 datagrams per readable socket), they go into the stack in
+   * one go and leave in one flush. TCP's writes are not held: a relay's 64 KiB read is a batch already.
+   */
   private udpReply(flow: UdpFlow, data: Buffer): void {
-    if (!this.stack!.sendUdp(flow.dst, flow.dstPort, flow.client, flow.clientPort, data)) this.drops['udp-reply-too-large']++;
+    if (this.replyCount === 0) setImmediate(this.sendReplies);
+    this.replyFlows[this.replyCount] = flow;
+    this.replyData[this.replyCount] = data;
+    this.replyCount++;
   }
+
+  private readonly sendReplies = (): void => {
+    const n = this.replyCount;
+    this.replyCount = 0;
+    for (let i = 0; i < n; i++) {
+      const flow = this.replyFlows[i]!;
+      const data = this.replyData[i]!;
+      this.replyFlows[i] = null;
+      this.replyData[i] = null;
+      if (this.closed) continue;
+      if (!this.stack!.sendUdp(flow.dst, flow.dstPort, flow.client, flow.clientPort, data)) this.drops['udp-reply-too-large']++;
+    }
+  };
 
   // ---- ICMP echo -----------------------------------------------------------------
 

@@ -177,7 +177,7 @@ export class TcpConnection {
   /** Per-segment transmit records (RFC 8985 §5.2), kept when SACK is on (RACK needs SACK, §3.3). */
   private readonly sent = new SentSegments();
   private readonly rack = new Rack();
-  /** After an RTO until SND.UNA passes "recover" (RFC 6582 §3.2 step 1): go-back-N, no RACK or TLP. */
+  /** After an RTO until SND.UNA passes "recover" (RFC 6582 §3.2 step 1): go-back-N, no fast recovery and no TLP. */
   private rtoRecovery = false;
   /** A tail loss probe is outstanding (TLP.end_seq, RFC 8985 §7.4), and whether it re-sent data. */
   private tlpActive = false;
@@ -629,7 +629,7 @@ export class TcpConnection {
       // window update carries nothing about a loss and must not count toward one.
       this.onDupAck();
     }
-    if (this.sackOk) this.afterAckRack(ack, v, dsack, now);
+    if (this.sackOk) this.afterAckRack(ack, acked === 0, v, dsack, now);
     // Our FIN acknowledged?
     if (this.finSeq !== -1 && seqGt(this.sndUna, this.finSeq)) {
       const k = this.state.kind;
@@ -729,7 +729,7 @@ export class TcpConnection {
    * What RACK-TLP does with every ACK (RFC 8985 §6.2, §7.4): settle an outstanding tail loss probe, then judge
    * the segments in flight by what was just delivered.
    */
-  private afterAckRack(ack: number, v: TcpView, dsack: boolean, now: number): void {
+  private afterAckRack(ack: number, duplicate: boolean, v: TcpView, dsack: boolean, now: number): void {
     this.probeDue = true;
     if (this.tlpActive && seqGe(ack, this.tlpEnd)) {
       // §7.4.2: the probe's episode ends. New data as a probe, or a D-SACK of the re-sent copy: no loss. An ACK
@@ -738,7 +738,7 @@ export class TcpConnection {
       const dsackOfProbe = dsack && seqLt(v.sack[0]!, this.tlpEnd) && seqGt(v.sack[1]!, this.tlpStart);
       if (!this.tlpRetrans || dsackOfProbe) {
         this.tlpActive = false;
-      } else if (seqGt(ack, this.tlpEnd) || (v.sackCount === 0 && v.dataLen === 0 && ack === this.sndUna && ack === this.tlpEnd && this.sndMax !== ack)) {
+      } else if (seqGt(ack, this.tlpEnd) || (duplicate && v.sackCount === 0 && v.dataLen === 0 && this.sndMax !== ack)) {
         this.tlpActive = false;
         if (!this.cc.inRecovery && !this.rtoRecovery) this.cc.onProbeRepair(seqDiff(this.sndMax, this.sndUna));
       }

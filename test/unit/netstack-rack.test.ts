@@ -100,25 +100,14 @@ test('TLP: PTO is 2·SRTT, plus the worst-case delayed ACK for a single segment,
   assert.equal(probeTimeout(false, 0, 10 * MSS, MSS, 5000), 1000);
 });
 
-/** A link with 10 ms each way and a connection a → b whose data packets pass `drop` first (k: index of first transmission). */
-function transfer(bytes: number, drop: (seqOffset: number, copy: number) => boolean): { link: Link; client: TcpConnection; done: () => boolean; received: () => Buffer } {
-  const link = new Link({ seed: 5 });
-  link.faults({ delayMs: 10 });
-  let isn = -1;
-  const copies = new Map<number, number>();
-  link.aWire.filter = (pkt) => {
-    const t = (pkt[0]! & 0x0f) * 4;
-    const dv = new DataView(pkt.buffer, pkt.byteOffset);
-    const seq = dv.getUint32(t + 4);
-    const flags = pkt[t + 13]!;
-    if ((flags & 0x02) !== 0) isn = seq;
-    const dataLen = pkt.length - t - (pkt[t + 12]! >> 4) * 4;
-    if (dataLen === 0 || isn < 0) return true;
-    const off = (seq - isn - 1) >>> 0;
-    const n = copies.get(off) ?? 0;
-    copies.set(off, n + 1);
-    return !drop(off, n);
-  };
+/** A connection a → b over a seeded link (10 ms each way unless told) sending `bytes`; a → b packets pass `filter` first. */
+function transfer(
+  bytes: number,
+  opts: { seed?: number; loss?: number; delayMs?: number; filter?: (pkt: Uint8Array) => boolean } = {},
+): { link: Link; client: TcpConnection; done: () => boolean; intact: () => boolean; received: () => Buffer } {
+  const link = new Link({ seed: opts.seed ?? 5 });
+  link.faults({ loss: opts.loss ?? 0, delayMs: opts.delayMs ?? 10 });
+  if (opts.filter) link.aWire.filter = opts.filter;
   let server: ReturnType<typeof collect> | null = null;
   link.b.listen(80, (c) => {
     server = collect(c);
@@ -138,13 +127,30 @@ function transfer(bytes: number, drop: (seqOffset: number, copy: number) => bool
   client.events.onConnect = pump;
   client.events.onWritable = pump;
   const received = (): Buffer => Buffer.concat(server?.data ?? []);
-  return { link, client, done: () => received().length === bytes && client.unacknowledged === 0, received };
+  return { link, client, done: () => received().length === bytes && client.unacknowledged === 0, intact: () => received().equals(data), received };
+}
+
+/** A filter dropping the data segments `drop` picks by offset from the ISN and by how often that offset was sent before. */
+function dropping(drop: (seqOffset: number, copy: number) => boolean): (pkt: Uint8Array) => boolean {
+  let isn = -1;
+  const copies = new Map<number, number>();
+  return (pkt) => {
+    const t = (pkt[0]! & 0x0f) * 4;
+    const seq = new DataView(pkt.buffer, pkt.byteOffset).getUint32(t + 4);
+    if ((pkt[t + 13]! & 0x02) !== 0) isn = seq;
+    const dataLen = pkt.length - t - (pkt[t + 12]! >> 4) * 4;
+    if (dataLen === 0 || isn < 0) return true;
+    const off = (seq - isn - 1) >>> 0;
+    const n = copies.get(off) ?? 0;
+    copies.set(off, n + 1);
+    return !drop(off, n);
+  };
 }
 
 test('a lost tail is repaired by a tail loss probe and RACK, with no retransmission timeout', () => {
   const segs = 12;
   // The last two segments are lost the first time they are sent: no later segment can draw SACK blocks for them.
-  const { link, client, done, received } = transfer(segs * MSS, (off, copy) => copy === 0 && off >= (segs - 2) * MSS);
+  const { link, client, done, received } = transfer(segs * MSS, { filter: dropping((off, copy) => copy === 0 && off >= (segs - 2) * MSS) });
   assert.ok(link.run(done, 60_000));
   assert.equal(received().length, segs * MSS);
   assert.equal(client.stats.timeouts, 0, 'no RTO');
@@ -156,7 +162,7 @@ test('a lost tail is repaired by a tail loss probe and RACK, with no retransmiss
 test('a lost retransmission is found by RACK and sent again, with no retransmission timeout', () => {
   const segs = 60;
   // Segment 20 is lost twice: the first time and its first retransmission.
-  const { link, client, done, received } = transfer(segs * MSS, (off, copy) => off === 20 * MSS && copy < 2);
+  const { link, client, done, received } = transfer(segs * MSS, { filter: dropping((off, copy) => off === 20 * MSS && copy < 2) });
   assert.ok(link.run(done, 60_000));
   assert.equal(received().length, segs * MSS);
   assert.equal(client.stats.timeouts, 0, 'no RTO');
@@ -166,7 +172,7 @@ test('a lost retransmission is found by RACK and sent again, with no retransmiss
 });
 
 test('duplicate ACKs that carry no new SACK information do not count toward fast retransmit (RFC 6675 §2)', () => {
-  const { link, client, done } = transfer(40 * MSS, () => false);
+  const { link, client, done } = transfer(40 * MSS);
   link.bWire.record = true;
   // Run until data is in flight past an ACK the client has already processed.
   assert.ok(link.run(() => ((client.sndUna - client.iss) >>> 0) > 1 && client.sndMax !== client.sndUna && link.aWire.queue.length > 0, 60_000));
@@ -208,32 +214,10 @@ function withoutSack(pkt: Uint8Array): boolean {
 test('over the same lossy links, RACK-TLP needs a quarter of the retransmission timeouts NewReno without SACK does', () => {
   // Eight seeded links, 5 % loss both ways, 1 MiB each: deterministic, so this compares counts, not time. The SACK
   // sender before RACK-TLP (holes re-sent once per recovery, tails left to the RTO) took 44 timeouts here, NewReno 84.
-  const bytes = 1 << 20;
   const run = (seed: number, sack: boolean): { timeouts: number; sackOk: boolean; intact: boolean } => {
-    const link = new Link({ seed });
-    link.faults({ loss: 0.05, delayMs: 5 });
-    if (!sack) link.aWire.filter = withoutSack;
-    let server: ReturnType<typeof collect> | null = null;
-    link.b.listen(80, (c) => {
-      server = collect(c);
-    });
-    const client = link.a.connect('10.0.0.2', 80);
-    collect(client);
-    const data = Buffer.alloc(bytes);
-    for (let i = 0; i < bytes; i++) data[i] = (i * 13 + seed) & 0xff;
-    let off = 0;
-    const pump = (): void => {
-      while (off < bytes) {
-        const n = client.write(data, off, bytes - off);
-        if (n === 0) return;
-        off += n;
-      }
-    };
-    client.events.onConnect = pump;
-    client.events.onWritable = pump;
-    const got = (): Buffer => Buffer.concat(server?.data ?? []);
-    link.run(() => got().length === bytes && client.unacknowledged === 0, 3_600_000);
-    return { timeouts: client.stats.timeouts, sackOk: client.sackOk, intact: got().equals(data) };
+    const { link, client, done, intact } = transfer(1 << 20, { seed, loss: 0.05, delayMs: 5, ...(sack ? {} : { filter: withoutSack }) });
+    link.run(done, 3_600_000);
+    return { timeouts: client.stats.timeouts, sackOk: client.sackOk, intact: intact() };
   };
   let rack = 0;
   let newReno = 0;

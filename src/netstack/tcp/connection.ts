@@ -122,9 +122,9 @@ export class TcpStats {
 
 const INF = Infinity;
 /**
- * The least probe timeout. RFC 8985 §7.2 sets none; Linux keeps 10 ms (TCP_TIMEOUT_MIN-based), and here the
- * stack is ticked by a millisecond event-loop timer that a busy process fires late, so a 2·SRTT of a few
- * milliseconds on a short path would probe before ACKs already on their way were processed.
+ * The least probe timeout. RFC 8985 §7.2 sets none (Linux adds TCP_TIMEOUT_MIN, two jiffies, to 2·SRTT); here
+ * the stack is ticked by a millisecond event-loop timer that a busy process fires late, so a 2·SRTT of a
+ * fraction of a millisecond on a short path would probe before ACKs already on their way were processed.
  */
 const MIN_PTO = 10;
 /** Least time between ACKs answering unacceptable segments without text. */

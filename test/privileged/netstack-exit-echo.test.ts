@@ -42,6 +42,23 @@ function ns(range: string): Netns {
   return n;
 }
 
+/** An ExitForwarder relaying echo through a ping socket in a fresh namespace, on an in-memory link whose wire records the replies. */
+function forwarderOverPingSocket() {
+  const n = ns('0 2147483647');
+  let link: Link | null = null;
+  const clock = { now: () => link!.now };
+  const relay = PingEchoRelay.open(clock, {}, n.name);
+  assert.ok(relay, 'the relay opens where the range allows');
+  const fwd = new ExitForwarder({ policy: new DestinationPolicy({ own: [], allow: ['127.0.0.0/8'] }), ownPorts: { tcp: [], udp: [] }, clock, echo: relay });
+  closers.push(() => fwd.close());
+  link = new Link({ b: { forwarder: fwd } });
+  fwd.attach(link.b);
+  link.bWire.record = true;
+  const l = link;
+  const replies = () => l.bWire.seen.map(parseEchoReply).filter((r) => r !== null);
+  return { link: l, relay, fwd, replies };
+}
+
 test('the ping socket: EACCES where ping_group_range excludes our group', { skip: skip ?? false }, () => {
   const n = ns('1 0');
   assert.throws(() => openLinuxPingSocket({ family: 4, netns: n.name }), (e: NodeJS.ErrnoException) => e.code === 'EACCES');
@@ -79,22 +96,11 @@ test('the ping socket: an echo request in one sendmmsg batch, its reply in a rec
 });
 
 test('through the forwarder: a client echo to 127.0.0.1 comes back with its identifier, sequence and data', { skip: skip ?? false }, async () => {
-  const n = ns('0 2147483647');
-  let link: Link | null = null;
-  const clock = { now: () => link!.now };
-  const relay = PingEchoRelay.open(clock, {}, n.name);
-  assert.ok(relay, 'the relay opens where the range allows');
-  const fwd = new ExitForwarder({ policy: new DestinationPolicy({ own: [], allow: ['127.0.0.0/8'] }), ownPorts: { tcp: [], udp: [] }, clock, echo: relay });
-  closers.push(() => fwd.close());
-  link = new Link({ b: { forwarder: fwd } });
-  fwd.attach(link.b);
-  link.bWire.record = true;
-  const l = link;
-  const replies = () => l.bWire.seen.map(parseEchoReply).filter((r) => r !== null);
+  const { link, relay, fwd, replies } = forwarderOverPingSocket();
   link.inject(link.b, icmpEchoRequest('10.0.0.1', '127.0.0.1', 0x1234, 7, 48));
   link.inject(link.b, icmpEchoRequest('10.0.0.1', '127.0.0.1', 0x1234, 8, 48));
   await waitFor('the replies', () => {
-    l.run(() => false, 5);
+    link.run(() => false, 5);
     return replies().length === 2;
   });
   const r = replies().sort((a, b) => a.seq - b.seq);
@@ -111,23 +117,12 @@ test('through the forwarder: a client echo to 127.0.0.1 comes back with its iden
 });
 
 test('through the forwarder: each relayed echo keeps its own client and destination while the input batch is reused', { skip: skip ?? false }, async () => {
-  const n = ns('0 2147483647');
-  let link: Link | null = null;
-  const clock = { now: () => link!.now };
-  const relay = PingEchoRelay.open(clock, {}, n.name);
-  assert.ok(relay);
-  const fwd = new ExitForwarder({ policy: new DestinationPolicy({ own: [], allow: ['127.0.0.0/8'] }), ownPorts: { tcp: [], udp: [] }, clock, echo: relay });
-  closers.push(() => fwd.close());
-  link = new Link({ b: { forwarder: fwd } });
-  fwd.attach(link.b);
-  link.bWire.record = true;
-  const l = link;
-  const replies = () => l.bWire.seen.map(parseEchoReply).filter((r) => r !== null);
+  const { link, replies } = forwarderOverPingSocket();
   // Both requests come in the same slot of the stack's input batch, one after the other, before either is answered.
   link.inject(link.b, icmpEchoRequest('10.0.0.1', '127.0.0.1', 0x1111, 7));
   link.inject(link.b, icmpEchoRequest('10.0.0.3', '127.0.0.2', 0x2222, 8));
   await waitFor('the replies', () => {
-    l.run(() => false, 5);
+    link.run(() => false, 5);
     return replies().length === 2;
   });
   const r = replies().sort((a, b) => a.seq - b.seq).map(({ src, dst, id, seq }) => ({ src, dst, id, seq }));

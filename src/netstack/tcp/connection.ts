@@ -122,6 +122,13 @@ export class TcpStats {
 
 const INF = Infinity;
 /**
+ * Scratch for output(): the end of the hole being repaired and the SACK blocks being written. Each is filled and
+ * read within one call on one connection (the stack is single-threaded and output() does not re-enter), so every
+ * connection shares these instead of holding two typed arrays (an object, an ArrayBuffer and a backing store each).
+ */
+const holeEnd = new Uint32Array(1);
+const sackOut = new Uint32Array(2 * MAX_SACK_BLOCKS);
+/**
  * The least probe timeout. RFC 8985 §7.2 sets none (Linux adds TCP_TIMEOUT_MIN, two jiffies, to 2·SRTT); here
  * the stack is ticked by a millisecond event-loop timer that a busy process fires late, so a 2·SRTT of a
  * fraction of a millisecond on a short path would probe before ACKs already on their way were processed.
@@ -186,8 +193,6 @@ export class TcpConnection {
   private tlpStart = 0;
   /** New data went out or an ACK arrived: output() re-arms the probe timer (§7.2). */
   private probeDue = false;
-  private readonly holeEnd = new Uint32Array(1);
-  private readonly sackOut = new Uint32Array(2 * MAX_SACK_BLOCKS);
   private rexmitNext = 0;
   private rexmitQuota = 0;
   private retries = 0;
@@ -378,11 +383,26 @@ export class TcpConnection {
         this.host.markDirty(this);
       }
     }
+    if (b !== null) this.releaseDrainedReceive();
     return b;
+  }
+
+  /**
+   * Once the peer's FIN is taken no more text can arrive (RFC 9293 §3.10.7.4, seventh: text after a FIN is
+   * ignored), nor after the end: a receive ring the application has emptied is dead weight for the rest of
+   * CLOSE-WAIT, TIME-WAIT or a half-open relay, so it goes. RCV.NXT stays (TIME-WAIT still ACKs a repeated FIN).
+   */
+  private releaseDrainedReceive(): void {
+    if (this.rcv.unread === 0 && (this.peerFin === -2 || this.state.kind === 'closed')) this.rcv.release();
   }
 
   get readableBytes(): number {
     return this.rcv.unread;
+  }
+
+  /** Bytes of buffer storage the connection holds (send ring, receive ring, out-of-order ranges): none while idle. */
+  get storageBytes(): number {
+    return this.snd.storageBytes + this.rcv.storageBytes;
   }
 
   /** Half-close (§3.10.4 CLOSE while the peer may still send): FIN after the queued bytes. */
@@ -825,6 +845,7 @@ export class TcpConnection {
   private takeFin(now: number): void {
     this.rcv.nxt = seqAdd(this.rcv.nxt, 1);
     this.peerFin = -2; // taken
+    this.releaseDrainedReceive();
     this.ackNow = true;
     this.evEnd = true;
     this.host.markDirty(this);
@@ -887,9 +908,9 @@ export class TcpConnection {
           if (this.rexmitQuota <= 0) break;
           this.rexmitQuota--;
         }
-        const seq = this.sent.firstLost(this.holeEnd);
+        const seq = this.sent.firstLost(holeEnd);
         if (seq < 0 || (this.rtoRecovery && !seqLt(seq, this.sndNxt))) break;
-        if (!this.resendRange(seq, this.holeEnd[0]!, now)) break;
+        if (!this.resendRange(seq, holeEnd[0]!, now)) break;
       }
     }
     // Fast recovery without SACK: SND.UNA again, once per partial ACK (RFC 6582 §3.2).
@@ -898,7 +919,7 @@ export class TcpConnection {
       if (seq < 0) break;
       // A hole may end at our FIN, which occupies sequence space but no buffer byte.
       const dataLeft = Math.max(0, seqDiff(seqAdd(this.bufSeq, this.snd.length), seq));
-      const len = Math.min(this.mss, seqDiff(this.holeEnd[0]!, seq), dataLeft);
+      const len = Math.min(this.mss, seqDiff(holeEnd[0]!, seq), dataLeft);
       const fin = this.finSentAt(seqAdd(seq, len));
       if (len <= 0 && !fin) break;
       this.rexmitQuota--;
@@ -965,7 +986,7 @@ export class TcpConnection {
     const una = this.sndUna;
     // NewReno without SACK information: only SND.UNA, once per partial ACK.
     if (this.rexmitNext !== una) return -1;
-    this.holeEnd[0] = seqAdd(una, Math.min(this.mss, seqDiff(this.sndMax, una)));
+    holeEnd[0] = seqAdd(una, Math.min(this.mss, seqDiff(this.sndMax, una)));
     return seqDiff(this.sndMax, una) > 0 ? una : -1;
   }
 
@@ -1034,8 +1055,8 @@ export class TcpConnection {
       window = Math.min(this.rcv.window(), 65535);
     } else {
       if ((flags & ACK) !== 0 && this.sackOk && this.rcv.ranges > 0 && (flags & RST) === 0) {
-        const n = this.rcv.sackBlocks(this.sackOut, MAX_SACK_BLOCKS);
-        optLen = writeSackOption(buf, t + TCP_HEADER_LEN, this.sackOut, n);
+        const n = this.rcv.sackBlocks(sackOut, MAX_SACK_BLOCKS);
+        optLen = writeSackOption(buf, t + TCP_HEADER_LEN, sackOut, n);
         this.stats.sackBlocksOut += n;
       }
       window = Math.min(this.rcv.window() >>> this.rcvShift, 65535);
@@ -1297,6 +1318,7 @@ export class TcpConnection {
     this.rtoAt = this.reoAt = this.ptoAt = this.delackAt = this.keepAt = this.waitAt = INF;
     this.snd.release();
     this.sent.release();
+    this.releaseDrainedReceive();
     this.evClose = true;
     this.host.markDirty(this);
     this.host.release(this);

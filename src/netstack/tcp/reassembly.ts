@@ -12,6 +12,14 @@ import { seqDiff, seqGt, seqLe, seqLt, seqMax, seqMin } from './seq.js';
 import { ringCapacity } from './ring-capacity.js';
 
 const MAX_RANGES = 32;
+/**
+ * What a connection holds before it needs storage: one shared empty ring and
+ * empty range tables, so an idle connection allocates no typed arrays here
+ * (each costs a JS object, an ArrayBuffer and a malloc'd backing store).
+ */
+const NO_BYTES = new Uint8Array(0);
+const NO_EDGES = new Uint32Array(0);
+const NO_STAMPS = new Float64Array(0);
 
 export class ReceiveBuffer {
   private buf: Uint8Array;
@@ -20,14 +28,20 @@ export class ReceiveBuffer {
   unread = 0;
   /** RCV.NXT. */
   nxt = 0;
-  private readonly edges = new Uint32Array(2 * MAX_RANGES);
-  private readonly stamps = new Float64Array(MAX_RANGES);
+  /** Out-of-order ranges: allocated at the first one (in-order traffic never needs them). */
+  private edges = NO_EDGES;
+  private stamps = NO_STAMPS;
   private stamp = 0;
   ranges = 0;
 
   /** Storage is allocated on first use, so an idle connection costs none. */
   constructor(readonly limit: number) {
-    this.buf = new Uint8Array(0);
+    this.buf = NO_BYTES;
+  }
+
+  /** Bytes of storage held (the ring and the range tables): none until data arrives. */
+  get storageBytes(): number {
+    return this.buf.byteLength + this.edges.byteLength + this.stamps.byteLength;
   }
 
   /** Free space: the receive window to advertise (RFC 9293 §3.8.6.2.2: it never moves left, since reading is what frees it). */
@@ -105,7 +119,9 @@ export class ReceiveBuffer {
 
   /** Forgets everything (connection reset). */
   release(): void {
-    this.buf = new Uint8Array(0);
+    this.buf = NO_BYTES;
+    this.edges = NO_EDGES;
+    this.stamps = NO_STAMPS;
     this.head = 0;
     this.unread = 0;
     this.ranges = 0;
@@ -121,6 +137,10 @@ export class ReceiveBuffer {
   }
 
   private record(left: number, right: number): void {
+    if (this.edges.length === 0) {
+      this.edges = new Uint32Array(2 * MAX_RANGES);
+      this.stamps = new Float64Array(MAX_RANGES);
+    }
     let i = 0;
     while (i < this.ranges && seqLt(this.edges[2 * i + 1]!, left)) i++;
     let j = i;

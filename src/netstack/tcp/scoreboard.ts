@@ -8,9 +8,12 @@
 import { seqLe, seqLt, seqMax, seqMin } from './seq.js';
 
 const MAX_RANGES = 32;
+/** Shared by every board that has seen no SACK block yet (most connections on a clean path never do). */
+const NO_EDGES = new Uint32Array(0);
 
 export class Scoreboard {
-  private readonly edges = new Uint32Array(2 * MAX_RANGES);
+  /** Allocated at the first reported block. */
+  private edges = NO_EDGES;
   count = 0;
   /** Bytes covered by the ranges. */
   sackedBytes = 0;
@@ -31,6 +34,7 @@ export class Scoreboard {
     right = seqMin(right, sndMax);
     if (!seqLt(left, right)) return false;
     const before = this.sackedBytes;
+    if (this.edges.length === 0) this.edges = new Uint32Array(2 * MAX_RANGES);
     // Find the insertion point and merge overlapping/adjacent ranges.
     let i = 0;
     while (i < this.count && seqLt(this.edges[2 * i + 1]!, left)) i++;

@@ -6,6 +6,9 @@
  */
 import { ringCapacity } from './ring-capacity.js';
 
+/** The empty ring every idle buffer shares (never written: its length is 0). */
+const NO_BYTES = new Uint8Array(0);
+
 export class SendBuffer {
   private buf: Uint8Array;
   private head = 0;
@@ -14,7 +17,12 @@ export class SendBuffer {
 
   /** Storage is allocated on first use, so an idle connection costs none. */
   constructor(readonly limit: number) {
-    this.buf = new Uint8Array(0);
+    this.buf = NO_BYTES;
+  }
+
+  /** Bytes of storage held: none until the application writes. */
+  get storageBytes(): number {
+    return this.buf.byteLength;
   }
 
   get free(): number {
@@ -53,7 +61,7 @@ export class SendBuffer {
 
   /** Releases the storage (connection closed). */
   release(): void {
-    this.buf = new Uint8Array(0);
+    this.buf = NO_BYTES;
     this.head = 0;
     this.length = 0;
   }

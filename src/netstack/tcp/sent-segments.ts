@@ -27,6 +27,11 @@ export const LOST = 4;
 const NIL = -1;
 const FIRST_CAPACITY = 64;
 const MAX_RECORDS = 1 << 16;
+/** The empty tables every SentSegments shares until its first record (grow() replaces them): an idle connection holds no typed arrays here. */
+const NO_U32 = new Uint32Array(0);
+const NO_F64 = new Float64Array(0);
+const NO_U8 = new Uint8Array(0);
+const NO_I32 = new Int32Array(0);
 
 /** What a newly delivered segment tells RACK (RFC 8985 §6.2 step 2). */
 export interface DeliverySink {
@@ -35,12 +40,12 @@ export interface DeliverySink {
 
 export class SentSegments {
   private cap = 0;
-  private startSeq = new Uint32Array(0);
-  private endSeq = new Uint32Array(0);
-  private xmit = new Float64Array(0);
-  private flag = new Uint8Array(0);
-  private prev = new Int32Array(0);
-  private next = new Int32Array(0);
+  private startSeq = NO_U32;
+  private endSeq = NO_U32;
+  private xmit = NO_F64;
+  private flag = NO_U8;
+  private prev = NO_I32;
+  private next = NO_I32;
   /** Ring slot of the lowest record. */
   private head = 0;
   count = 0;
@@ -57,12 +62,12 @@ export class SentSegments {
   /** Forgets everything (connection closed). */
   release(): void {
     this.cap = 0;
-    this.startSeq = new Uint32Array(0);
-    this.endSeq = new Uint32Array(0);
-    this.xmit = new Float64Array(0);
-    this.flag = new Uint8Array(0);
-    this.prev = new Int32Array(0);
-    this.next = new Int32Array(0);
+    this.startSeq = NO_U32;
+    this.endSeq = NO_U32;
+    this.xmit = NO_F64;
+    this.flag = NO_U8;
+    this.prev = NO_I32;
+    this.next = NO_I32;
     this.head = this.count = 0;
     this.oldest = this.newest = NIL;
     this.lostBytes = this.sackedSegments = 0;

@@ -226,6 +226,7 @@ export class ExitForwarder implements Forwarder {
       if (!waiting) return;
       waiting = false;
       clearTimeout(entry.timer!);
+      entry.timer = null; // the entry lives as long as the relay: it need not keep the spent Timeout
       sock.off('error', onError);
       counts.pending--;
       this.pending--;

@@ -23,12 +23,12 @@
  * socket chunk, whatever the speeds of the two ends.
  */
 import type { Socket } from 'node:net';
-import type { TcpConnection, TcpError } from '../../netstack/tcp/connection.js';
+import type { TcpConnection, TcpError, TcpEvents } from '../../netstack/tcp/connection.js';
 
 /** Bytes taken from the netstack per read (one socket write each). */
 const READ_CHUNK = 65536;
 
-export class TcpRelay {
+export class TcpRelay implements TcpEvents {
   /** Host bytes the client's send buffer did not take yet. */
   private toClient: Buffer | null = null;
   private hostEnded = false;
@@ -45,16 +45,8 @@ export class TcpRelay {
     /** Called once when both sides are gone. */
     private readonly onDone: () => void,
   ) {
-    conn.events = {
-      onConnect: () => {},
-      onReadable: () => this.pumpToHost(),
-      onEnd: () => {
-        this.clientEnded = true;
-        this.pumpToHost();
-      },
-      onWritable: () => this.pumpToClient(),
-      onClose: (error) => this.clientClosed(error),
-    };
+    // The relay itself is the connection's event sink: its methods, not five closures and an object per connection.
+    conn.events = this;
     sock.on('data', (chunk: Buffer) => {
       this.bytesToClient += chunk.length;
       this.toClient = chunk;
@@ -78,6 +70,25 @@ export class TcpRelay {
       this.finish();
     });
     this.pumpToHost();
+  }
+
+  onConnect(): void {}
+
+  onReadable(): void {
+    this.pumpToHost();
+  }
+
+  onEnd(): void {
+    this.clientEnded = true;
+    this.pumpToHost();
+  }
+
+  onWritable(): void {
+    this.pumpToClient();
+  }
+
+  onClose(error: TcpError | null): void {
+    this.clientClosed(error);
   }
 
   private pumpToClient(): void {

@@ -13,7 +13,10 @@
  * wireguard-go's meet (test/support/nft-impair.ts, the privileged test's
  * impairment), and the rows say what the sender's loss recovery did
  * (RACK-TLP, src/netstack/tcp/rack.ts): timeouts, segments RACK marked lost,
- * tail loss probes. The idle-connection memory is measured only without loss.
+ * tail loss probes — and, as the reference for the same path, what Linux's
+ * TCP did as the sender of the downloads (its TcpExt counters in the namespace:
+ * TCPTimeouts, TCPLossProbes, TCPLossProbeRecovery, and Tcp RetransSegs).
+ * The idle-connection memory is measured only without loss.
  *
  * Needs root (namespace, and the UDP socket opened inside it); the netstack
  * itself runs unprivileged code only.
@@ -26,6 +29,22 @@ import { openLinuxUdpBind } from '../src/io/linux/udp.js';
 import { Tunnel } from '../src/userspace/index.js';
 import type { Row } from './in-process.js';
 import { median } from './stats.js';
+
+/** The namespace's TCP counters (nstat's sources: /proc/net/netstat TcpExt and /proc/net/snmp Tcp), by name. */
+function linuxTcpCounters(ns: Netns): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const file of ['/proc/net/netstat', '/proc/net/snmp']) {
+    // Each group is two lines: "Prefix: names..." then "Prefix: values...".
+    const lines = ns.run('cat', [file]).trim().split('\n');
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = lines[i]!.split(/\s+/);
+      const values = lines[i + 1]!.split(/\s+/);
+      if (names[0] !== 'TcpExt:' && names[0] !== 'Tcp:') continue;
+      for (let j = 1; j < names.length; j++) out[names[j]!] = Number(values[j]);
+    }
+  }
+  return out;
+}
 
 export async function benchNetstack(opts: { rounds: number; seconds: number; idleConnections: number; lossPercent?: number }): Promise<{ rows: Row[]; samples: Record<string, number[]> }> {
   const loss = opts.lossPercent ?? 0;
@@ -68,9 +87,13 @@ export async function benchNetstack(opts: { rounds: number; seconds: number; idl
     }
     const up: number[] = [];
     const down: number[] = [];
+    // Linux's own loss recovery as the sender (the downloads), for comparison: its TcpExt counters in the namespace.
+    const linuxSender = { timeouts: 0, lossProbes: 0, lossProbeRecoveries: 0, retransmits: 0 };
+    let netstackTimeouts = 0;
     for (let r = 0; r < opts.rounds; r++) {
       // Upload: zeros for `seconds`, then FIN; the kernel replies its byte count after it.
       {
+        const timeoutsBefore = t.stack.tcpStats().timeouts;
         const k = await startKernelPeer(ns, 'discard', '192.0.2.1', ++port);
         const s = t.connect(port, '192.0.2.1');
         await new Promise((res, rej) => (s.once('connect', res), s.once('error', rej)));
@@ -83,9 +106,11 @@ export async function benchNetstack(opts: { rounds: number; seconds: number; idl
         await reply;
         const bytes = Number((await k.result()).bytes);
         up.push((bytes * 8) / ((performance.now() - start) / 1000) / 1e6);
+        netstackTimeouts += t.stack.tcpStats().timeouts - timeoutsBefore;
       }
       // Download: the kernel sends zeros for `seconds`.
       {
+        const before = linuxTcpCounters(ns);
         const k = await startKernelPeer(ns, 'blast', '192.0.2.1', ++port, opts.seconds);
         const s = t.connect(port, '192.0.2.1');
         let bytes = 0;
@@ -98,6 +123,11 @@ export async function benchNetstack(opts: { rounds: number; seconds: number; idl
         down.push((bytes * 8) / ((performance.now() - start) / 1000) / 1e6);
         await k.result();
         s.destroy();
+        const after = linuxTcpCounters(ns);
+        linuxSender.timeouts += after.TCPTimeouts - before.TCPTimeouts;
+        linuxSender.lossProbes += after.TCPLossProbes - before.TCPLossProbes;
+        linuxSender.lossProbeRecoveries += after.TCPLossProbeRecovery - before.TCPLossProbeRecovery;
+        linuxSender.retransmits += after.RetransSegs - before.RetransSegs;
       }
     }
     const stats = t.stack.tcpStats();
@@ -108,9 +138,12 @@ export async function benchNetstack(opts: { rounds: number; seconds: number; idl
         rows: [
           { name: `netstack TCP upload${at}`, value: median(up), unit: 'Mbit/s', note },
           { name: `netstack TCP download${at}`, value: median(down), unit: 'Mbit/s', note },
-          { name: `netstack retransmission timeouts${at}`, value: stats.timeouts, unit: 'timeouts', note: 'both directions\' flows, the netstack as sender in the uploads' },
+          { name: `netstack retransmission timeouts${at}`, value: netstackTimeouts, unit: 'timeouts', note: `the netstack as sender, over the ${opts.rounds} uploads` },
           { name: `netstack segments RACK marked lost${at}`, value: stats.rackLost, unit: 'segments' },
           { name: `netstack tail loss probes${at}`, value: stats.tailLossProbes, unit: 'probes' },
+          { name: `Linux retransmission timeouts${at}`, value: linuxSender.timeouts, unit: 'timeouts', note: `Linux as sender, over the ${opts.rounds} downloads (TcpExt TCPTimeouts in the namespace)` },
+          { name: `Linux tail loss probes${at}`, value: linuxSender.lossProbes, unit: 'probes', note: `TCPLossProbes; ${linuxSender.lossProbeRecoveries} repaired a loss (TCPLossProbeRecovery)` },
+          { name: `Linux retransmitted segments${at}`, value: linuxSender.retransmits, unit: 'segments', note: 'Tcp RetransSegs' },
         ],
         samples: { up, down },
       };

@@ -113,6 +113,15 @@ export class Stack implements TcpHost {
   private readonly icmpLimiter = new IcmpRateLimiter();
   private readonly buckets = new Map<number, TcpConnection>();
   private readonly conns = new Set<TcpConnection>();
+  /**
+   * The connections tick() scans: all but those in TIME-WAIT. A busy exit that closes first (an HTTP server's
+   * "Connection: close") holds thousands in TIME-WAIT for 2 MSL; scanned on every tick, they made each timer
+   * cost O(all connections). Their one timer has the same length for all, so they wait in arrival order in
+   * `waiting` (from `waitingHead`) and tick() looks at the oldest only.
+   */
+  private readonly scanned = new Set<TcpConnection>();
+  private waiting: TcpConnection[] = [];
+  private waitingHead = 0;
   private readonly listeners = new Map<number, ListenerEntry>();
   private readonly halfOpenOf = new Map<TcpConnection, ListenerEntry>();
   private readonly udpSockets = new Map<number, UdpHandler>();
@@ -172,12 +181,13 @@ export class Stack implements TcpHost {
     this.inEntry = true;
     if (now >= this.earliest) {
       let next = Infinity;
-      for (const c of this.conns) {
+      for (const c of this.scanned) {
         if (c.nextDeadline() <= now) c.tick(now);
         const d = c.nextDeadline();
         if (d < next) next = d;
       }
-      this.earliest = next;
+      const d = this.tickWaiting(now);
+      this.earliest = d < next ? d : next;
     }
     this.epilogue(now);
   }
@@ -187,6 +197,31 @@ export class Stack implements TcpHost {
     this.woken = false;
     this.inEntry = true;
     this.epilogue(this.clock.now());
+  }
+
+  /**
+   * Runs the TIME-WAIT connections that are due, oldest first; returns the next one's deadline. A wait restarted
+   * by a retransmitted FIN (RFC 9293 §3.10.7.4) goes to the back again: the order is then only nearly by
+   * deadline, so a connection may leave TIME-WAIT a little late, never early.
+   */
+  private tickWaiting(now: number): number {
+    const q = this.waiting;
+    while (this.waitingHead < q.length) {
+      const c = q[this.waitingHead]!;
+      if (!this.conns.has(c) || c.state.kind !== 'time-wait') {
+        this.waitingHead++; // released already (a RST in TIME-WAIT, the stack closing)
+        continue;
+      }
+      if (c.nextDeadline() > now) break;
+      this.waitingHead++;
+      c.tick(now);
+      if (this.conns.has(c) && c.state.kind === 'time-wait') q.push(c);
+    }
+    if (this.waitingHead > 1024 && this.waitingHead * 2 > q.length) {
+      this.waiting = q.slice(this.waitingHead);
+      this.waitingHead = 0;
+    }
+    return this.waitingHead < this.waiting.length ? this.waiting[this.waitingHead]!.nextDeadline() : Infinity;
   }
 
   /** When tick() should run next (Infinity: no timer set). */
@@ -259,8 +294,13 @@ export class Stack implements TcpHost {
     }
   }
 
+  timeWait(c: TcpConnection): void {
+    if (this.scanned.delete(c)) this.waiting.push(c);
+  }
+
   release(c: TcpConnection): void {
     if (!this.conns.delete(c)) return;
+    this.scanned.delete(c);
     const h = hashTuple(c.remote, 0, c.remote.length, c.remotePort, c.localPort);
     let p = this.buckets.get(h) ?? null;
     let prev: TcpConnection | null = null;
@@ -426,6 +466,13 @@ export class Stack implements TcpHost {
     addStats(s, this.closedStats);
     for (const c of this.conns) addStats(s, c.stats);
     return s;
+  }
+
+  /** Of those, the ones in TIME-WAIT (kept apart from the timer scan). */
+  get timeWaitCount(): number {
+    let n = 0;
+    for (let i = this.waitingHead; i < this.waiting.length; i++) if (this.conns.has(this.waiting[i]!) && this.waiting[i]!.state.kind === 'time-wait') n++;
+    return n;
   }
 
   /** Live TCP connections (any state but CLOSED). */
@@ -627,6 +674,7 @@ export class Stack implements TcpHost {
     c.nextInBucket = this.buckets.get(h) ?? null;
     this.buckets.set(h, c);
     this.conns.add(c);
+    this.scanned.add(c);
   }
 
   private lookup(rbuf: Uint8Array, rAt: number, addrLen: number, rPort: number, lPort: number, lbuf: Uint8Array, lAt: number): TcpConnection | null {

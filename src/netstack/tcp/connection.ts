@@ -94,6 +94,11 @@ export interface TcpHost {
   release(c: TcpConnection): void;
   /** A passively opened connection completed its handshake. */
   accepted(c: TcpConnection): void;
+  /**
+   * The connection entered TIME-WAIT: from now on its only timer is the 2 MSL wait, the same length for every
+   * connection, so the host may keep these in order of arrival rather than scan them with the others.
+   */
+  timeWait(c: TcpConnection): void;
 }
 
 /** Counters a test or a benchmark can read. */
@@ -861,11 +866,17 @@ export class TcpConnection {
     this.state = TIME_WAIT;
     this.stopRto();
     this.keepAt = INF;
+    // Nothing but the 2 MSL wait stays armed (the host relies on it, timeWait()): an ACK still delayed goes now.
+    if (this.delackAt !== INF) {
+      this.delackAt = INF;
+      this.ackNow = true;
+    }
     this.snd.release();
     this.sent.release();
     this.setWait(now + 2 * this.opts.mslMs);
     this.evClose = true;
     this.host.markDirty(this);
+    this.host.timeWait(this);
   }
 
   private challengeAck(): void {

@@ -122,6 +122,8 @@ export class Stack implements TcpHost {
   private readonly scanned = new Set<TcpConnection>();
   private waiting: TcpConnection[] = [];
   private waitingHead = 0;
+  /** TIME-WAIT connections ended early to make room at the connection cap (roomForConnection). */
+  timeWaitRecycled = 0;
   private readonly listeners = new Map<number, ListenerEntry>();
   private readonly halfOpenOf = new Map<TcpConnection, ListenerEntry>();
   private readonly udpSockets = new Map<number, UdpHandler>();
@@ -298,6 +300,25 @@ export class Stack implements TcpHost {
     if (this.scanned.delete(c)) this.waiting.push(c);
   }
 
+  /**
+   * Whether a new connection fits under maxConnections. At the cap the oldest connection in TIME-WAIT makes
+   * room, as Linux ends TIME-WAIT sockets past net.ipv4.tcp_max_tw_buckets: an exit that closes first holds
+   * 2 MSL × its connection rate there (60 s × 300 connections/s fills 16384), and a new connection is worth
+   * more than the wait's protection against a stray old duplicate. Counted in timeWaitRecycled.
+   */
+  private roomForConnection(): boolean {
+    if (this.conns.size < this.maxConnections) return true;
+    const q = this.waiting;
+    while (this.waitingHead < q.length) {
+      const c = q[this.waitingHead++]!;
+      if (!this.conns.has(c) || c.state.kind !== 'time-wait') continue;
+      c.endTimeWait();
+      this.timeWaitRecycled++;
+      return this.conns.size < this.maxConnections;
+    }
+    return false;
+  }
+
   release(c: TcpConnection): void {
     if (!this.conns.delete(c)) return;
     this.scanned.delete(c);
@@ -336,7 +357,7 @@ export class Stack implements TcpHost {
     if (!remote) throw new TypeError(`not an IP address: ${address}`);
     const local = this.localFor(remote);
     if (!local) throw new TypeError(`no local ${remote.length === 4 ? 'IPv4' : 'IPv6'} address to connect to ${address} from`);
-    if (this.conns.size >= this.maxConnections) throw new RangeError('too many TCP connections');
+    if (!this.roomForConnection()) throw new RangeError('too many TCP connections');
     const localPort = opts.localPort ?? this.ephemeralPort(remote, port);
     if (this.lookup(remote, 0, remote.length, port, localPort, local, 0)) throw new RangeError(`port ${localPort} already connected to ${address}:${port}`);
     const now = this.clock.now();
@@ -655,7 +676,7 @@ export class Stack implements TcpHost {
 
   /** A new connection for a SYN that opens one (passive open, or a forwarded SYN), or null at the connection cap. */
   private passiveConnection(buf: Uint8Array, v: IpView, t: TcpView, now: number): TcpConnection | null {
-    if (this.conns.size >= this.maxConnections) {
+    if (!this.roomForConnection()) {
       this.drops['tcp-backlog-full']++;
       return null;
     }

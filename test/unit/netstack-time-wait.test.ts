@@ -94,3 +94,38 @@ test('a retransmitted FIN in TIME-WAIT is ACKed, and the connection still leaves
   assert.equal(link.b.connectionCount, 0);
   assert.equal(link.b.timeWaitCount, 0);
 });
+
+test('at the connection cap the oldest TIME-WAIT connection makes room; with none in TIME-WAIT the SYN is dropped', () => {
+  const link = new Link({ b: { maxConnections: 4 } });
+  const accepted: TcpConnection[] = [];
+  link.b.listen(80, (c) => {
+    accepted.push(c);
+    collect(c);
+  });
+  const closedFirst: TcpConnection[] = [];
+  for (let i = 0; i < 3; i++) {
+    const { client, cr, server } = open(link, accepted);
+    answerFin(client, cr);
+    server.close();
+    assert.ok(link.run(() => server.state.kind === 'time-wait' && client.state.kind === 'closed'));
+    closedFirst.push(server);
+    link.run(() => false, 100);
+  }
+  open(link, accepted); // the 4th: established, the table is full
+  assert.equal(link.b.connectionCount, 4);
+  open(link, accepted); // the 5th takes the place of the oldest TIME-WAIT connection
+  assert.equal(link.b.timeWaitRecycled, 1);
+  assert.deepEqual(closedFirst.map((c) => c.state.kind), ['closed', 'time-wait', 'time-wait'], 'the oldest went');
+  assert.equal(link.b.connectionCount, 4);
+  open(link, accepted);
+  open(link, accepted);
+  assert.equal(link.b.timeWaitRecycled, 3);
+  assert.equal(link.b.timeWaitCount, 0);
+  // Four established connections and nothing in TIME-WAIT: a further SYN is dropped and counted, as before.
+  const late = link.a.connect('10.0.0.2', 80);
+  const lr = collect(late);
+  link.run(() => lr.connected, 2000);
+  assert.equal(lr.connected, false);
+  assert.ok(link.b.drops['tcp-backlog-full'] > 0);
+  assert.equal(link.b.connectionCount, 4);
+});

@@ -879,6 +879,11 @@ export class TcpConnection {
     this.host.timeWait(this);
   }
 
+  /** Ends TIME-WAIT before its 2 MSL (the host needs the room, Stack.roomForConnection). */
+  endTimeWait(): void {
+    if (this.state.kind === 'time-wait') this.finish(null);
+  }
+
   private challengeAck(): void {
     this.stats.challengeAcks++;
     this.ackNow = true;

@@ -219,3 +219,26 @@ export function collect(c: TcpConnection, opts: { read?: boolean } = {}): Collec
   return r;
 }
 
+/** Listens on `port` of side b and collects every connection it accepts, in accept order. */
+export function acceptAll(link: Link, port = 80): TcpConnection[] {
+  const accepted: TcpConnection[] = [];
+  link.b.listen(port, (c) => {
+    accepted.push(c);
+    collect(c);
+  });
+  return accepted;
+}
+
+/** One connection from side a to side b's port 80, run until both ends have it established. */
+export function established(link: Link): { client: TcpConnection; cr: Collected; server: () => TcpConnection; sr: () => Collected } {
+  let server: TcpConnection | null = null;
+  let sr: Collected | null = null;
+  link.b.listen(80, (c) => {
+    server = c;
+    sr = collect(c);
+  });
+  const client = link.a.connect('10.0.0.2', 80);
+  const cr = collect(client);
+  if (!link.run(() => cr.connected && server !== null)) throw new Error('the connection was not established');
+  return { client, cr, server: () => server!, sr: () => sr! };
+}

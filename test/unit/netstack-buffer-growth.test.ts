@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_TCP_OPTIONS } from '../../src/netstack/tcp/options.js';
 import type { TcpConnection } from '../../src/netstack/tcp/connection.js';
-import { collect, Link, type Collected } from '../support/netstack-link.js';
+import { established, Link, type Collected } from '../support/netstack-link.js';
 
 const LIMIT = DEFAULT_TCP_OPTIONS.receiveBuffer;
 /** The receive side's range tables (32 ranges: 2 × Uint32 edges + a Float64 stamp each), beside its ring. */
@@ -19,19 +19,6 @@ function pattern(n: number): Buffer {
   const b = Buffer.alloc(n);
   for (let i = 0; i < n; i++) b[i] = (i * 31 + (i >> 11)) & 0xff;
   return b;
-}
-
-function established(link: Link): { client: TcpConnection; cr: Collected; server: () => TcpConnection; sr: () => Collected } {
-  let server: TcpConnection | null = null;
-  let sr: Collected | null = null;
-  link.b.listen(80, (c) => {
-    server = c;
-    sr = collect(c);
-  });
-  const client = link.a.connect('10.0.0.2', 80);
-  const cr = collect(client);
-  assert.ok(link.run(() => cr.connected && server !== null));
-  return { client, cr, server: () => server!, sr: () => sr! };
 }
 
 /** Sends `payload` from the client, then FIN; records the largest storage each side held meanwhile. */

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_TCP_OPTIONS } from '../../src/netstack/tcp/options.js';
 import type { TcpConnection } from '../../src/netstack/tcp/connection.js';
-import { collect, Link, type Collected } from '../support/netstack-link.js';
+import { acceptAll, collect, Link, type Collected } from '../support/netstack-link.js';
 
 const WAIT = 2 * DEFAULT_TCP_OPTIONS.mslMs;
 
@@ -30,11 +30,7 @@ function answerFin(client: TcpConnection, cr: Collected): void {
 
 test('connections that closed first leave TIME-WAIT each 2 MSL after entering it, in order, never early', () => {
   const link = new Link();
-  const accepted: TcpConnection[] = [];
-  link.b.listen(80, (c) => {
-    accepted.push(c);
-    collect(c);
-  });
+  const accepted = acceptAll(link);
   const entered: number[] = [];
   const servers: TcpConnection[] = [];
   for (let i = 0; i < 40; i++) {
@@ -66,11 +62,7 @@ test('connections that closed first leave TIME-WAIT each 2 MSL after entering it
 
 test('a retransmitted FIN in TIME-WAIT is ACKed, and the connection still leaves 2 MSL after entering', () => {
   const link = new Link();
-  const accepted: TcpConnection[] = [];
-  link.b.listen(80, (c) => {
-    accepted.push(c);
-    collect(c);
-  });
+  const accepted = acceptAll(link);
   const { client, cr, server } = open(link, accepted);
   answerFin(client, cr);
   link.aWire.record = true;
@@ -97,11 +89,7 @@ test('a retransmitted FIN in TIME-WAIT is ACKed, and the connection still leaves
 
 test('at the connection cap the oldest TIME-WAIT connection makes room; with none in TIME-WAIT the SYN is dropped', () => {
   const link = new Link({ b: { maxConnections: 4 } });
-  const accepted: TcpConnection[] = [];
-  link.b.listen(80, (c) => {
-    accepted.push(c);
-    collect(c);
-  });
+  const accepted = acceptAll(link);
   const closedFirst: TcpConnection[] = [];
   for (let i = 0; i < 3; i++) {
     const { client, cr, server } = open(link, accepted);

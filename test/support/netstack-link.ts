@@ -242,3 +242,18 @@ export function established(link: Link): { client: TcpConnection; cr: Collected;
   if (!link.run(() => cr.connected && server !== null)) throw new Error('the connection was not established');
   return { client, cr, server: () => server!, sr: () => sr! };
 }
+
+/** Writes all of `payload` from `client` as its window allows (64 KiB at a time), then FIN; re-runs on every writable event. */
+export function sendAllThenFin(client: TcpConnection, payload: Buffer): void {
+  let off = 0;
+  const pump = (): void => {
+    while (off < payload.length) {
+      const n = client.write(payload, off, Math.min(65536, payload.length - off));
+      if (n === 0) break;
+      off += n;
+    }
+    if (off === payload.length) client.shutdown();
+  };
+  client.events.onWritable = pump;
+  pump();
+}

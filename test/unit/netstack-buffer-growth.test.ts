@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_TCP_OPTIONS } from '../../src/netstack/tcp/options.js';
 import type { TcpConnection } from '../../src/netstack/tcp/connection.js';
-import { established, Link, type Collected } from '../support/netstack-link.js';
+import { established, Link, sendAllThenFin, type Collected } from '../support/netstack-link.js';
 
 const LIMIT = DEFAULT_TCP_OPTIONS.receiveBuffer;
 /** The receive side's range tables (32 ranges: 2 × Uint32 edges + a Float64 stamp each), beside its ring. */
@@ -23,17 +23,7 @@ function pattern(n: number): Buffer {
 
 /** Sends `payload` from the client, then FIN; records the largest storage each side held meanwhile. */
 function bulk(link: Link, client: TcpConnection, server: () => TcpConnection, sr: () => Collected, payload: Buffer): { clientMax: number; serverMax: number } {
-  let off = 0;
-  const pump = (): void => {
-    while (off < payload.length) {
-      const n = client.write(payload, off, Math.min(65536, payload.length - off));
-      if (n === 0) break;
-      off += n;
-    }
-    if (off === payload.length) client.shutdown();
-  };
-  client.events.onWritable = pump;
-  pump();
+  sendAllThenFin(client, payload);
   let clientMax = 0;
   let serverMax = 0;
   assert.ok(

@@ -2,46 +2,29 @@
 // ways, half-close, orderly close and TIME-WAIT, refused connections.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { collect, Link, type Collected } from '../support/netstack-link.js';
-import type { TcpConnection } from '../../src/netstack/tcp/connection.js';
+import { collect, established, Link, sendAllThenFin, type Collected } from '../support/netstack-link.js';
 
 test('handshake, data both ways, half-close, orderly close, TIME-WAIT', () => {
   const link = new Link();
-  let server: TcpConnection | null = null;
-  let sr: Collected | null = null;
-  link.b.listen(80, (c) => {
-    server = c;
-    sr = collect(c);
-  });
-  const client = link.a.connect('10.0.0.2', 80);
-  const cr = collect(client);
-  assert.ok(link.run(() => cr.connected && server !== null));
+  const { client, cr, server: serverOf, sr: srOf } = established(link);
   assert.equal(client.state.kind, 'established');
   assert.ok(client.windowScaling && client.sackOk, 'window scaling and SACK negotiated');
   assert.equal(client.mss, 1420 - 40);
   const payload = Buffer.alloc(300_000, 7);
   for (let i = 0; i < payload.length; i++) payload[i] = (i * 31) & 0xff;
-  let off = 0;
-  const pump = () => {
-    while (off < payload.length) {
-      const n = client.write(payload, off, Math.min(65536, payload.length - off));
-      if (n === 0) break;
-      off += n;
-    }
-    if (off === payload.length) client.shutdown();
-  };
-  client.events.onWritable = pump;
-  pump();
-  assert.ok(link.run(() => sr!.ended));
-  assert.deepEqual(Buffer.concat(sr!.data), payload);
-  assert.equal(server!.state.kind, 'close-wait');
+  sendAllThenFin(client, payload);
+  const sr = srOf();
+  const server = serverOf();
+  assert.ok(link.run(() => sr.ended));
+  assert.deepEqual(Buffer.concat(sr.data), payload);
+  assert.equal(server.state.kind, 'close-wait');
   // Half-closed: the server can still send.
-  server!.write(Buffer.from('reply after your FIN'));
-  server!.shutdown();
-  assert.ok(link.run(() => cr.ended && sr!.closed));
+  server.write(Buffer.from('reply after your FIN'));
+  server.shutdown();
+  assert.ok(link.run(() => cr.ended && sr.closed));
   assert.equal(Buffer.concat(cr.data).toString(), 'reply after your FIN');
   assert.equal(client.state.kind, 'time-wait');
-  assert.equal(sr!.error, null);
+  assert.equal(sr.error, null);
   assert.ok(link.run(() => link.a.connectionCount === 0 && link.b.connectionCount === 0, 120_000), 'TIME-WAIT ends after 2 MSL');
   assert.equal(cr.error, null);
 });
